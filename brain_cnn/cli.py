@@ -1,0 +1,172 @@
+"""Command line: ``brain-cnn train | evaluate | predict``.
+
+TensorFlow is imported only inside the commands, so ``--help`` is instant.
+Errors a user can cause print one line (``error: ...``) and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import BrainCnnError
+
+__all__ = ["main", "build_parser"]
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow with its C++ start-up chatter (CUDA probes, oneDNN notes) silenced.
+
+    Those lines are written to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL
+    is read, so stderr is pointed at /dev/null for the import alone.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        width=args.width,
+        depth=args.depth,
+        dropout=args.dropout,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        augment=not args.no_augment,
+        max_steps=args.max_steps,
+        name=args.name,
+    )
+    train(config, evaluate_after=not args.no_evaluate)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_model_folder, summary_table
+
+    report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size)
+    print(summary_table(report))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .prediction import Predictor, expand_inputs
+
+    predictor = Predictor(args.model)
+    files = expand_inputs(args.paths)
+    if not files:
+        raise BrainCnnError("no files to predict (the paths given hold no images)")
+    failures = 0
+    for result in predictor.predict_files(files, batch_size=args.batch_size):
+        failures += "error" in result
+        if args.json:
+            print(json.dumps(result), flush=True)
+        elif "error" in result:
+            print(f"{result['file']}\terror: {result['error']}", flush=True)
+        else:
+            p = result["probabilities"][result["label"]]
+            print(f"{result['file']}\t{result['label']}\t{p:.3f}", flush=True)
+    if failures:
+        print(f"{failures} of {len(files)} files could not be read", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brain-cnn",
+        description="Classify brain MRI slices by tumour type: train, evaluate, predict.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model on a folder-per-class data set",
+        description="Train a CNN on DATA (ROOT/<split>/<class>/* or ROOT/<class>/*) and write "
+        "the model folder OUT: model.keras, card.json, history.json, split.json and, "
+        "unless --no-evaluate, evaluation.json.",
+    )
+    train.add_argument("--data", required=True, help="data folder")
+    train.add_argument("--out", required=True, help="model folder to write, e.g. models/NAME")
+    train.add_argument("--name", help="model name for the card (default: folder name)")
+    train.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
+    train.add_argument("--image-size", type=int, default=160, help="input side in pixels (default 160)")
+    train.add_argument("--width", type=int, default=32, help="filters in the first stage (default 32)")
+    train.add_argument("--depth", type=int, default=4, help="number of conv stages (default 4)")
+    train.add_argument("--dropout", type=float, default=0.3, help="dropout before the head (default 0.3)")
+    train.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    train.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 1e-2)")
+    train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    train.add_argument("--validation-fraction", type=float, default=0.1,
+                       help="share carved for validation when there is no validation split (default 0.1)")
+    train.add_argument("--test-fraction", type=float, default=0.15,
+                       help="share held out for test when the folder has no splits (default 0.15)")
+    train.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    train.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    train.add_argument("--no-evaluate", action="store_true", help="skip evaluation after training")
+    train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
+    train.set_defaults(run=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a model folder and write evaluation.json",
+        description="Evaluate MODEL on DATA and write evaluation.json into the model folder. "
+        "When DATA is the folder the model was trained on, the saved split (split.json) is used, "
+        "so the test images are exactly those held out in training.",
+    )
+    evaluate.add_argument("--model", required=True, help="model folder, e.g. models/brain-tumor-mri")
+    evaluate.add_argument("--data", help="data folder (default: the one in the model card)")
+    evaluate.add_argument("--split", action="append",
+                          help="split to evaluate (test, validation, train, all); repeatable; default test and validation")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    evaluate.set_defaults(run=_cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify image files or folders",
+        description="Classify each image in PATH (files or folders, searched recursively). "
+        "An unreadable file is reported and the batch goes on.",
+    )
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
+    predict.add_argument("--model", default="models/brain-tumor-mri", help="model folder (default: the bundled model)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per input line")
+    predict.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    predict.set_defaults(run=_cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _quiet_tensorflow()
+        return args.run(args)
+    except BrainCnnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory; try a smaller --batch-size or --image-size", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""Evaluate a model folder on a data folder and write the report.
+
+On the data the model was trained on, the saved split manifest decides which
+files are test and validation, so a test figure is never computed on images
+the model was trained or tuned on. Any other data folder is evaluated on its
+own splits (or on all of it, if flat) and reported in
+``evaluation-<data name>.json``, leaving the model's own report untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .dataset import SplitManifest, discover
+from .errors import DatasetError
+from .metrics import classification_metrics
+from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
+from .pipeline import decode_samples
+from .prediction import predict_probabilities
+
+__all__ = ["evaluate_model_folder", "summary_table"]
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _choose_samples(folder: Path, card: ModelCard, data: str | Path | None, splits: list[str] | None):
+    """Return (data root, {split: samples}, source description, own_data)."""
+    manifest_path = folder / SPLIT_FILE
+    trained_on = card.dataset.get("root")
+    if data is None:
+        if not trained_on:
+            raise DatasetError("no --data given and the model card names no data folder")
+        data = trained_on
+    data = Path(data)
+    if manifest_path.is_file() and (trained_on and _same_folder(data, trained_on)):
+        manifest = SplitManifest.load(manifest_path)
+        available, source, own = manifest.splits, f"saved split of {folder.name} ({manifest.origin})", True
+    else:
+        found = discover(data)
+        available, source, own = found.splits, "splits as found in the folder", False
+    wanted = splits or [s for s in ("test", "validation") if s in available] or list(available)
+    missing = [s for s in wanted if s not in available]
+    if missing:
+        raise DatasetError(f"{data} has no {', '.join(missing)} split (it has: {', '.join(available)})")
+    return data, {s: available[s] for s in wanted}, source, own
+
+
+def evaluate_model_folder(
+    model_folder: str | Path,
+    data: str | Path | None = None,
+    splits: list[str] | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Evaluate and write the report; returns it.
+
+    Raises:
+        ModelFolderError: the model folder is unusable.
+        DatasetError: the data folder or split is unusable, or its classes are not the model's.
+    """
+    loaded = load_model(model_folder)
+    folder, card = loaded.folder, loaded.card
+    root, chosen, source, own = _choose_samples(folder, card, data, splits)
+    report: dict[str, Any] = {
+        "model": card.name,
+        "sha256": card.sha256,
+        "data": str(root),
+        "source": source,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "splits": {},
+    }
+    for split, samples in chosen.items():
+        decoded = decode_samples(samples, root, card.classes, card.image_size)
+        if not len(decoded.labels):
+            raise DatasetError(f"no readable images in the {split} split of {root}")
+        probs = predict_probabilities(loaded.model, decoded.images, batch_size)
+        result = classification_metrics(decoded.labels, probs, card.classes, decoded.files)
+        result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
+        report["splits"][split] = result
+
+    name = EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json"
+    (folder / name).write_text(json.dumps(report, indent=1))
+    if own:
+        _update_card_metrics(folder, report)
+    return report
+
+
+def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
+    """Copy the headline figures of the model's own report into its card."""
+    raw = read_json(folder / CARD_FILE)
+    headline = {}
+    for split, result in report["splits"].items():
+        entry = {
+            "images": result["count"],
+            "accuracy": result["accuracy"],
+            "macro_f1": result["macro"]["f1"],
+            "macro_roc_auc": result["macro_roc_auc"],
+            "ece": result["calibration"]["ece"],
+        }
+        if result.get("screening"):
+            entry["tumour_sensitivity"] = result["screening"]["sensitivity"]
+            entry["tumour_specificity"] = result["screening"]["specificity"]
+        headline[split] = entry
+    raw["metrics"] = headline
+    (folder / CARD_FILE).write_text(json.dumps(raw, indent=2) + "\n")
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A short plain-text summary for the terminal."""
+    lines = [f"model {report['model']} on {report['data']} ({report['source']})"]
+    for split, result in report["splits"].items():
+        line = (f"{split:<10} n={result['count']:<5} accuracy {result['accuracy']:.4f}  "
+                f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f}")
+        screen = result.get("screening")
+        if screen and screen["sensitivity"] is not None and screen["specificity"] is not None:
+            line += f"  tumour sens {screen['sensitivity']:.4f} spec {screen['specificity']:.4f}"
+        if result["unreadable"]:
+            line += f"  ({len(result['unreadable'])} unreadable skipped)"
+        lines.append(line)
+    first = next(iter(report["splits"]))
+    per_class = report["splits"][first]["per_class"]
+    width = max(12, *(len(c) for c in per_class))
+    lines.append(f"\nper class ({first}):")
+    lines.append(f"  {'class':<{width}} precision  recall  f1      support")
+    for name, row in per_class.items():
+        lines.append(f"  {name:<{width}} {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}  {row['support']}")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Train a model on a folder-per-class data set and write its model folder.
+
+Reads top to bottom: data, model, compile, fit, save, evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import discover, make_split
+from .errors import DatasetError
+from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, sha256_file
+from .pipeline import decode_samples, make_dataset
+
+__all__ = ["TrainConfig", "train", "library_versions"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved in the model card."""
+
+    data: str
+    out: str
+    epochs: int = 40
+    image_size: int = 160
+    width: int = 32
+    depth: int = 4
+    dropout: float = 0.3
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-2
+    patience: int = 10
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.15
+    seed: int = 42
+    augment: bool = True
+    max_steps: int | None = None  # steps per epoch cap, for smoke tests
+    name: str | None = None
+
+
+def library_versions() -> dict[str, str]:
+    import cv2
+    import keras
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "pillow": PIL.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def _epoch_logger(total_epochs: int):
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch: the figures a person watches."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            print(
+                f"epoch {epoch + 1:3d}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  "
+                f"acc {logs.get('accuracy', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  "
+                f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  {time.perf_counter() - self.started:.0f}s",
+                flush=True,
+            )
+
+    return EpochLine()
+
+
+def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    result = {i: 1.0 for i in range(num_classes)}
+    result.update({int(c): float(w) for c, w in zip(present, weights)})
+    return result
+
+
+def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
+    """Train per ``config``; returns the model folder written.
+
+    Raises:
+        DatasetError: the data folder is unusable.
+    """
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Data
+    folder = discover(config.data)
+    if len(folder.classes) < 2:
+        raise DatasetError(f"{folder.root} has only one class ({folder.classes}); need at least two")
+    manifest = make_split(folder, config.seed, config.validation_fraction, config.test_fraction)
+    manifest.save(out / SPLIT_FILE)
+    classes = manifest.classes
+    print(f"data: {folder.root}  classes: {len(classes)}  " + "  ".join(
+        f"{split} {sum(c.values())}" for split, c in manifest.counts().items()
+    ), flush=True)
+    if folder.skipped:
+        print("skipped: " + ", ".join(f"{n} {why}" for why, n in folder.skipped.items()), flush=True)
+    started = time.perf_counter()
+    train_split = decode_samples(manifest.splits["train"], folder.root, classes, config.image_size)
+    val_split = decode_samples(manifest.splits["validation"], folder.root, classes, config.image_size)
+    for split in (train_split, val_split):
+        for path, reason in split.unreadable:
+            print(f"warning: skipped unreadable {reason}", file=sys.stderr)
+    print(f"decoded {len(train_split.files) + len(val_split.files)} images in "
+          f"{time.perf_counter() - started:.0f}s", flush=True)
+    train_data = make_dataset(train_split, len(classes), config.batch_size, training=config.augment, seed=config.seed)
+    val_data = make_dataset(val_split, len(classes), config.batch_size, training=False)
+
+    # Model
+    from .model import build_model
+
+    model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+    steps = -(-len(train_split.labels) // config.batch_size)
+    if config.max_steps:
+        steps = min(steps, config.max_steps)
+        train_data = train_data.take(steps)
+    total_steps = max(1, steps * config.epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10,
+        decay_steps=total_steps - min(steps, total_steps // 2),
+        warmup_target=config.learning_rate,
+        warmup_steps=min(steps, total_steps // 2),
+        alpha=0.01,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+
+    # Fit
+    checkpoint = out / "best.weights.h5"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+        _epoch_logger(config.epochs),
+    ]
+    fit_started = time.perf_counter()
+    history = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        class_weight=_class_weights(train_split.labels, len(classes)),
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 0,
+    )
+    seconds = time.perf_counter() - fit_started
+    model.load_weights(checkpoint)
+    checkpoint.unlink()
+
+    # Save
+    epochs_run = len(history.history["loss"])
+    best_epoch = int(np.argmin(history.history["val_loss"])) + 1
+    records = [
+        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items() if k != "learning_rate"}}
+        for i in range(epochs_run)
+    ]
+    (out / HISTORY_FILE).write_text(json.dumps({"best_epoch": best_epoch, "epochs": records}, indent=1))
+    model.save(out / MODEL_FILE)
+    card = ModelCard(
+        name=config.name or out.name,
+        classes=classes,
+        image_size=config.image_size,
+        channels=1,
+        dataset={
+            "name": folder.root.name,
+            "root": str(folder.root),
+            "split": manifest.origin,
+            "counts": manifest.counts(),
+            "skipped": dict(folder.skipped),
+            "unreadable": len(train_split.unreadable) + len(val_split.unreadable),
+        },
+        training={
+            **{k: v for k, v in asdict(config).items() if k not in ("data", "out", "name")},
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            "seconds": round(seconds, 1),
+            "parameters": int(model.count_params()),
+            "optimizer": "AdamW, cosine decay with 1-epoch warm-up",
+            "loss": "categorical cross-entropy, balanced class weights",
+        },
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=library_versions(),
+        sha256=sha256_file(out / MODEL_FILE),
+    )
+    card.save(out)
+    print(f"saved {out} (best epoch {best_epoch}/{epochs_run}, {seconds / 60:.1f} min)", flush=True)
+
+    # Evaluate on the held-out splits of the same manifest
+    if evaluate_after:
+        from .evaluation import evaluate_model_folder
+
+        evaluate_model_folder(out, data=folder.root)
+    return out
+

@@ -1,0 +1,69 @@
+"""Shared fixtures: synthetic MRI-like phantoms and small data folders made on the fly.
+
+No test reads a real scan except those marked ``realdata``, which find the
+public data sets at ``$BRAIN_CNN_DATA`` or ``../shared/data`` and skip otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("BRAIN_CNN_DATA", PROJECT.parent / "shared" / "data"))
+
+
+def phantom(size: int = 96, lesion: bool = False, seed: int = 0, margin: float = 0.15) -> np.ndarray:
+    """A greyscale axial 'head': skull ring, brain, optional bright lesion, in a black margin."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cy, cx = size / 2 + rng.uniform(-2, 2), size / 2 + rng.uniform(-2, 2)
+    ry, rx = size * (0.5 - margin), size * (0.42 - margin)
+    r = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+    image = np.zeros((size, size), np.float32)
+    image[r <= 1.0] = 200  # skull
+    image[r <= 0.8] = 90  # brain
+    if lesion:
+        ly, lx = cy + rng.uniform(-0.3, 0.3) * ry, cx + rng.uniform(-0.3, 0.3) * rx
+        image[((yy - ly) ** 2 + (xx - lx) ** 2) <= (size * 0.08) ** 2] = 240
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None, **params) -> bytes:
+    image = Image.fromarray(array)
+    if mode:
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def write_class_folder(folder: Path, per_class: dict[str, int], size: int = 64, start_seed: int = 0) -> None:
+    """Write JPEG phantoms; class names containing 'tumo' or '+' get a lesion."""
+    seed = start_seed
+    for name, count in per_class.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            lesion = "no" not in name.lower()
+            (folder / name / f"img_{i:03d}.jpg").write_bytes(encode(phantom(size, lesion, seed), "JPEG"))
+            seed += 1
+
+
+@pytest.fixture
+def split_dataset(tmp_path: Path) -> Path:
+    """ROOT/Training and ROOT/Testing with a tumour and a no-tumour class."""
+    root = tmp_path / "phantoms"
+    write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})
+    write_class_folder(root / "Testing", {"notumor": 8, "tumor": 8}, start_seed=1000)
+    return root
