@@ -166,6 +166,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         epochs=config.epochs,
         class_weight=_class_weights(train_split.labels, len(classes)),
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
         verbose=1 if sys.stdout.isatty() else 0,
     )
     seconds = time.perf_counter() - fit_started

@@ -1,0 +1,93 @@
+"""End to end through the command line: train a tiny model, evaluate it, predict with it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from brain_cnn.cli import main
+
+from conftest import PROJECT
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import write_class_folder
+
+    root = tmp_path_factory.mktemp("data") / "phantoms"
+    write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})
+    write_class_folder(root / "Testing", {"notumor": 8, "tumor": 8}, start_seed=1000)
+    out = root.parent / "models" / "tiny"
+    code = main(["train", "--data", str(root), "--out", str(out), "--epochs", "2", "--image-size", "48",
+                 "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "3", "--seed", "1"])
+    assert code == 0
+    return root, out
+
+
+@pytest.mark.slow
+def test_train_writes_a_complete_model_folder(trained):
+    root, out = trained
+    for name in ("model.keras", "card.json", "history.json", "evaluation.json", "split.json"):
+        assert (out / name).is_file(), name
+    card = json.loads((out / "card.json").read_text())
+    assert card["classes"] == ["notumor", "tumor"] and card["image_size"] == 48
+    assert card["dataset"]["counts"]["test"] == {"notumor": 8, "tumor": 8}
+    assert sum(card["dataset"]["counts"]["validation"].values()) == 5  # 10 % of 48, carved from Training
+    assert card["metrics"]["test"]["images"] == 16
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["epochs"]) == 2 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history["epochs"][0])
+    report = json.loads((out / "evaluation.json").read_text())
+    test = report["splits"]["test"]
+    assert sum(map(sum, test["confusion_matrix"])) == 16
+    assert test["screening"]["no_tumour_classes"] == ["notumor"]
+
+
+@pytest.mark.slow
+def test_predict_agrees_with_evaluate(trained, tmp_path, capsys):
+    """The CLI's predictions on the test folder reproduce the evaluation's accuracy (no train/serve skew)."""
+    root, out = trained
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--split", "test"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "notumor" in printed
+    accuracy = json.loads((out / "evaluation.json").read_text())["splits"]["test"]["accuracy"]
+
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "report.png").write_bytes(b"%PDF-1.5 not a picture")
+    assert main(["predict", "--model", str(out), "--json", "--batch-size", "5",
+                 str(tmp_path / "empty.jpg"), str(root / "Testing"), str(tmp_path / "report.png")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 18
+    assert "empty" in lines[0]["error"] and "PDF" in lines[-1]["error"]
+    scans = lines[1:-1]
+    assert all(set(r) == {"file", "label", "probabilities"} for r in scans)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in scans)
+    correct = sum(r["label"] == ("notumor" if "/notumor/" in r["file"] else "tumor") for r in scans)
+    assert correct / 16 == pytest.approx(accuracy)
+
+
+@pytest.mark.slow
+def test_evaluate_on_another_folder_writes_its_own_report(trained, tmp_path):
+    from conftest import write_class_folder
+
+    _, out = trained
+    write_class_folder(tmp_path / "external", {"notumor": 3, "tumor": 3}, start_seed=5000)
+    assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "external")]) == 0
+    report = json.loads((out / "evaluation-external.json").read_text())
+    assert report["splits"]["all"]["count"] == 6
+
+
+def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: data folder not found") and "\n" not in err
+    assert main(["predict", "--model", str(tmp_path / "no-model"), "x.jpg"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: model folder not found")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_help_says_what_each_command_does(command):
+    result = subprocess.run([sys.executable, "-m", "brain_cnn", command, "--help"], capture_output=True,
+                            text=True, cwd=PROJECT, timeout=60)
+    assert result.returncode == 0 and "usage: brain-cnn " + command in result.stdout
