@@ -23,6 +23,7 @@ __all__ = [
     "find_head",
     "crop_to_head",
     "prepare",
+    "resize_square",
     "load_scan",
     "read_file",
 ]
@@ -83,7 +84,11 @@ def prepare(grey: np.ndarray, image_size: int) -> np.ndarray:
     """
     if grey.ndim != 2:
         raise UnreadableImageError(f"expected a 2-D greyscale slice, got shape {grey.shape}")
-    square = crop_to_head(grey)
+    return resize_square(crop_to_head(grey), image_size)
+
+
+def resize_square(square: np.ndarray, image_size: int) -> np.ndarray:
+    """Second step of :func:`prepare`: a square head crop to (S, S, 1)."""
     interpolation = cv2.INTER_AREA if square.shape[0] > image_size else cv2.INTER_CUBIC
     resized = cv2.resize(square, (image_size, image_size), interpolation=interpolation)
     return resized[:, :, None]

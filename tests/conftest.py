@@ -67,3 +67,17 @@ def split_dataset(tmp_path: Path) -> Path:
     write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})
     write_class_folder(root / "Testing", {"notumor": 8, "tumor": 8}, start_seed=1000)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A small model trained for a few steps on phantoms, with its full model folder."""
+    from brain_cnn.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny-data") / "phantoms"
+    write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})
+    write_class_folder(root / "Testing", {"notumor": 8, "tumor": 8}, start_seed=1000)
+    out = tmp_path_factory.mktemp("tiny-models") / "tiny"
+    config = TrainConfig(data=str(root), out=str(out), epochs=2, image_size=48, width=4, depth=2,
+                         batch_size=8, max_steps=3, seed=1)
+    return train(config)

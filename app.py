@@ -1,0 +1,18 @@
+"""brain-cnn: the clinician's app. Run with `streamlit run app.py`."""
+
+import streamlit as st
+
+from brain_cnn.app_support import DISCLAIMER, choose_model
+
+st.set_page_config(page_title="brain-cnn", page_icon=":material/neurology:", layout="wide")
+
+pages = [
+    st.Page("pages/diagnose.py", title="Diagnose", icon=":material/radiology:", default=True),
+    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+    st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
+]
+navigation = st.navigation(pages)
+st.session_state["model_folder"] = choose_model()
+st.sidebar.caption(DISCLAIMER)
+navigation.run()

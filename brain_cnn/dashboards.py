@@ -1,0 +1,117 @@
+"""Plotly figures of an evaluation report and a training history.
+
+Built from ``evaluation.json`` and ``history.json`` only, so any model folder,
+ours or a user's, gets the same dashboards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+__all__ = [
+    "probability_bars",
+    "confusion_matrix_figure",
+    "roc_figure",
+    "precision_recall_figure",
+    "reliability_figure",
+    "history_figure",
+    "per_class_rows",
+]
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=420)
+
+
+def probability_bars(probabilities: dict[str, float]) -> go.Figure:
+    """Horizontal bars of every class probability, the top one highlighted."""
+    names = list(probabilities)
+    values = [probabilities[n] for n in names]
+    top = int(np.argmax(values))
+    colours = ["#2a6f97" if i == top else "#a9bcd0" for i in range(len(names))]
+    figure = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colours,
+                              text=[f"{v:.1%}" for v in values], textposition="auto",
+                              hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    figure.update_layout(**{**_LAYOUT, "height": 60 + 28 * len(names)}, title="Class probabilities",
+                         xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def confusion_matrix_figure(split: dict[str, Any], classes: list[str], normalise: bool = False) -> go.Figure:
+    """Confusion matrix heat map (rows: true class); hover shows the count and the row share."""
+    counts = np.asarray(split["confusion_matrix"], dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    z = share if normalise else counts
+    text = [[f"{share[i, j]:.1%}" if normalise else f"{int(counts[i, j])}" for j in range(len(classes))]
+            for i in range(len(classes))]
+    custom = np.dstack([counts, share])
+    figure = go.Figure(go.Heatmap(
+        z=z, x=classes, y=classes, colorscale="Blues", text=text, texttemplate="%{text}" if len(classes) <= 15 else None,
+        customdata=custom,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata[0]:.0f} images (%{customdata[1]:.1%} of row)<extra></extra>",
+    ))
+    figure.update_layout(**{**_LAYOUT, "height": max(420, 22 * len(classes) + 120)},
+                         title="Confusion matrix" + (" (row-normalised)" if normalise else " (counts)"),
+                         xaxis_title="predicted", yaxis_title="true", yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def roc_figure(split: dict[str, Any]) -> go.Figure:
+    """One-vs-rest ROC curves with their AUC in the legend."""
+    figure = go.Figure()
+    for name, curve in split["roc"].items():
+        figure.add_trace(go.Scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
+                                    name=f"{name} (AUC {curve['auc']:.3f})"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                                name="chance", hoverinfo="skip"))
+    figure.update_layout(**_LAYOUT, title="ROC curves (one vs rest)", xaxis_title="false positive rate",
+                         yaxis_title="true positive rate")
+    return figure
+
+
+def precision_recall_figure(split: dict[str, Any]) -> go.Figure:
+    figure = go.Figure()
+    for name, curve in split["precision_recall"].items():
+        figure.add_trace(go.Scatter(x=curve["recall"], y=curve["precision"], mode="lines",
+                                    name=f"{name} (AP {curve['average_precision']:.3f})"))
+    figure.update_layout(**_LAYOUT, title="Precision-recall curves", xaxis_title="recall", yaxis_title="precision")
+    return figure
+
+
+def reliability_figure(split: dict[str, Any]) -> go.Figure:
+    """Reliability diagram: accuracy against confidence per bin, with bin counts on hover."""
+    bins = [b for b in split["calibration"]["bins"] if b["count"]]
+    centres = [(b["lower"] + b["upper"]) / 2 for b in bins]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=centres, y=[b["accuracy"] for b in bins], width=[b["upper"] - b["lower"] for b in bins],
+                            name="accuracy", marker_color="#2a6f97", customdata=[b["count"] for b in bins],
+                            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.3f}<br>%{customdata} images<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                                name="perfect calibration"))
+    figure.update_layout(**_LAYOUT, title=f"Reliability (ECE {split['calibration']['ece']:.4f})",
+                         xaxis=dict(title="confidence", range=[0, 1]), yaxis=dict(title="accuracy", range=[0, 1]))
+    return figure
+
+
+def history_figure(history: dict[str, Any], metric: str = "accuracy") -> go.Figure:
+    """Training and validation ``metric`` per epoch; the best epoch is marked."""
+    epochs = [e["epoch"] for e in history["epochs"]]
+    figure = go.Figure()
+    for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+        figure.add_trace(go.Scatter(x=epochs, y=[e.get(key) for e in history["epochs"]], mode="lines+markers",
+                                    name=label))
+    if history.get("best_epoch"):
+        figure.add_vline(x=history["best_epoch"], line_dash="dot", line_color="grey",
+                         annotation_text="kept", annotation_position="top")
+    figure.update_layout(**_LAYOUT, title=metric.capitalize() + " per epoch", xaxis_title="epoch", yaxis_title=metric)
+    return figure
+
+
+def per_class_rows(split: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for a per-class precision/recall/F1/support table, with the averages last."""
+    rows = [{"class": name, **values} for name, values in split["per_class"].items()]
+    for average in ("macro", "weighted"):
+        rows.append({"class": f"{average} average", **split[average], "support": split["count"]})
+    return rows

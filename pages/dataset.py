@@ -1,0 +1,52 @@
+"""Dataset: what a data folder holds, class by class."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from brain_cnn.app_support import default_data_dir
+from brain_cnn.data_summary import summarise
+from brain_cnn.errors import BrainCnnError
+
+st.title("Dataset")
+folder = st.session_state.get("model_folder")
+suggested = default_data_dir()
+if folder is not None:
+    from brain_cnn.app_support import card_for
+
+    trained_on = card_for(folder).dataset.get("name")
+    if trained_on and (default_data_dir(trained_on)).is_dir():
+        suggested = default_data_dir(trained_on)
+path = st.text_input("Data folder (ROOT/<split>/<class>/* or ROOT/<class>/*)", value=str(suggested))
+
+
+@st.cache_data(show_spinner="Reading the folder ...")
+def cached_summary(path: str):
+    return summarise(path)
+
+
+try:
+    summary = cached_summary(path)
+except BrainCnnError as error:
+    st.info(f"No data set to show: {error}. Set BRAIN_CNN_DATA or type the path of a folder-per-class data set.")
+    st.stop()
+
+counts = summary.counts()
+total = sum(sum(c.values()) for c in counts.values())
+st.caption(f"{total} images in {len(summary.folder.classes)} classes; splits: {', '.join(counts)}."
+           + (f" Skipped: {dict(summary.folder.skipped)}." if summary.folder.skipped else ""))
+figure = go.Figure([go.Bar(name=split, x=list(c), y=list(c.values())) for split, c in counts.items()])
+figure.update_layout(barmode="stack", title="Images per class", template="plotly_white", height=380)
+st.plotly_chart(figure, key="distribution")
+
+left, right = st.columns(2)
+left.markdown(f"**Formats and modes** (of {summary.inspected} files inspected)")
+left.dataframe([{"format": f, "mode": m, "files": n} for (f, m), n in summary.formats.most_common()], hide_index=True)
+right.markdown("**Most common sizes**")
+right.dataframe([{"width": w, "height": h, "files": n} for (w, h), n in summary.sizes.most_common(10)], hide_index=True)
+
+st.subheader("Examples")
+for name, files in summary.examples.items():
+    st.markdown(f"**{name}**")
+    cells = st.columns(len(files) or 1)
+    for cell, file in zip(cells, files):
+        cell.image(str(file), width="stretch")

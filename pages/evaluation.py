@@ -1,0 +1,81 @@
+"""Evaluation: how far to trust the selected model, from its own reports."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from brain_cnn import dashboards
+from brain_cnn.app_support import assess_upload, card_for, digest, heatmap_for, read_history, read_report
+from brain_cnn.errors import BrainCnnError
+from brain_cnn.explain import overlay_heatmap
+
+st.title("Evaluation")
+folder = st.session_state.get("model_folder")
+if folder is None:
+    st.stop()
+report = read_report(folder)
+if report is None:
+    st.info(f"{folder.name} has no evaluation.json yet. Run `brain-cnn evaluate --model {folder}`.")
+    st.stop()
+
+card = card_for(folder)
+splits = list(report["splits"])
+split_name = st.radio("Split", splits, horizontal=True,
+                      help="test: held out from training and tuning; validation: used to pick the checkpoint")
+split = report["splits"][split_name]
+st.caption(f"{split['count']} images of {report['data']} ({report['source']}); evaluated {report['created']}.")
+
+columns = st.columns(6)
+columns[0].metric("Accuracy", f"{split['accuracy']:.2%}")
+columns[1].metric("Macro F1", f"{split['macro']['f1']:.3f}")
+columns[2].metric("Macro ROC AUC", f"{split['macro_roc_auc']:.4f}" if split["macro_roc_auc"] else "n/a")
+columns[3].metric("Calibration error (ECE)", f"{split['calibration']['ece']:.4f}")
+screen = split.get("screening")
+if screen and screen["sensitivity"] is not None:
+    columns[4].metric("Tumour sensitivity", f"{screen['sensitivity']:.2%}",
+                      help=f"{screen['false_negative']} tumour scans called no tumour")
+    columns[5].metric("Tumour specificity", f"{screen['specificity']:.2%}",
+                      help=f"{screen['false_positive']} no-tumour scans called tumour")
+
+left, right = st.columns(2)
+normalise = left.toggle("Row-normalised", value=False)
+left.plotly_chart(dashboards.confusion_matrix_figure(split, card.classes, normalise), key="confusion")
+right.markdown("**Per class**")
+right.dataframe(dashboards.per_class_rows(split), hide_index=True,
+                column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+
+left, right = st.columns(2)
+left.plotly_chart(dashboards.roc_figure(split), key="roc")
+right.plotly_chart(dashboards.precision_recall_figure(split), key="pr")
+left, right = st.columns(2)
+left.plotly_chart(dashboards.reliability_figure(split), key="reliability")
+
+history = read_history(folder)
+if history:
+    right.plotly_chart(dashboards.history_figure(history, "accuracy"), key="history-acc")
+    left.plotly_chart(dashboards.history_figure(history, "loss"), key="history-loss")
+
+st.subheader(f"Misclassified {split_name} images ({len(split.get('misclassified', []))})")
+wrong = split.get("misclassified", [])
+root = Path(report["data"])
+if not wrong:
+    st.write("None.")
+elif not root.is_dir():
+    st.info(f"The data folder {root} is not reachable from this machine, so the images cannot be shown.")
+else:
+    shown = wrong[:12]
+    grid = st.columns(4)
+    for i, case in enumerate(shown):
+        cell = grid[i % 4]
+        try:
+            data = (root / case["file"]).read_bytes()
+            result = assess_upload(folder, data, case["file"])
+            heatmap = heatmap_for(folder, result, digest(data))
+        except (OSError, BrainCnnError) as error:
+            cell.error(f"{case['file']}: {error}")
+            continue
+        cell.image(overlay_heatmap(result.display, heatmap, 0.4), width="stretch",
+                   caption=f"true {case['true']}, predicted {case['predicted']} "
+                           f"({case['probabilities'][case['predicted']]:.0%})")
+    if len(wrong) > len(shown):
+        st.caption(f"Showing {len(shown)} of {len(wrong)}; all are listed in evaluation.json.")

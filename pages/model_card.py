@@ -1,0 +1,46 @@
+"""Model card: the selected model, for a human reader."""
+
+import streamlit as st
+
+from brain_cnn.app_support import card_for
+from brain_cnn.errors import BrainCnnError
+
+st.title("Model card")
+folder = st.session_state.get("model_folder")
+if folder is None:
+    st.stop()
+try:
+    card = card_for(folder)
+except BrainCnnError as error:
+    st.error(str(error))
+    st.stop()
+
+st.header(card.name)
+st.markdown(f"**Intended use.** {card.intended_use}")
+st.markdown(f"**Classes** (output order): {', '.join(card.classes)}")
+st.markdown(f"**Input**: {card.image_size}x{card.image_size}, {card.channels} channel(s), "
+            f"cropped to the head; preprocessing v{card.preprocessing_version}")
+
+st.subheader("Data")
+st.markdown(f"Data set **{card.dataset.get('name', '?')}**; split: {card.dataset.get('split', '?')}.")
+counts = card.dataset.get("counts", {})
+if counts:
+    classes = sorted({c for split in counts.values() for c in split})
+    st.dataframe([{"class": c, **{s: counts[s].get(c, 0) for s in counts}} for c in classes], hide_index=True)
+
+st.subheader("Metrics")
+if card.metrics:
+    st.dataframe([{"split": s, **m} for s, m in card.metrics.items()], hide_index=True)
+    st.caption("Test figures are on images held out from training and checkpoint selection.")
+else:
+    st.info("No metrics yet: run `brain-cnn evaluate`.")
+
+st.subheader("Limitations")
+for item in card.limitations or ["None recorded."]:
+    st.markdown(f"- {item}")
+
+st.subheader("Training")
+st.json(card.training, expanded=False)
+st.markdown(f"Created {card.created}; libraries: " + ", ".join(f"{k} {v}" for k, v in card.versions.items()))
+st.markdown("**SHA-256 of model.keras**")
+st.code(card.sha256, language=None)

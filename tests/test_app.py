@@ -1,0 +1,90 @@
+"""The app's pages, rendered headless with Streamlit's AppTest."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import PROJECT, encode, phantom
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def models_dir(tiny_model, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("app-models")
+    shutil.copytree(tiny_model, directory / tiny_model.name)
+    return directory
+
+
+@pytest.fixture
+def app(models_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("BRAIN_CNN_MODELS", str(models_dir))
+    monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.chdir(PROJECT)
+    return AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
+
+
+def switch(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py")
+    return at.run()
+
+
+def test_diagnose_without_upload(app):
+    at = app.run()
+    assert not at.exception
+    assert at.title[0].value == "Diagnose"
+    assert any("not a diagnosis" in w.value for w in at.warning)
+    assert at.sidebar.selectbox[0].value == "tiny"
+
+
+def upload(at: AppTest, files):
+    at.file_uploader[0].set_value(files)
+    return at.run()
+
+
+def test_diagnose_with_uploads_good_and_bad(app):
+    at = app.run()
+    good = encode(phantom(128, lesion=True), "PNG")
+    at = upload(at, [("scan.png", good, "image/png"), ("report.jpg", b"%PDF-1.4 x", "image/jpeg"),
+                           ("empty.png", b"", "image/png")])
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("report.jpg" in e and "PDF" in e for e in errors)
+    assert any("empty.png" in e and "empty" in e for e in errors)
+    summaries = [m.value for m in at.success] + [w.value for w in at.warning]
+    assert any("Tumour suspected" in s or "No tumour seen" in s for s in summaries)
+    # Changing the method reuses the cached assessment and draws another heat map.
+    at.selectbox[0].set_value("Grad-CAM++").run()
+    assert not at.exception
+
+
+def test_every_page_renders(app):
+    at = app.run()
+    for page, title in [("evaluation", "Evaluation"), ("dataset", "Dataset"), ("model_card", "Model card")]:
+        at = switch(at, page)
+        assert not at.exception, page
+        assert at.title[0].value == title
+    # The Dataset page explains a missing data folder instead of failing.
+    at = switch(at, "dataset")
+    assert any("No data set to show" in i.value for i in at.info)
+
+
+def test_dataset_page_with_a_folder(app, tmp_path):
+    from conftest import write_class_folder
+
+    write_class_folder(tmp_path / "set", {"notumor": 3, "tumor": 3})
+    at = switch(app.run(), "dataset")
+    at.text_input[0].set_value(str(tmp_path / "set")).run()
+    assert not at.exception
+    assert "6 images in 2 classes" in at.caption[0].value
+    assert {"**notumor**", "**tumor**"} <= {m.value for m in at.markdown}  # example grid headings
+
+
+def test_no_models_is_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("BRAIN_CNN_MODELS", str(tmp_path))
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("No model folders" in e.value for e in at.sidebar.error)
