@@ -1,0 +1,110 @@
+"""Single-image latency and batch throughput of a model folder, from file bytes to probabilities.
+
+Prints the machine, the library versions and medians over repeated runs. Not a
+test: figures depend on the machine and on what else it is doing.
+
+    python benchmarks/latency.py --model models/brain-tumor-mri [--images DIR] [--repeats 200]
+
+Without --images it times synthetic phantom JPEGs of 512x512 (decode, head crop,
+resize and the network all included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def synthetic_jpegs(count: int, size: int = 512) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    files = []
+    for _ in range(count):
+        r = ((yy - size / 2) / (size * 0.4)) ** 2 + ((xx - size / 2) / (size * 0.33)) ** 2
+        image = np.where(r <= 1, 90 + rng.normal(0, 20, (size, size)), 0)
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+        files.append(buffer.getvalue())
+    return files
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/brain-tumor-mri")
+    parser.add_argument("--images", help="folder of real images to time (default: synthetic JPEGs)")
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from brain_cnn.dataset import list_images
+    from brain_cnn.explain import Explainer
+    from brain_cnn.prediction import Predictor
+    from brain_cnn.preprocess import load_scan
+
+    if args.images:
+        files = [p.read_bytes() for p in list_images(Path(args.images))[:256]]
+        source = f"{len(files)} files from {args.images}"
+    else:
+        files = synthetic_jpegs(64)
+        source = "64 synthetic 512x512 JPEGs"
+    predictor = Predictor(args.model)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}")
+    print(f"python {platform.python_version()}, tensorflow {tf.__version__}, numpy {np.__version__}")
+    print(f"model: {args.model} ({predictor.image_size} px, {predictor.model.count_params():,} parameters)")
+    print(f"inputs: {source}")
+
+    for data in files[:10]:  # warm-up: graph tracing, allocator, caches
+        predictor.predict_bytes(data)
+
+    timings = []
+    for i in range(args.repeats):
+        started = time.perf_counter()
+        predictor.predict_bytes(files[i % len(files)])
+        timings.append((time.perf_counter() - started) * 1000)
+    prep = []
+    for i in range(args.repeats):
+        started = time.perf_counter()
+        load_scan(files[i % len(files)], predictor.image_size)
+        prep.append((time.perf_counter() - started) * 1000)
+    print(f"single image, bytes to probabilities: p50 {percentile(timings, 50):.1f} ms, "
+          f"p95 {percentile(timings, 95):.1f} ms  (of which decode+crop+resize p50 {percentile(prep, 50):.1f} ms)")
+
+    inputs = np.stack([load_scan(files[i % len(files)], predictor.image_size) for i in range(128)])
+    for batch in (1, 8, 32, 128):
+        rates = []
+        for _ in range(5):
+            started = time.perf_counter()
+            predictor.predict_inputs(inputs[:batch], batch_size=batch)
+            rates.append(batch / (time.perf_counter() - started))
+        print(f"throughput, batch {batch:3d} (prepared inputs): {statistics.median(rates):7.1f} images/s")
+
+    explainer = Explainer(predictor.model)
+    image = inputs[0]
+    explainer.heatmap(image, 0)
+    cams = []
+    for _ in range(20):
+        started = time.perf_counter()
+        explainer.heatmap(image, 0)
+        cams.append((time.perf_counter() - started) * 1000)
+    print(f"Grad-CAM, one image: p50 {percentile(cams, 50):.1f} ms, p95 {percentile(cams, 95):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""End to end in a real headless Chromium: upload a scan, see the call and the heat map.
+
+Drives Debian's /usr/bin/chromium with Playwright for Python against
+`streamlit run app.py` on localhost; saves screenshots under artifacts/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, encode, phantom
+
+CHROMIUM = Path(os.environ.get("BRAIN_CNN_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = PROJECT / "artifacts"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    models = tmp_path_factory.mktemp("browser-models")
+    shutil.copytree(tiny_model, models / tiny_model.name)
+    port = free_port()
+    env = {**os.environ, "BRAIN_CNN_MODELS": str(models), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail("streamlit exited: " + process.stdout.read().decode(errors="replace")[-2000:])
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start within 90 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+        yield page
+        browser.close()
+
+
+def test_upload_shows_the_call_and_the_heat_map(page, server, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    scan = tmp_path / "phantom-scan.png"
+    scan.write_bytes(encode(phantom(256, lesion=True), "PNG"))
+    page.goto(server)
+    page.get_by_text("Upload a scan to see").wait_for()
+    page.locator("input[type=file]").set_input_files(str(scan))
+    page.get_by_text("phantom-scan.png").first.wait_for()
+    page.get_by_text("Grad-CAM for").wait_for()  # the overlay's caption appears with the heat map
+    page.locator("text=/Tumour suspected|No tumour seen/").first.wait_for()
+    page.get_by_text("Class probabilities").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "diagnose.png"), full_page=True)
+
+
+def test_evaluation_page_shows_the_confusion_matrix(page, server):
+    page.goto(f"{server}/evaluation")
+    page.get_by_text("Confusion matrix (counts)").wait_for()
+    page.get_by_text("Accuracy").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "evaluation.png"), full_page=True)
