@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .calibration import apply_temperature, fit_temperature
 from .dataset import SplitManifest, discover
 from .errors import DatasetError
-from .metrics import classification_metrics
+from .metrics import calibration, classification_metrics
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
 from .pipeline import decode_samples
 from .prediction import predict_probabilities
@@ -68,20 +69,35 @@ def evaluate_model_folder(
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
     root, chosen, source, own = _choose_samples(folder, card, data, splits)
+    outputs = {}
+    for split, samples in chosen.items():
+        decoded = decode_samples(samples, root, card.classes, card.image_size)
+        if not len(decoded.labels):
+            raise DatasetError(f"no readable images in the {split} split of {root}")
+        outputs[split] = (decoded, predict_probabilities(loaded.model, decoded.images, batch_size))
+
+    # Temperature scaling is fitted on the model's own validation split only;
+    # any other evaluation uses the temperature already on the card.
+    refit = own and "validation" in outputs
+    if refit:
+        decoded, probs = outputs["validation"]
+        temperature = fit_temperature(probs, decoded.labels)
+    else:
+        temperature = card.temperature
     report: dict[str, Any] = {
         "model": card.name,
         "sha256": card.sha256,
         "data": str(root),
         "source": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "temperature": temperature,
+        "temperature_fitted_on": "validation" if refit else "taken from the model card",
         "splits": {},
     }
-    for split, samples in chosen.items():
-        decoded = decode_samples(samples, root, card.classes, card.image_size)
-        if not len(decoded.labels):
-            raise DatasetError(f"no readable images in the {split} split of {root}")
-        probs = predict_probabilities(loaded.model, decoded.images, batch_size)
-        result = classification_metrics(decoded.labels, probs, card.classes, decoded.files)
+    for split, (decoded, probs) in outputs.items():
+        result = classification_metrics(decoded.labels, apply_temperature(probs, temperature), card.classes,
+                                         decoded.files)
+        result["calibration_before_scaling"] = calibration(decoded.labels, probs)
         result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
         report["splits"][split] = result
 
@@ -95,6 +111,7 @@ def evaluate_model_folder(
 def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
     """Copy the headline figures of the model's own report into its card."""
     raw = read_json(folder / CARD_FILE)
+    raw["temperature"] = report["temperature"]
     headline = {}
     for split, result in report["splits"].items():
         entry = {
@@ -103,21 +120,25 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
             "macro_f1": result["macro"]["f1"],
             "macro_roc_auc": result["macro_roc_auc"],
             "ece": result["calibration"]["ece"],
+            "ece_before_scaling": result["calibration_before_scaling"]["ece"],
         }
         if result.get("screening"):
             entry["tumour_sensitivity"] = result["screening"]["sensitivity"]
             entry["tumour_specificity"] = result["screening"]["specificity"]
         headline[split] = entry
-    raw["metrics"] = headline
+    # Keep headline figures of splits not evaluated this time.
+    raw["metrics"] = {**raw.get("metrics", {}), **headline}
     (folder / CARD_FILE).write_text(json.dumps(raw, indent=2) + "\n")
 
 
 def summary_table(report: dict[str, Any]) -> str:
     """A short plain-text summary for the terminal."""
-    lines = [f"model {report['model']} on {report['data']} ({report['source']})"]
+    lines = [f"model {report['model']} on {report['data']} ({report['source']}); "
+             f"temperature {report['temperature']} ({report['temperature_fitted_on']})"]
     for split, result in report["splits"].items():
         line = (f"{split:<10} n={result['count']:<5} accuracy {result['accuracy']:.4f}  "
-                f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f}")
+                f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f} "
+                f"(before scaling {result['calibration_before_scaling']['ece']:.4f})")
         screen = result.get("screening")
         if screen and screen["sensitivity"] is not None and screen["specificity"] is not None:
             line += f"  tumour sens {screen['sensitivity']:.4f} spec {screen['specificity']:.4f}"

@@ -85,10 +85,12 @@ class Explainer:
 
         visualizer = self._visualizer(method)
         batch = image[None].astype(np.float32)
+        options = dict(METHODS[method].options)
+        if "max_N" in options:  # Score-CAM: no more masks than the layer has channels
+            options["max_N"] = min(options["max_N"], int(self.model.get_layer(self.layer).output.shape[-1]))
         # Score-CAM runs model.predict, whose progress bar would clutter logs.
         with contextlib.redirect_stdout(io.StringIO()):
-            cam = visualizer(CategoricalScore([int(class_index)]), batch, penultimate_layer=self.layer,
-                             **METHODS[method].options)
+            cam = visualizer(CategoricalScore([int(class_index)]), batch, penultimate_layer=self.layer, **options)
         cam = np.nan_to_num(np.asarray(cam[0], dtype=np.float32))
         top = float(cam.max())
         return cam / top if top > 0 else cam

@@ -38,6 +38,7 @@ class ModelCard:
     dataset: dict[str, Any] = field(default_factory=dict)  # name, root, split origin, counts
     training: dict[str, Any] = field(default_factory=dict)  # settings, epochs run, seconds
     metrics: dict[str, Any] = field(default_factory=dict)  # headline test/validation metrics
+    temperature: float = 1.0  # softmax temperature fitted on validation (see calibration.py)
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     sha256: str = ""

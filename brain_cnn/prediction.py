@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from .calibration import apply_temperature
 from .dataset import list_images
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
@@ -77,8 +78,8 @@ class Predictor:
         }
 
     def predict_inputs(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Probabilities for prepared inputs (N, S, S, 1)."""
-        return predict_probabilities(self.model, images, batch_size)
+        """Calibrated probabilities (the card's temperature applied) for prepared inputs (N, S, S, 1)."""
+        return apply_temperature(predict_probabilities(self.model, images, batch_size), self.card.temperature)
 
     def predict_bytes(self, data: bytes, name: str = "upload") -> dict[str, Any]:
         """Classify one file's bytes.

@@ -206,6 +206,12 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         },
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=library_versions(),
+        limitations=[
+            "Classifies one 2-D slice at a time; it does not see the rest of the study.",
+            f"Trained only on {folder.root.name}; not validated on other scanners, sequences or hospitals.",
+            "Public MRI sets hold near-duplicate slices across their splits, so test figures may be optimistic.",
+            "Probabilities are temperature-scaled on the validation split; on other data they may be over- or under-confident.",
+        ],
         sha256=sha256_file(out / MODEL_FILE),
     )
     card.save(out)

@@ -29,7 +29,9 @@ columns = st.columns(6)
 columns[0].metric("Accuracy", f"{split['accuracy']:.2%}")
 columns[1].metric("Macro F1", f"{split['macro']['f1']:.3f}")
 columns[2].metric("Macro ROC AUC", f"{split['macro_roc_auc']:.4f}" if split["macro_roc_auc"] else "n/a")
-columns[3].metric("Calibration error (ECE)", f"{split['calibration']['ece']:.4f}")
+before = split.get("calibration_before_scaling", split["calibration"])["ece"]
+columns[3].metric("Calibration error (ECE)", f"{split['calibration']['ece']:.4f}",
+                  help=f"after temperature scaling (T = {report.get('temperature', 1.0)}); before: {before:.4f}")
 screen = split.get("screening")
 if screen and screen["sensitivity"] is not None:
     columns[4].metric("Tumour sensitivity", f"{screen['sensitivity']:.2%}",

@@ -35,6 +35,8 @@ if card.metrics:
 else:
     st.info("No metrics yet: run `brain-cnn evaluate`.")
 
+st.caption(f"Probabilities are temperature-scaled with T = {card.temperature} (fitted on the validation split).")
+
 st.subheader("Limitations")
 for item in card.limitations or ["None recorded."]:
     st.markdown(f"- {item}")

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from brain_cnn.explain import METHODS, Explainer, overlay_heatmap
+from brain_cnn.model import build_model
+
+from conftest import phantom
+
+
+@pytest.fixture(scope="module")
+def explainer():
+    return Explainer(build_model(3, image_size=48, width=4, depth=2))
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_gives_a_normalised_map_of_input_size(explainer, method):
+    image = phantom(48, lesion=True)[:, :, None]
+    heatmap = explainer.heatmap(image, 1, method)
+    assert heatmap.shape == (48, 48) and heatmap.dtype == np.float32
+    assert heatmap.min() >= 0 and heatmap.max() <= 1 + 1e-6
+    assert not np.isnan(heatmap).any()
+
+
+def test_unknown_method_is_refused(explainer):
+    with pytest.raises(ValueError, match="unknown explanation method"):
+        explainer.heatmap(np.zeros((48, 48, 1), np.uint8), 0, "LIME")
+
+
+def test_grad_cam_points_at_the_evidence():
+    """A network that scores class 1 by the brightness it sees is explained where the brightness is."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((32, 32, 1))
+    features = layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", name="last_conv")(inputs)
+    pooled = layers.GlobalAveragePooling2D()(features)
+    outputs = layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant([[-1.0, 1.0]]))(pooled)
+    image = np.zeros((32, 32, 1), np.uint8)
+    image[:16, :16] = 200
+    heatmap = Explainer(keras.Model(inputs, outputs)).heatmap(image, 1, "Grad-CAM")
+    assert heatmap[2:14, 2:14].mean() > 0.9 and heatmap[18:, 18:].mean() < 0.1
+
+
+def test_overlay_blends_colour_over_grey():
+    grey = np.full((40, 60), 100, np.uint8)
+    heat = np.zeros((10, 10), np.float32)
+    assert np.array_equal(overlay_heatmap(grey, heat, 0.0), np.repeat(grey[..., None], 3, axis=2))
+    hot = overlay_heatmap(grey, np.ones((10, 10), np.float32), 1.0)
+    assert hot.shape == (40, 60, 3) and hot[0, 0, 0] > 100 and hot[0, 0, 2] < 100  # red where heat is high
