@@ -33,6 +33,7 @@ __all__ = [
     "assess_upload",
     "heatmap_for",
     "read_report",
+    "resolve_data_root",
 ]
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,12 @@ def default_data_dir(dataset: str | None = None) -> Path:
     """``$BRAIN_CNN_DATA`` or ``../shared/data`` beside the project, optionally one data set in it."""
     base = Path(os.environ.get("BRAIN_CNN_DATA", PROJECT.parent / "shared" / "data"))
     return base / dataset if dataset else base
+
+
+def resolve_data_root(recorded: str) -> Path:
+    """A data path from a card or report; relative ones are taken from the project root."""
+    path = Path(recorded).expanduser()
+    return path if path.is_absolute() else PROJECT / path
 
 
 def choose_model() -> Path | None:

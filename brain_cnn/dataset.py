@@ -44,6 +44,11 @@ _SPLIT_ALIASES = {
 SPLITS = ("train", "validation", "test")
 
 
+def count_by_class(splits: dict[str, list["Sample"]]) -> dict[str, dict[str, int]]:
+    """Images per class in each split, classes sorted."""
+    return {split: dict(sorted(Counter(s.label for s in samples).items())) for split, samples in splits.items()}
+
+
 @dataclass(frozen=True)
 class Sample:
     """One image file and its class name; ``path`` is relative to the data root."""
@@ -66,10 +71,7 @@ class DataFolder:
         return set(self.splits) == {"all"}
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {
-            split: dict(sorted(Counter(s.label for s in samples).items()))
-            for split, samples in self.splits.items()
-        }
+        return count_by_class(self.splits)
 
 
 def _hidden(path: Path) -> bool:
@@ -149,10 +151,7 @@ class SplitManifest:
     origin: str  # how the split was made, for people reading the file
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {
-            split: dict(sorted(Counter(s.label for s in samples).items()))
-            for split, samples in self.splits.items()
-        }
+        return count_by_class(self.splits)
 
     def save(self, path: str | Path) -> None:
         payload = {

@@ -40,7 +40,7 @@ def _foreign_kind(data: bytes) -> str | None:
         if head.startswith(signature):
             return kind
     if len(data) > 132 and data[128:132] == b"DICM":
-        return "a DICOM file (DICOM input is not supported by this reader)"
+        return "a DICOM file"
     return None
 
 

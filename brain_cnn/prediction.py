@@ -13,7 +13,7 @@ from .calibration import apply_temperature
 from .dataset import list_images
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
-from .preprocess import load_scan
+from .preprocess import load_scan, load_slices
 
 __all__ = ["Predictor", "expand_inputs", "predict_probabilities"]
 
@@ -91,26 +91,34 @@ class Predictor:
         return self._result(name, self.predict_inputs(image[None])[0])
 
     def predict_files(self, files: list[str | Path], batch_size: int = 32) -> Iterator[dict[str, Any]]:
-        """Classify files in order, ``batch_size`` at a time, so memory stays bounded.
+        """Classify files in order, ``batch_size`` files at a time, so memory stays bounded.
 
-        Yields one dict per file: ``{"file", "label", "probabilities"}`` or
-        ``{"file", "error"}`` for a file that cannot be read.
+        Yields one dict per slice: ``{"file", "label", "probabilities"}`` (plus
+        ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM, NIfTI)
+        or ``{"file", "error"}`` for a file that cannot be read.
         """
 
         def decode(path):
             try:
-                return load_scan(path, self.image_size), None
+                inputs, scan = load_slices(path, self.image_size)
+                return inputs, scan, None
             except UnreadableImageError as error:
-                return None, str(error)
+                return None, None, str(error)
 
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
                 decoded = list(pool.map(decode, chunk))
-                good = [image for image, _ in decoded if image is not None]
-                probs = iter(self.predict_inputs(np.stack(good), batch_size) if good else [])
-                for path, (image, error) in zip(chunk, decoded):
-                    if image is None:
+                good = [inputs for inputs, _, _ in decoded if inputs is not None]
+                probs = self.predict_inputs(np.concatenate(good), batch_size) if good else None
+                offset = 0
+                for path, (inputs, scan, error) in zip(chunk, decoded):
+                    if inputs is None:
                         yield {"file": str(path), "error": error}
-                    else:
-                        yield self._result(str(path), next(probs))
+                        continue
+                    for i in range(len(inputs)):
+                        result = self._result(str(path), probs[offset + i])
+                        if scan.is_volume:
+                            result.update(slice=scan.slice_labels[i], slice_index=i)
+                        yield result
+                    offset += len(inputs)

@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .decode import decode_image
 from .errors import UnreadableImageError
 
 __all__ = [
@@ -25,6 +24,7 @@ __all__ = [
     "prepare",
     "resize_square",
     "load_scan",
+    "load_slices",
     "read_file",
 ]
 
@@ -110,13 +110,27 @@ def read_file(path: str | Path) -> bytes:
 
 
 def load_scan(source: str | Path | bytes, image_size: int, name: str | None = None) -> np.ndarray:
-    """File path or bytes to model input (S, S, 1) ``uint8``; see :func:`prepare`.
+    """One-slice file (path or bytes) to model input (S, S, 1) ``uint8``; see :func:`prepare`.
+
+    Images and single-frame DICOM files are read; a volume (multi-frame
+    DICOM, NIfTI) is refused here: use :func:`load_slices` for those.
 
     Raises:
         UnreadableImageError: when the file cannot be read or decoded.
     """
+    inputs, scan = load_slices(source, image_size, name)
+    if scan.is_volume:
+        raise UnreadableImageError(f"{scan.name}: a volume of {len(inputs)} slices, not a single slice")
+    return inputs[0]
+
+
+def load_slices(source: str | Path | bytes, image_size: int, name: str | None = None):
+    """Any supported file to model inputs (N, S, S, 1) ``uint8`` and its :class:`~brain_cnn.scan.Scan`."""
+    from .scan import read_scan
+
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "upload"
     else:
         data, label = read_file(source), name or Path(source).name
-    return prepare(decode_image(data, label), image_size)
+    scan = read_scan(data, label)
+    return np.stack([prepare(s, image_size) for s in scan.slices]), scan

@@ -1,11 +1,17 @@
 """Evaluation: how far to trust the selected model, from its own reports."""
 
-from pathlib import Path
-
 import streamlit as st
 
 from brain_cnn import dashboards
-from brain_cnn.app_support import assess_upload, card_for, digest, heatmap_for, read_history, read_report
+from brain_cnn.app_support import (
+    assess_upload,
+    card_for,
+    digest,
+    heatmap_for,
+    read_history,
+    read_report,
+    resolve_data_root,
+)
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain import overlay_heatmap
 
@@ -59,7 +65,7 @@ if history:
 
 st.subheader(f"Misclassified {split_name} images ({len(split.get('misclassified', []))})")
 wrong = split.get("misclassified", [])
-root = Path(report["data"])
+root = resolve_data_root(report["data"])
 if not wrong:
     st.write("None.")
 elif not root.is_dir():

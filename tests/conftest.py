@@ -60,6 +60,52 @@ def write_class_folder(folder: Path, per_class: dict[str, int], size: int = 64, 
             seed += 1
 
 
+def make_dicom(pixels: np.ndarray, *, photometric: str = "MONOCHROME2", slope: float = 1.0, intercept: float = 0.0,
+               window: tuple[float, float] | None = None, position: float | None = None, series: str = "1.2.826.0.1.1",
+               instance: int = 1, compress: str | None = None, pixel_data: bool = True) -> bytes:
+    """A de-novo MR DICOM file (with made-up patient identifiers) from a (rows, cols) or (frames, rows, cols) array."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^Jane", "PID-0042", "19700101"
+    ds.Modality, ds.BodyPartExamined, ds.SeriesDescription = "MR", "BRAIN", "AX T1 POST"
+    ds.SliceThickness, ds.PixelSpacing = 5, [0.5, 0.5]
+    ds.SeriesInstanceUID, ds.InstanceNumber = series, instance
+    if position is not None:
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, position], [1, 0, 0, 0, 1, 0]
+    if pixel_data:
+        ds.Rows, ds.Columns = pixels.shape[-2:]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        if pixels.ndim == 3:
+            ds.NumberOfFrames = pixels.shape[0]
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        if window:
+            ds.WindowCenter, ds.WindowWidth = window
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+        if compress:
+            ds.compress(compress)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def make_nifti(volume: np.ndarray, gz: bool = False) -> bytes:
+    import gzip
+
+    import nibabel as nib
+
+    data = nib.Nifti1Image(volume.astype(np.float32), np.eye(4)).to_bytes()
+    return gzip.compress(data) if gz else data
+
+
 @pytest.fixture
 def split_dataset(tmp_path: Path) -> Path:
     """ROOT/Training and ROOT/Testing with a tumour and a no-tumour class."""
