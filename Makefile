@@ -24,11 +24,12 @@ app: $(VENV)/.runtime
 	$(BIN)/streamlit run app.py
 
 # The browser test drives Debian's Chromium (Playwright's own download cannot
-# be used here). Installed when missing and we are root; otherwise that test skips.
+# be used here); the PDF test reads reports back with poppler's pdftotext.
+# Installed when missing and we are root; otherwise those tests skip.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "chromium not installed: the browser test will be skipped"
+	@{ command -v chromium && command -v pdftotext; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; } || \
+	  echo "chromium or poppler-utils not installed: the browser and PDF-text tests will be skipped"
 
 test: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest

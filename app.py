@@ -11,8 +11,12 @@ pages = [
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
     st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
     st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
+    st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"),
 ]
 navigation = st.navigation(pages)
 st.session_state["model_folder"] = choose_model()
+st.session_state["audit_on"] = st.sidebar.toggle(
+    "Record assessments in the audit log", value=st.session_state.get("audit_on", True),
+    help="Time, input checksum, model and result; never the image or patient data")
 st.sidebar.caption(DISCLAIMER)
 navigation.run()

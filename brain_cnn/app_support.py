@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from .assessment import Assessment, assess
+from . import audit
+from .assessment import CaseAssessment, SliceAssessment, assess, assess_series
 from .explain import DEFAULT_METHOD, Explainer
 from .model_folder import EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
 from .prediction import Predictor
+from .worklist import audit_entry
 
 __all__ = [
     "PROJECT",
@@ -31,6 +33,7 @@ __all__ = [
     "predictor_for",
     "explainer_for",
     "assess_upload",
+    "assess_series_upload",
     "heatmap_for",
     "read_report",
     "resolve_data_root",
@@ -93,24 +96,57 @@ def digest(data: bytes) -> str:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _assess_cached(folder: str, sha: str, name: str, _data: bytes) -> Assessment:
-    return assess(predictor_for(folder), _data, name)
+def _assess_cached(folder: str, sha: str, name: str, axis: int, _data: bytes) -> CaseAssessment:
+    return assess(predictor_for(folder), _data, name, axis)
 
 
-def assess_upload(folder: str | Path, data: bytes, name: str) -> Assessment:
-    """Assessment of an upload, computed once per (model, file content)."""
-    return _assess_cached(str(folder), digest(data), name, data)
+def assess_upload(folder: str | Path, data: bytes, name: str, axis: int = 2, audited: bool = True) -> CaseAssessment:
+    """Assessment of an uploaded file, computed once per (model, file content, axis).
+
+    ``audited=False`` for views that are not clinical assessments (the evaluation gallery).
+    """
+    case = _assess_cached(str(folder), digest(data), name, axis, data)
+    if audited:
+        _audit_once(folder, case)
+    return case
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _assess_series_cached(folder: str, shas: tuple[str, ...], _files: list[tuple[str, bytes]]) -> CaseAssessment:
+    return assess_series(predictor_for(folder), _files)
+
+
+def assess_series_upload(folder: str | Path, files: list[tuple[str, bytes]]) -> CaseAssessment:
+    """Several DICOM files of one series as one case, computed once per (model, files)."""
+    case = _assess_series_cached(str(folder), tuple(digest(d) for _, d in files), files)
+    _audit_once(folder, case)
+    return case
+
+
+def _audit_once(folder: str | Path, case: CaseAssessment) -> None:
+    """Append the assessment to the audit trail once per session, unless the user switched it off."""
+    if not st.session_state.get("audit_on", True):
+        return
+    card = predictor_for(str(folder)).card
+    logged = st.session_state.setdefault("audited", set())
+    key = (case.sha256, card.sha256, len(case.slices))
+    if key in logged:
+        return
+    try:
+        audit.record(audit_entry(case, card.name, card.sha256))
+        logged.add(key)
+    except OSError as error:
+        st.sidebar.warning(f"The audit trail could not be written ({error}).")
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _heatmap_cached(folder: str, sha: str, class_index: int, method: str, _image: np.ndarray) -> np.ndarray:
+def _heatmap_cached(folder: str, key: str, class_index: int, method: str, _image: np.ndarray) -> np.ndarray:
     return explainer_for(folder).heatmap(_image, class_index, method)
 
 
-def heatmap_for(folder: str | Path, assessment: Assessment, data_sha: str, method: str = DEFAULT_METHOD,
-                class_index: int | None = None) -> np.ndarray:
-    index = assessment.class_index if class_index is None else class_index
-    return _heatmap_cached(str(folder), data_sha, index, method, assessment.model_input)
+def heatmap_for(folder: str | Path, slice_: SliceAssessment, key: str, method: str = DEFAULT_METHOD) -> np.ndarray:
+    """Heat map of one slice for its call; ``key`` identifies the slice (case digest and index)."""
+    return _heatmap_cached(str(folder), key, slice_.class_index, method, slice_.model_input)
 
 
 @st.cache_data(show_spinner=False)

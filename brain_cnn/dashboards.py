@@ -19,6 +19,7 @@ __all__ = [
     "reliability_figure",
     "history_figure",
     "per_class_rows",
+    "slice_profile_figure",
 ]
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=420)
@@ -115,3 +116,24 @@ def per_class_rows(split: dict[str, Any]) -> list[dict[str, Any]]:
     for average in ("macro", "weighted"):
         rows.append({"class": f"{average} average", **split[average], "support": split["count"]})
     return rows
+
+
+def slice_profile_figure(case, selected: int | None = None) -> go.Figure:
+    """Class probabilities along the slices of a volume; refused slices are gaps."""
+    names = list(case.slices[0].probabilities)
+    x = list(range(1, len(case.slices) + 1))
+    figure = go.Figure()
+    for name in names:
+        y = [None if s.refused else s.probabilities[name] for s in case.slices]
+        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, connectgaps=False,
+                                    customdata=[s.label_text for s in case.slices],
+                                    hovertemplate=f"{name}: %{{y:.1%}}<br>slice %{{x}} (%{{customdata}})<extra></extra>"))
+    refused = [i + 1 for i, s in enumerate(case.slices) if s.refused]
+    if refused:
+        figure.add_trace(go.Scatter(x=refused, y=[0] * len(refused), mode="markers", name="cannot assess",
+                                    marker=dict(symbol="x", color="grey")))
+    if selected is not None:
+        figure.add_vline(x=selected + 1, line_dash="dot", line_color="grey")
+    figure.update_layout(**{**_LAYOUT, "height": 300}, title="Class probability per slice",
+                         xaxis_title="slice", yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"))
+    return figure

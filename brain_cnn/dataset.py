@@ -82,8 +82,12 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
 
 
-def list_images(folder: Path, skipped: Counter | None = None) -> list[Path]:
-    """All image files under ``folder`` (recursively), sorted; others are counted as skipped."""
+def list_images(folder: Path, skipped: Counter | None = None,
+                extensions: frozenset[str] | None = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files under ``folder`` (recursively, hidden ones left out), sorted; others are counted as skipped.
+
+    ``extensions=None`` lists every visible file.
+    """
     found = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -93,7 +97,7 @@ def list_images(folder: Path, skipped: Counter | None = None) -> list[Path]:
             continue
         if not path.is_file():
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if extensions is None or path.suffix.lower() in extensions:
             found.append(path)
         elif skipped is not None:
             skipped[f"not an image ({path.suffix.lower() or 'no extension'})"] += 1

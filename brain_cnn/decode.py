@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UnreadableImageError
 
-__all__ = ["decode_image", "MAX_PIXELS", "MAX_BYTES"]
+__all__ = ["decode_image", "decode_image_with_colour", "colourfulness", "MAX_PIXELS", "MAX_BYTES"]
 
 # An MRI slice is rarely above 1024x1024; 40 MP still admits photographs and
 # scanned films while refusing 20000x20000 images and decompression bombs
@@ -59,8 +59,15 @@ def _claimed_image_format(data: bytes) -> str | None:
     return next((fmt for sig, fmt in _IMAGE_SIGNATURES.items() if data.startswith(sig)), None)
 
 
-def _to_grey(image: Image.Image) -> np.ndarray:
-    """Convert any Pillow mode to a 2-D uint8 array."""
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler and Suesstrunk (2003) colourfulness of an RGB array: 0 for grey, ~30-150 for photographs."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _to_grey(image: Image.Image) -> tuple[np.ndarray, float]:
+    """Convert any Pillow mode to a 2-D uint8 array, and measure its colourfulness."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # High bit depth (16-bit PNG/TIFF, float TIFF): stretch the used range
@@ -73,19 +80,25 @@ def _to_grey(image: Image.Image) -> np.ndarray:
         if hi <= lo:
             hi = lo + 1.0
         arr = np.clip((np.nan_to_num(arr, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
-        return (arr * 255.0 + 0.5).astype(np.uint8)
+        return (arr * 255.0 + 0.5).astype(np.uint8), 0.0
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         # Screenshots with transparency: composite onto black, the background
         # of an MRI slice, so transparent margins do not become white frames.
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    if image.mode != "L":
-        image = image.convert("RGB").convert("L")
-    return np.asarray(image, dtype=np.uint8)
+    if image.mode in ("L", "1"):
+        return np.asarray(image.convert("L"), dtype=np.uint8), 0.0
+    rgb = image.convert("RGB")
+    return np.asarray(rgb.convert("L"), dtype=np.uint8), colourfulness(np.asarray(rgb))
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode image file bytes to a greyscale ``uint8`` array; see :func:`decode_image_with_colour`."""
+    return decode_image_with_colour(data, name)[0]
+
+
+def decode_image_with_colour(data: bytes, name: str = "image") -> tuple[np.ndarray, float]:
     """Decode image file bytes to a greyscale ``uint8`` array of shape (H, W).
 
     Accepts JPEG, PNG, WebP, BMP, TIFF and GIF in 1-, 8- and 16-bit, greyscale,
@@ -96,7 +109,8 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         name: shown in error messages.
 
     Returns:
-        A C-contiguous ``uint8`` array of shape (height, width).
+        A C-contiguous ``uint8`` array of shape (height, width), and the
+        colourfulness of the original (0 for greyscale files).
 
     Raises:
         UnreadableImageError: with a specific reason (empty, not an image,
@@ -105,8 +119,9 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     Example:
         >>> import io; from PIL import Image
         >>> buf = io.BytesIO(); Image.new("RGB", (8, 4)).save(buf, "PNG")
-        >>> decode_image(buf.getvalue()).shape
-        (4, 8)
+        >>> grey, colour = decode_image_with_colour(buf.getvalue())
+        >>> grey.shape, colour
+        ((4, 8), 0.0)
     """
     if not data:
         raise UnreadableImageError(f"{name}: the file is empty (0 bytes)")
@@ -119,6 +134,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         raise UnreadableImageError(f"{name}: this is {foreign}, not an image")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on odd EXIF or TIFF tags
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
@@ -134,7 +150,8 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
             image.seek(0)
             image.load()
             image = ImageOps.exif_transpose(image)
-            return np.ascontiguousarray(_to_grey(image))
+            grey, colour = _to_grey(image)
+            return np.ascontiguousarray(grey), colour
     except UnreadableImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

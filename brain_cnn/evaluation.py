@@ -20,7 +20,8 @@ from .errors import DatasetError
 from .metrics import calibration, classification_metrics
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
 from .pipeline import decode_samples
-from .prediction import predict_probabilities
+from .ood import GATE_FILE, fit_gate
+from .prediction import predict_outputs
 
 __all__ = ["evaluate_model_folder", "summary_table"]
 
@@ -74,14 +75,17 @@ def evaluate_model_folder(
         decoded = decode_samples(samples, root, card.classes, card.image_size)
         if not len(decoded.labels):
             raise DatasetError(f"no readable images in the {split} split of {root}")
-        outputs[split] = (decoded, predict_probabilities(loaded.model, decoded.images, batch_size))
+        outputs[split] = (decoded, *predict_outputs(loaded.model, decoded.images, batch_size))
 
-    # Temperature scaling is fitted on the model's own validation split only;
-    # any other evaluation uses the temperature already on the card.
+    # Temperature and the out-of-distribution gate are fitted on the model's
+    # own training and validation splits only; any other evaluation uses
+    # what the card already holds.
     refit = own and "validation" in outputs
+    gate = loaded.gate
     if refit:
-        decoded, probs = outputs["validation"]
+        decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
+        gate = _refit_gate(folder, root, chosen_train(folder), card, features, batch_size, loaded.model)
     else:
         temperature = card.temperature
     report: dict[str, Any] = {
@@ -94,10 +98,21 @@ def evaluate_model_folder(
         "temperature_fitted_on": "validation" if refit else "taken from the model card",
         "splits": {},
     }
-    for split, (decoded, probs) in outputs.items():
-        result = classification_metrics(decoded.labels, apply_temperature(probs, temperature), card.classes,
-                                         decoded.files)
+    for split, (decoded, features, probs) in outputs.items():
+        calibrated = apply_temperature(probs, temperature)
+        result = classification_metrics(decoded.labels, calibrated, card.classes, decoded.files)
         result["calibration_before_scaling"] = calibration(decoded.labels, probs)
+        if gate is not None:
+            refused = gate.refuse(features)
+            accepted = ~refused
+            result["gate"] = {
+                "refused": int(refused.sum()),
+                "refused_rate": round(float(refused.mean()), 5),
+                "threshold": round(gate.threshold, 3),
+                "accuracy_on_accepted": round(float((calibrated[accepted].argmax(1) == decoded.labels[accepted]).mean()), 5)
+                if accepted.any() else None,
+                "refused_files": [f for f, r in zip(decoded.files, refused) if r],
+            }
         result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
         report["splits"][split] = result
 
@@ -106,6 +121,32 @@ def evaluate_model_folder(
     if own:
         _update_card_metrics(folder, report)
     return report
+
+
+def chosen_train(folder: Path):
+    """Training samples of the model's saved split."""
+    return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
+
+
+def _refit_gate(folder: Path, root: Path, train_samples, card: ModelCard, validation_features, batch_size, model):
+    """Fit the out-of-distribution gate on training features, threshold on validation; save it; return it."""
+    from .model_folder import sha256_file
+
+    decoded = decode_samples(train_samples, root, card.classes, card.image_size)
+    train_features, _ = predict_outputs(model, decoded.images, batch_size)
+    gate = fit_gate(train_features, decoded.labels, validation_features)
+    gate.save(folder / GATE_FILE)
+    raw = read_json(folder / CARD_FILE)
+    raw["gate"] = {
+        "file": GATE_FILE,
+        "sha256": sha256_file(folder / GATE_FILE),
+        "method": "min class Mahalanobis distance of pooled features (shared Ledoit-Wolf covariance)",
+        "fitted_on": f"{len(decoded.labels)} training images; threshold at the "
+                     f"{gate.percentile}th percentile of validation distances",
+        "threshold": round(gate.threshold, 3),
+    }
+    (folder / CARD_FILE).write_text(json.dumps(raw, indent=2) + "\n")
+    return gate
 
 
 def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
@@ -125,6 +166,8 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
         if result.get("screening"):
             entry["tumour_sensitivity"] = result["screening"]["sensitivity"]
             entry["tumour_specificity"] = result["screening"]["specificity"]
+        if result.get("gate"):
+            entry["refused_by_gate"] = result["gate"]["refused_rate"]
         headline[split] = entry
     # Keep headline figures of splits not evaluated this time.
     raw["metrics"] = {**raw.get("metrics", {}), **headline}
@@ -142,6 +185,8 @@ def summary_table(report: dict[str, Any]) -> str:
         screen = result.get("screening")
         if screen and screen["sensitivity"] is not None and screen["specificity"] is not None:
             line += f"  tumour sens {screen['sensitivity']:.4f} spec {screen['specificity']:.4f}"
+        if result.get("gate"):
+            line += f"  refused {result['gate']['refused']} ({result['gate']['refused_rate']:.2%})"
         if result["unreadable"]:
             line += f"  ({len(result['unreadable'])} unreadable skipped)"
         lines.append(line)

@@ -38,6 +38,7 @@ class ModelCard:
     dataset: dict[str, Any] = field(default_factory=dict)  # name, root, split origin, counts
     training: dict[str, Any] = field(default_factory=dict)  # settings, epochs run, seconds
     metrics: dict[str, Any] = field(default_factory=dict)  # headline test/validation metrics
+    gate: dict[str, Any] = field(default_factory=dict)  # out-of-distribution gate: file, sha256, threshold
     temperature: float = 1.0  # softmax temperature fitted on validation (see calibration.py)
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
@@ -98,6 +99,7 @@ class LoadedModel:
     folder: Path
     card: ModelCard
     model: Any  # keras.Model
+    gate: Any = None  # brain_cnn.ood.Gate, when the folder has a fitted gate
 
 
 def load_model(folder: str | Path) -> LoadedModel:
@@ -130,7 +132,24 @@ def load_model(folder: str | Path) -> LoadedModel:
         raise ModelFolderError(
             f"{folder.name}: the model has {output_size} outputs but the card lists {len(card.classes)} classes"
         )
-    return LoadedModel(folder=folder, card=card, model=model)
+    return LoadedModel(folder=folder, card=card, model=model, gate=_load_gate(folder, card))
+
+
+def _load_gate(folder: Path, card: ModelCard):
+    """The fitted out-of-distribution gate named by the card, checksum-verified; None if there is none."""
+    from .ood import GATE_FILE, Gate
+
+    if not card.gate:
+        return None
+    path = folder / card.gate.get("file", GATE_FILE)
+    if not path.is_file():
+        raise ModelFolderError(f"{folder.name}: the card names a gate file {path.name} that is missing")
+    if sha256_file(path) != card.gate.get("sha256"):
+        raise ModelFolderError(f"{folder.name}: {path.name} does not match the checksum in card.json")
+    try:
+        return Gate.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelFolderError(f"{folder.name}: {path.name} cannot be loaded ({error})") from None
 
 
 def list_model_folders(models_dir: str | Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -13,45 +14,90 @@ from .calibration import apply_temperature
 from .dataset import list_images
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
-from .preprocess import load_scan, load_slices
+from .ood import FEATURE_LAYER, image_check
+from .preprocess import load_slices
+from .scan import Scan
 
-__all__ = ["Predictor", "expand_inputs", "predict_probabilities"]
+__all__ = ["Predictor", "SliceCall", "expand_inputs", "predict_probabilities", "predict_outputs", "SCAN_SUFFIXES"]
+
+# What `predict` picks up in a folder: images, DICOM, NIfTI (DICOM files
+# without an extension are recognised by their DICM marker).
+SCAN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+                 ".dcm", ".dicom", ".nii", ".nii.gz", ".zip")
 
 
 def _compiled_forward(model):
-    """The model's inference pass as one traced graph, built once per model.
+    """The inference pass as one traced graph returning (pooled features, probabilities), built once per model.
 
     Calling a Keras model eagerly costs ~10 ms of Python overhead per call on
     a small CPU; a ``tf.function`` with a fixed signature is traced once.
     """
     forward = getattr(model, "_brain_cnn_forward", None)
     if forward is None:
+        import keras
         import tensorflow as tf
 
+        try:
+            features = model.get_layer(FEATURE_LAYER).output
+        except ValueError:  # a model without the pooled layer: probabilities only
+            features = model.output
+        both = keras.Model(model.inputs, [features, model.output])
         signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
-        forward = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        forward = tf.function(lambda x: both(x, training=False), input_signature=signature)
         model._brain_cnn_forward = forward
     return forward
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Probabilities (N, K) for ``uint8`` inputs (N, S, S, 1), in batches."""
+def predict_outputs(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1)."""
     if len(images) == 0:
-        return np.zeros((0, model.output_shape[-1]), dtype=np.float64)
+        width = model.get_layer(FEATURE_LAYER).output.shape[-1] if FEATURE_LAYER in [l.name for l in model.layers] else 0
+        return np.zeros((0, width)), np.zeros((0, model.output_shape[-1]))
     forward = _compiled_forward(model)
-    outputs = [
-        forward(images[i : i + batch_size].astype(np.float32)).numpy()
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(outputs).astype(np.float64)
+    features, probs = [], []
+    for i in range(0, len(images), batch_size):
+        f, p = forward(images[i : i + batch_size].astype(np.float32))
+        features.append(f.numpy())
+        probs.append(p.numpy())
+    return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Raw (uncalibrated) probabilities (N, K) for ``uint8`` inputs (N, S, S, 1)."""
+    return predict_outputs(model, images, batch_size)[1]
+
+
+def _is_scan_file(path: Path) -> bool:
+    if path.name.lower().endswith(SCAN_SUFFIXES):
+        return True
+    if path.suffix == "" and path.is_file():
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    return False
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to predict: each file as given, each folder's images recursively."""
+    """Files to predict: each file as given; each folder's scans (images, DICOM, NIfTI), recursively."""
     files: list[Path] = []
     for path in map(Path, paths):
-        files.extend(list_images(path) if path.is_dir() else [path])
+        if path.is_dir():
+            files.extend(p for p in list_images(path, extensions=None) if _is_scan_file(p))
+        else:
+            files.append(path)
     return files
+
+
+@dataclass
+class SliceCall:
+    """The model's answer for one slice: calibrated probabilities, or a reason it cannot assess."""
+
+    probabilities: dict[str, float]
+    refusal: str | None = None  # "cannot assess" reason; when set, there is no label
+    distance: float | None = None  # feature distance of the out-of-distribution gate
+
+    @property
+    def label(self) -> str | None:
+        return None if self.refusal else max(self.probabilities, key=self.probabilities.get)
 
 
 class Predictor:
@@ -67,35 +113,66 @@ class Predictor:
         self.loaded = model_folder if isinstance(model_folder, LoadedModel) else load_model(model_folder)
         self.card = self.loaded.card
         self.model = self.loaded.model
+        self.gate = self.loaded.gate
         self.classes = list(self.card.classes)
         self.image_size = self.card.image_size
-
-    def _result(self, name: str, probs: np.ndarray) -> dict[str, Any]:
-        return {
-            "file": name,
-            "label": self.classes[int(np.argmax(probs))],
-            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)},
-        }
 
     def predict_inputs(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Calibrated probabilities (the card's temperature applied) for prepared inputs (N, S, S, 1)."""
         return apply_temperature(predict_probabilities(self.model, images, batch_size), self.card.temperature)
 
+    def call_slices(self, scan: Scan, inputs: np.ndarray, batch_size: int = 32) -> list[SliceCall]:
+        """Classify the prepared slices of ``scan``, refusing those the model cannot judge."""
+        return self.call_scans([(scan, inputs)], batch_size)[0]
+
+    def call_scans(self, scans: list[tuple[Scan, np.ndarray]], batch_size: int = 32) -> list[list[SliceCall]]:
+        """:meth:`call_slices` for several scans in one pass through the network."""
+        if not scans:
+            return []
+        features, raw = predict_outputs(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size)
+        probs = apply_temperature(raw, self.card.temperature)
+        distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
+        results, offset = [], 0
+        for scan, inputs in scans:
+            calls = []
+            for i, grey in enumerate(scan.slices):
+                p, distance = probs[offset + i], distances[offset + i]
+                refusal = image_check(grey, scan.colourfulness)
+                if refusal is None and distance is not None and distance > self.gate.threshold:
+                    refusal = (f"unlike the brain MRI slices this model was trained on "
+                               f"(feature distance {distance:.0f}, limit {self.gate.threshold:.0f})")
+                calls.append(SliceCall({c: float(v) for c, v in zip(self.classes, p)},
+                                       f"cannot assess: {refusal}" if refusal else None,
+                                       None if distance is None else float(distance)))
+            results.append(calls)
+            offset += len(inputs)
+        return results
+
+    @staticmethod
+    def _result(name: str, call: SliceCall) -> dict[str, Any]:
+        if call.refusal:
+            return {"file": name, "label": None, "cannot_assess": call.refusal}
+        return {"file": name, "label": call.label,
+                "probabilities": {c: round(p, 6) for c, p in call.probabilities.items()}}
+
     def predict_bytes(self, data: bytes, name: str = "upload") -> dict[str, Any]:
-        """Classify one file's bytes.
+        """Classify one single-slice file's bytes (for volumes use :meth:`predict_files`).
 
         Raises:
             UnreadableImageError: the bytes are not a readable image.
         """
-        image = load_scan(data, self.image_size, name=name)
-        return self._result(name, self.predict_inputs(image[None])[0])
+        inputs, scan = load_slices(data, self.image_size, name)
+        if scan.is_volume:
+            raise UnreadableImageError(f"{name}: a volume of {len(inputs)} slices, not a single slice")
+        return self._result(name, self.call_slices(scan, inputs)[0])
 
     def predict_files(self, files: list[str | Path], batch_size: int = 32) -> Iterator[dict[str, Any]]:
         """Classify files in order, ``batch_size`` files at a time, so memory stays bounded.
 
-        Yields one dict per slice: ``{"file", "label", "probabilities"}`` (plus
-        ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM, NIfTI)
-        or ``{"file", "error"}`` for a file that cannot be read.
+        Yields one dict per slice: ``{"file", "label", "probabilities"}``, or
+        ``{"file", "label": None, "cannot_assess"}`` for a slice the gate refuses
+        (plus ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM,
+        NIfTI), or ``{"file", "error"}`` for a file that cannot be read.
         """
 
         def decode(path):
@@ -109,16 +186,14 @@ class Predictor:
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
                 decoded = list(pool.map(decode, chunk))
-                good = [inputs for inputs, _, _ in decoded if inputs is not None]
-                probs = self.predict_inputs(np.concatenate(good), batch_size) if good else None
-                offset = 0
+                calls = iter(self.call_scans([(scan, inputs) for inputs, scan, _ in decoded if inputs is not None],
+                                             batch_size))
                 for path, (inputs, scan, error) in zip(chunk, decoded):
                     if inputs is None:
                         yield {"file": str(path), "error": error}
                         continue
-                    for i in range(len(inputs)):
-                        result = self._result(str(path), probs[offset + i])
+                    for i, call in enumerate(next(calls)):
+                        result = self._result(str(path), call)
                         if scan.is_volume:
                             result.update(slice=scan.slice_labels[i], slice_index=i)
                         yield result
-                    offset += len(inputs)

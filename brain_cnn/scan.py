@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import MAX_BYTES, MAX_PIXELS, decode_image
+from .decode import MAX_BYTES, MAX_PIXELS, decode_image_with_colour
 from .errors import UnreadableImageError
 
 __all__ = ["Scan", "read_scan", "read_study", "is_dicom", "is_nifti", "AXES"]
@@ -55,6 +55,7 @@ class Scan:
     slice_labels: list[str]  # one per slice, e.g. "frame 3", "z = -12.5 mm"
     header: dict[str, str] = field(default_factory=dict)  # de-identified summary
     notes: list[str] = field(default_factory=list)  # what the reader decided, for the user
+    colourfulness: float = 0.0  # of the original file; greyscale formats are 0
 
     @property
     def is_volume(self) -> bool:
@@ -341,6 +342,6 @@ def read_scan(data: bytes, name: str = "upload", axis: int = AXES["axial"]) -> S
         return _read_dicom(data, name)
     if data[:4] == b"PK\x03\x04" and name.lower().endswith(".zip"):
         return _read_zip(data, name)
-    grey = decode_image(data, name)
-    return Scan(name, "image", grey[None], [name])
+    grey, colour = decode_image_with_colour(data, name)
+    return Scan(name, "image", grey[None], [name], colourfulness=colour)
 

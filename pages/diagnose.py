@@ -2,11 +2,19 @@
 
 import streamlit as st
 
-from brain_cnn.app_support import DISCLAIMER, assess_upload, digest, heatmap_for
-from brain_cnn.dashboards import probability_bars
-from brain_cnn.decode import MAX_BYTES
+from brain_cnn.app_support import (
+    DISCLAIMER,
+    assess_series_upload,
+    assess_upload,
+    heatmap_for,
+    predictor_for,
+)
+from brain_cnn.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain import DEFAULT_METHOD, METHODS, overlay_heatmap
+from brain_cnn.report import case_report_pdf
+from brain_cnn.scan import AXES, is_dicom, is_nifti
+from brain_cnn.worklist import worklist_csv, worklist_row
 
 st.title("Diagnose")
 st.warning(DISCLAIMER, icon=":material/info:")
@@ -16,8 +24,8 @@ if folder is None:
     st.stop()
 
 uploads = st.file_uploader(
-    "Upload one or more brain MRI slices (JPEG, PNG, WebP, BMP, TIFF, GIF)",
-    type=["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"],
+    "Upload brain MRI slices: images (JPEG, PNG, WebP, BMP, TIFF), DICOM files or a ZIP of a DICOM series, "
+    "NIfTI volumes (.nii, .nii.gz)",
     accept_multiple_files=True,
 )
 left, right = st.columns(2)
@@ -27,25 +35,82 @@ opacity = right.slider("Heat-map opacity", 0.0, 1.0, 0.45, 0.05)
 
 if not uploads:
     st.info("Upload a scan to see the model's call and its heat map.")
+    st.stop()
 
-for upload in uploads or []:
-    st.divider()
-    st.subheader(upload.name)
-    data = upload.getvalue()
+files = [(u.name, u.getvalue()) for u in uploads]
+dicoms = [(n, d) for n, d in files if is_dicom(d, n)]
+as_series = len(dicoms) > 1 and st.toggle(
+    f"Read the {len(dicoms)} DICOM files as one series", value=True,
+    help="Sorts the slices by position and classifies the whole series")
+
+cases, failures = [], []
+if as_series:
     try:
-        if len(data) > MAX_BYTES:
-            raise BrainCnnError(f"{upload.name}: the file is larger than {MAX_BYTES // 2**20} MB")
-        result = assess_upload(folder, data, upload.name)
+        cases.append(assess_series_upload(folder, dicoms))
     except BrainCnnError as error:
-        st.error(f"Cannot assess this file. {error}", icon=":material/error:")
-        continue
-    (st.warning if result.warnings else st.success)(result.summary())
-    for note in result.warnings:
+        failures.append(("DICOM series", str(error)))
+    files = [(n, d) for n, d in files if not is_dicom(d, n)]
+for name, data in files:
+    axis = AXES["axial"]
+    if is_nifti(data, name):
+        plane = st.session_state.get(f"axis-{name}", "axial")
+        axis = AXES[plane]
+    try:
+        cases.append(assess_upload(folder, data, name, axis))
+    except BrainCnnError as error:
+        failures.append((name, str(error)))
+
+for name, reason in failures:
+    st.error(f"**{name}**: cannot assess this file. {reason}", icon=":material/error:")
+
+if len(cases) > 1:
+    st.subheader("Worklist")
+    rows = [worklist_row(c) for c in cases]
+    st.dataframe(rows, hide_index=True, column_config={
+        "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+        "tumour probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
+    st.download_button("Download worklist (CSV)", worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv")
+
+card = predictor_for(str(folder)).card
+for number, case in enumerate(cases):
+    st.divider()
+    st.subheader(case.name)
+    if case.header:
+        st.caption(" | ".join(f"{k}: {v}" for k, v in case.header.items()))
+    for note in case.notes:
+        st.caption(note)
+    index = 0
+    if case.kind == "nifti":
+        st.radio("Plane", list(AXES), key=f"axis-{case.name}", horizontal=True)
+    if case.is_volume:
+        key = f"slice-{case.sha256}-{len(case.slices)}"
+        st.session_state.setdefault(key, case.start_index())
+        suspicious = case.most_suspicious(3)
+        if suspicious:
+            buttons = st.columns(len(suspicious) + 1)
+            buttons[0].markdown("**Most suspicious slices**")
+            for cell, i in zip(buttons[1:], suspicious):
+                p = case.slices[i].tumour_probability
+                if cell.button(f"slice {i + 1} (tumour {p:.0%})", key=f"jump-{key}-{i}"):
+                    st.session_state[key] = i
+        index = st.slider("Slice", 0, len(case.slices) - 1, key=key, format="%d")
+        st.plotly_chart(slice_profile_figure(case, index), key=f"profile-{number}")
+    chosen = case.slices[index]
+    if chosen.refused:
+        st.error(chosen.summary(), icon=":material/block:")
+    else:
+        (st.warning if chosen.warnings else st.success)(chosen.summary())
+    for note in chosen.warnings:
         st.warning(note, icon=":material/warning:")
     with st.spinner(f"Computing {method} ..."):
-        heatmap = heatmap_for(folder, result, digest(data), method)
+        heatmap = heatmap_for(folder, chosen, f"{case.sha256}-{index}", method)
+    overlay = overlay_heatmap(chosen.display, heatmap, opacity)
     original, overlaid, chart = st.columns([1, 1, 1.2])
-    original.image(result.display, caption="Scan (cropped to the head)", clamp=True, width="stretch")
-    overlaid.image(overlay_heatmap(result.display, heatmap, opacity),
-                   caption=f"{method} for '{result.label}'", width="stretch")
-    chart.plotly_chart(probability_bars(result.probabilities), key=f"bars-{upload.file_id}")
+    original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the head)", clamp=True, width="stretch")
+    explained = list(chosen.probabilities)[chosen.class_index]
+    overlaid.image(overlay, caption=f"{method} for '{explained}'", width="stretch")
+    if not chosen.refused:
+        chart.plotly_chart(probability_bars(chosen.probabilities), key=f"bars-{number}")
+    chart.download_button(
+        "PDF report", case_report_pdf(case, chosen, overlay, method, card.name, card.sha256),
+        f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf", "application/pdf", key=f"pdf-{number}")

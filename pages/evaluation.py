@@ -31,7 +31,7 @@ split_name = st.radio("Split", splits, horizontal=True,
 split = report["splits"][split_name]
 st.caption(f"{split['count']} images of {report['data']} ({report['source']}); evaluated {report['created']}.")
 
-columns = st.columns(6)
+columns = st.columns(7)
 columns[0].metric("Accuracy", f"{split['accuracy']:.2%}")
 columns[1].metric("Macro F1", f"{split['macro']['f1']:.3f}")
 columns[2].metric("Macro ROC AUC", f"{split['macro_roc_auc']:.4f}" if split["macro_roc_auc"] else "n/a")
@@ -44,6 +44,12 @@ if screen and screen["sensitivity"] is not None:
                       help=f"{screen['false_negative']} tumour scans called no tumour")
     columns[5].metric("Tumour specificity", f"{screen['specificity']:.2%}",
                       help=f"{screen['false_positive']} no-tumour scans called tumour")
+
+gate = split.get("gate")
+if gate:
+    columns[6].metric("Refused by the gate", f"{gate['refused_rate']:.2%}",
+                      help=f"{gate['refused']} of {split['count']} real scans answered 'cannot assess'; "
+                           f"accuracy on the rest {gate['accuracy_on_accepted']:.2%}")
 
 left, right = st.columns(2)
 normalise = left.toggle("Row-normalised", value=False)
@@ -77,12 +83,12 @@ else:
         cell = grid[i % 4]
         try:
             data = (root / case["file"]).read_bytes()
-            result = assess_upload(folder, data, case["file"])
-            heatmap = heatmap_for(folder, result, digest(data))
+            shown_slice = assess_upload(folder, data, case["file"], audited=False).slices[0]
+            heatmap = heatmap_for(folder, shown_slice, digest(data))
         except (OSError, BrainCnnError) as error:
             cell.error(f"{case['file']}: {error}")
             continue
-        cell.image(overlay_heatmap(result.display, heatmap, 0.4), width="stretch",
+        cell.image(overlay_heatmap(shown_slice.display, heatmap, 0.4), width="stretch",
                    caption=f"true {case['true']}, predicted {case['predicted']} "
                            f"({case['probabilities'][case['predicted']]:.0%})")
     if len(wrong) > len(shown):

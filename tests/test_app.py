@@ -2,12 +2,13 @@
 
 import io
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import PROJECT, encode, phantom
+from conftest import PROJECT, encode, make_dicom, make_nifti, phantom
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +24,7 @@ def models_dir(tiny_model, tmp_path_factory):
 def app(models_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("BRAIN_CNN_MODELS", str(models_dir))
     monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
     monkeypatch.chdir(PROJECT)
     return AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
 
@@ -30,6 +32,15 @@ def app(models_dir, monkeypatch, tmp_path):
 def switch(at: AppTest, page: str) -> AppTest:
     at.switch_page(f"pages/{page}.py")
     return at.run()
+
+
+def upload(at: AppTest, files):
+    at.file_uploader[0].set_value(files)
+    return at.run()
+
+
+def texts(at: AppTest) -> list[str]:
+    return [e.value for kind in ("success", "warning", "error", "info") for e in getattr(at, kind)]
 
 
 def test_diagnose_without_upload(app):
@@ -40,30 +51,45 @@ def test_diagnose_without_upload(app):
     assert at.sidebar.selectbox[0].value == "tiny"
 
 
-def upload(at: AppTest, files):
-    at.file_uploader[0].set_value(files)
-    return at.run()
-
-
-def test_diagnose_with_uploads_good_and_bad(app):
+def test_diagnose_with_uploads_good_and_bad(app, tmp_path):
     at = app.run()
     good = encode(phantom(128, lesion=True), "PNG")
     at = upload(at, [("scan.png", good, "image/png"), ("report.jpg", b"%PDF-1.4 x", "image/jpeg"),
-                           ("empty.png", b"", "image/png")])
+                     ("empty.png", b"", "image/png")])
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any("report.jpg" in e and "PDF" in e for e in errors)
     assert any("empty.png" in e and "empty" in e for e in errors)
-    summaries = [m.value for m in at.success] + [w.value for w in at.warning]
-    assert any("Tumour suspected" in s or "No tumour seen" in s for s in summaries)
+    assert any("Tumour suspected" in t or "No tumour seen" in t or "Cannot assess" in t for t in texts(at))
     # Changing the method reuses the cached assessment and draws another heat map.
     at.selectbox[0].set_value("Grad-CAM++").run()
+    assert not at.exception
+    # The assessment went into the audit trail, once, without the file name.
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and "scan.png" not in lines[0]
+
+
+def test_worklist_and_volumes(app):
+    at = app.run()
+    volume = np.stack([phantom(64, lesion=i > 4, seed=i) for i in range(8)], axis=-1).astype(np.float32)
+    series = [(f"IM{z}", make_dicom(phantom(64, seed=z).astype(np.uint16) * 4, position=float(z)), "application/dicom")
+              for z in range(3)]
+    at = upload(at, [("a.png", encode(phantom(96)), "image/png"), ("head.nii.gz", make_nifti(volume, gz=True),
+                      "application/gzip")] + series)
+    assert not at.exception
+    assert at.toggle[0].label.startswith("Read the 3 DICOM files as one series")
+    assert any(sub.value == "3-file series" for sub in at.subheader)
+    assert any(s.label == "Slice" for s in at.slider)
+    assert any(sub.value == "Worklist" for sub in at.subheader)
+    # The NIfTI volume can be re-sliced along another plane.
+    at.radio(key="axis-head.nii.gz").set_value("coronal").run()
     assert not at.exception
 
 
 def test_every_page_renders(app):
     at = app.run()
-    for page, title in [("evaluation", "Evaluation"), ("dataset", "Dataset"), ("model_card", "Model card")]:
+    for page, title in [("evaluation", "Evaluation"), ("dataset", "Dataset"), ("model_card", "Model card"),
+                        ("audit_log", "Audit log")]:
         at = switch(at, page)
         assert not at.exception, page
         assert at.title[0].value == title

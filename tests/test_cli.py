@@ -51,7 +51,7 @@ def test_predict_agrees_with_evaluate(trained, tmp_path, capsys):
     assert main(["evaluate", "--model", str(out), "--split", "test"]) == 0
     printed = capsys.readouterr().out
     assert "accuracy" in printed and "notumor" in printed
-    accuracy = json.loads((out / "evaluation.json").read_text())["splits"]["test"]["accuracy"]
+    test = json.loads((out / "evaluation.json").read_text())["splits"]["test"]
 
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "report.png").write_bytes(b"%PDF-1.5 not a picture")
@@ -61,10 +61,16 @@ def test_predict_agrees_with_evaluate(trained, tmp_path, capsys):
     assert len(lines) == 18
     assert "empty" in lines[0]["error"] and "PDF" in lines[-1]["error"]
     scans = lines[1:-1]
-    assert all(set(r) == {"file", "label", "probabilities"} for r in scans)
-    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in scans)
-    correct = sum(r["label"] == ("notumor" if "/notumor/" in r["file"] else "tumor") for r in scans)
-    assert correct / 16 == pytest.approx(accuracy)
+    accepted = [r for r in scans if r["label"] is not None]
+    refused = [r for r in scans if r["label"] is None]
+    assert all(set(r) == {"file", "label", "probabilities"} for r in accepted)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in accepted)
+    assert all(r["cannot_assess"].startswith("cannot assess: ") for r in refused)
+    # The gate refuses in predict exactly what evaluation counted, and the calls agree.
+    assert len(refused) == test["gate"]["refused"]
+    if accepted:
+        correct = sum(r["label"] == ("notumor" if "/notumor/" in r["file"] else "tumor") for r in accepted)
+        assert correct / len(accepted) == pytest.approx(test["gate"]["accuracy_on_accepted"], abs=1e-4)
 
 
 @pytest.mark.slow

@@ -1,0 +1,26 @@
+import numpy as np
+
+from brain_cnn.ood import Gate, fit_gate, image_check
+
+
+def test_image_checks():
+    grey = np.random.default_rng(0).integers(0, 255, (32, 32)).astype(np.uint8)
+    assert image_check(grey) is None
+    assert "colour" in image_check(grey, colourfulness=60)
+    assert "blank" in image_check(np.full((32, 32), 7, np.uint8))
+
+
+def test_gate_refuses_far_features_and_keeps_the_validation_rate(tmp_path):
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0] * 8, [5.0] * 8])
+    labels = rng.integers(0, 2, 4000)
+    train = means[labels] + rng.normal(0, 1, (4000, 8))
+    val_labels = rng.integers(0, 2, 2000)
+    validation = means[val_labels] + rng.normal(0, 1, (2000, 8))
+    gate = fit_gate(train, labels, validation, percentile=99.0)
+    assert gate.refuse(validation).mean() == np.float64(0.01) or abs(gate.refuse(validation).mean() - 0.01) < 0.002
+    far = rng.normal(30, 1, (100, 8))
+    assert gate.refuse(far).all()
+    gate.save(tmp_path / "g.npz")
+    loaded = Gate.load(tmp_path / "g.npz")
+    assert np.allclose(loaded.distances(far), gate.distances(far)) and loaded.threshold == gate.threshold

@@ -1,0 +1,33 @@
+import subprocess
+import shutil
+
+import numpy as np
+import pytest
+
+from brain_cnn.assessment import CaseAssessment, SliceAssessment
+from brain_cnn.prediction import SliceCall
+from brain_cnn.report import case_report_pdf
+
+from conftest import phantom
+
+
+def case(name="DOE_JANE_0042.dcm"):
+    grey = phantom(128, lesion=True)
+    slice_ = SliceAssessment("slice 3", grey, grey[:48, :48, None],
+                             SliceCall({"glioma": 0.55, "meningioma": 0.40, "notumor": 0.05}))
+    return CaseAssessment(name, "dicom", "ab" * 32, [slice_, slice_], {"modality": "MR", "body part": "BRAIN"})
+
+
+def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
+    c = case()
+    overlay = np.dstack([c.slices[0].display] * 3)
+    pdf = case_report_pdf(c, c.slices[0], overlay, "Grad-CAM", "brain-tumor-mri", "f" * 64)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 2000
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed to read the text back")
+    (tmp_path / "r.pdf").write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "Tumour suspected: most likely glioma (55%)" in text
+    assert "not a diagnosis" in text and "f" * 64 in text and "Grad-CAM" in text
+    assert "Close call" in text and "modality: MR" in text
+    assert "DOE" not in text and "JANE" not in text
