@@ -82,11 +82,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         failures += "error" in result
         if args.json:
             print(json.dumps(result), flush=True)
-        elif "error" in result:
-            print(f"{result['file']}\terror: {result['error']}", flush=True)
         else:
-            p = result["probabilities"][result["label"]]
-            print(f"{result['file']}\t{result['label']}\t{p:.3f}", flush=True)
+            where = result["file"] + (f" [{result['slice']}]" if "slice" in result else "")
+            if "error" in result:
+                print(f"{where}\terror: {result['error']}", flush=True)
+            elif result["label"] is None:
+                print(f"{where}\t{result['cannot_assess']}", flush=True)
+            else:
+                print(f"{where}\t{result['label']}\t{result['probabilities'][result['label']]:.3f}", flush=True)
     if failures:
         print(f"{failures} of {len(files)} files could not be read", file=sys.stderr)
     return 0
@@ -145,13 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict",
         help="classify image files or folders",
-        description="Classify each image in PATH (files or folders, searched recursively). "
-        "An unreadable file is reported and the batch goes on.",
+        description="Classify each scan in PATH: images, DICOM files (also multi-frame, or a .zip of a "
+        "series), NIfTI volumes (.nii, .nii.gz; one line per axial slice). Folders are searched "
+        "recursively. An unreadable file is reported and the batch goes on; an image the model "
+        "cannot judge (not a brain MRI slice) gets label null and a 'cannot_assess' reason.",
     )
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
     predict.add_argument("--model", default="models/brain-tumor-mri", help="model folder (default: the bundled model)")
     predict.add_argument("--json", action="store_true", help="one JSON object per input line")
-    predict.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    predict.add_argument("--batch-size", type=int, default=32,
+                         help="files decoded and classified together; bounds memory (default 32)")
     predict.set_defaults(run=_cmd_predict)
     return parser
 

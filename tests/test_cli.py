@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,22 @@ def test_help_says_what_each_command_does(command):
     result = subprocess.run([sys.executable, "-m", "brain_cnn", command, "--help"], capture_output=True,
                             text=True, cwd=PROJECT, timeout=60)
     assert result.returncode == 0 and "usage: brain-cnn " + command in result.stdout
+
+
+@pytest.mark.slow
+def test_predict_reads_dicom_and_nifti_one_line_per_slice(trained, tmp_path, capsys):
+    import numpy as np
+
+    from conftest import make_dicom, make_nifti, phantom
+
+    _, out = trained
+    (tmp_path / "IM0001").write_bytes(make_dicom(phantom(64).astype(np.uint16) * 8))  # PACS export: no extension
+    volume = np.stack([phantom(64, seed=i) for i in range(4)], axis=-1).astype(np.float32)
+    (tmp_path / "head.nii.gz").write_bytes(make_nifti(volume, gz=True))
+    (tmp_path / "notes.txt").write_text("not a scan")
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "--json", str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["file"]).name for r in lines] == ["IM0001"] + ["head.nii.gz"] * 4
+    assert [r.get("slice_index") for r in lines] == [None, 0, 1, 2, 3]
+    assert all(("probabilities" in r) != ("cannot_assess" in r) for r in lines)
