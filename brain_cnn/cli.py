@@ -57,6 +57,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         max_steps=args.max_steps,
         name=args.name,
+        split=args.split,
     )
     train(config, evaluate_after=not args.no_evaluate)
     return 0
@@ -95,6 +96,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .leakage import audit_folders, deduplicated_split
+
+    report = audit_folders(args.data, args.max_bits, args.examples)
+    for entry in report["data"]:
+        print(f"{entry['root']}: " + ", ".join(f"{s} {n}" for s, n in entry["images"].items()))
+        for split, found in entry["within"].items():
+            print(f"  within {split}: {found['exact_duplicates']} exact duplicates, "
+                  f"{found['near_duplicate_pairs']} near-duplicate pairs")
+            for a, b, bits in found["examples"]:
+                print(f"    {a}  ~  {b}  ({bits} bits)")
+        for pair, found in entry["across"].items():
+            query, reference = pair.split(" in ")
+            print(f"  {query} images with an exact or near duplicate in {reference}: "
+                  f"{found['images_with_duplicate']} of {found['of']}")
+            for a, b, bits in found["examples"]:
+                print(f"    {a}  ~  {b}  ({bits} bits)")
+    for between in report.get("between", []):
+        print(f"{between['b']} in {between['a']}: {between['images_of_b_in_a']} of {between['of']} images")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.write_split:
+        manifest = deduplicated_split(args.data[0], args.seed, args.max_bits)
+        manifest.save(args.write_split)
+        print(f"wrote {args.write_split}: " + ", ".join(f"{s} {sum(c.values())}" for s, c in manifest.counts().items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brain-cnn",
@@ -126,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=float, default=0.15,
                        help="share held out for test when the folder has no splits (default 0.15)")
     train.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    train.add_argument("--split", metavar="PATH",
+                       help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
     train.add_argument("--no-augment", action="store_true", help="turn augmentation off")
     train.add_argument("--no-evaluate", action="store_true", help="skip evaluation after training")
     train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
@@ -159,6 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32,
                          help="files decoded and classified together; bounds memory (default 32)")
     predict.set_defaults(run=_cmd_predict)
+
+    audit = commands.add_parser(
+        "audit",
+        help="find exact and near-duplicate images within and across splits and data sets",
+        description="Hash every image of each DATA folder (256-bit DCT hash of the head crop, robust to "
+        "resizing and re-encoding) and report exact and near duplicates within each split, across "
+        "the splits of a folder (test images with a copy in train) and between folders.",
+    )
+    audit.add_argument("data", nargs="+", metavar="DATA", help="data folder(s)")
+    audit.add_argument("--max-bits", type=int, default=20,
+                       help="hash distance (of 256 bits) that counts as a near duplicate (default 20)")
+    audit.add_argument("--examples", type=int, default=5, help="example pairs to print per finding (default 5)")
+    audit.add_argument("--json", help="also write the full report to this JSON file")
+    audit.add_argument("--write-split", metavar="PATH",
+                       help="write a de-duplicated split manifest of the first DATA folder (use with train --split)")
+    audit.add_argument("--seed", type=int, default=42, help="seed of the split that --write-split de-duplicates")
+    audit.set_defaults(run=_cmd_audit)
     return parser
 
 

@@ -14,12 +14,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .calibration import apply_temperature, fit_temperature
 from .dataset import SplitManifest, discover
 from .errors import DatasetError
 from .metrics import calibration, classification_metrics
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
 from .pipeline import decode_samples
+from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
 from .ood import GATE_FILE, fit_gate
 from .prediction import predict_outputs
 
@@ -82,10 +85,11 @@ def evaluate_model_folder(
     # what the card already holds.
     refit = own and "validation" in outputs
     gate = loaded.gate
+    train = decode_samples(chosen_train(folder), root, card.classes, card.image_size) if own else None
     if refit:
         decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
-        gate = _refit_gate(folder, root, chosen_train(folder), card, features, batch_size, loaded.model)
+        gate = _refit_gate(folder, train, features, batch_size, loaded.model)
     else:
         temperature = card.temperature
     report: dict[str, Any] = {
@@ -115,6 +119,8 @@ def evaluate_model_folder(
             }
         result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
         report["splits"][split] = result
+    if own and "test" in outputs:
+        report["splits"]["test"]["without_near_duplicates"] = _deduplicated(outputs, train, temperature, card.classes)
 
     name = EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json"
     (folder / name).write_text(json.dumps(report, indent=1))
@@ -128,11 +134,31 @@ def chosen_train(folder: Path):
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 
 
-def _refit_gate(folder: Path, root: Path, train_samples, card: ModelCard, validation_features, batch_size, model):
+def _deduplicated(outputs, train, temperature: float, classes: list[str]) -> dict[str, Any]:
+    """Test metrics on the test images with no exact or near duplicate among the training and validation images."""
+    test, _, probs = outputs["test"]
+    seen = hash_prepared(train.images, train.files)
+    if "validation" in outputs:
+        validation = outputs["validation"][0]
+        seen = hash_prepared(np.concatenate([train.images, validation.images]), train.files + validation.files)
+    duplicated = files_with_near_duplicates(hash_prepared(test.images, test.files), seen)
+    keep = np.array([f not in duplicated for f in test.files])
+    result = {"removed": int((~keep).sum()), "count": int(keep.sum()),
+              "max_hash_bits": NEAR_DUPLICATE_BITS,
+              "method": "256-bit DCT hash of the head crop; exact pixel matches and hashes within "
+                        f"{NEAR_DUPLICATE_BITS} bits of a training or validation image are removed"}
+    if keep.any():
+        metrics = classification_metrics(test.labels[keep], apply_temperature(probs[keep], temperature), classes)
+        result.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro"]["f1"],
+                      per_class=metrics["per_class"], screening=metrics["screening"],
+                      confusion_matrix=metrics["confusion_matrix"])
+    return result
+
+
+def _refit_gate(folder: Path, decoded, validation_features, batch_size, model):
     """Fit the out-of-distribution gate on training features, threshold on validation; save it; return it."""
     from .model_folder import sha256_file
 
-    decoded = decode_samples(train_samples, root, card.classes, card.image_size)
     train_features, _ = predict_outputs(model, decoded.images, batch_size)
     gate = fit_gate(train_features, decoded.labels, validation_features)
     gate.save(folder / GATE_FILE)
@@ -168,6 +194,10 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
             entry["tumour_specificity"] = result["screening"]["specificity"]
         if result.get("gate"):
             entry["refused_by_gate"] = result["gate"]["refused_rate"]
+        clean = result.get("without_near_duplicates")
+        if clean and clean.get("accuracy") is not None:
+            entry["without_near_duplicates"] = {"images": clean["count"], "accuracy": clean["accuracy"],
+                                                "macro_f1": clean["macro_f1"]}
         headline[split] = entry
     # Keep headline figures of splits not evaluated this time.
     raw["metrics"] = {**raw.get("metrics", {}), **headline}
@@ -187,6 +217,10 @@ def summary_table(report: dict[str, Any]) -> str:
             line += f"  tumour sens {screen['sensitivity']:.4f} spec {screen['specificity']:.4f}"
         if result.get("gate"):
             line += f"  refused {result['gate']['refused']} ({result['gate']['refused_rate']:.2%})"
+        clean = result.get("without_near_duplicates")
+        if clean and clean.get("accuracy") is not None:
+            line += f"\n{'':<10} without near-duplicates of training images: n={clean['count']} " \
+                    f"accuracy {clean['accuracy']:.4f}  macro F1 {clean['macro_f1']:.4f}"
         if result["unreadable"]:
             line += f"  ({len(result['unreadable'])} unreadable skipped)"
         lines.append(line)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import discover, make_split
+from .dataset import SplitManifest, discover, make_split
 from .errors import DatasetError
 from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, sha256_file
 from .pipeline import decode_samples, make_dataset
@@ -42,6 +42,7 @@ class TrainConfig:
     test_fraction: float = 0.15
     seed: int = 42
     augment: bool = True
+    split: str | None = None  # a saved split manifest to use instead of making one (e.g. from `audit --write-split`)
     max_steps: int | None = None  # steps per epoch cap, for smoke tests
     name: str | None = None
 
@@ -111,7 +112,12 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     folder = discover(config.data)
     if len(folder.classes) < 2:
         raise DatasetError(f"{folder.root} has only one class ({folder.classes}); need at least two")
-    manifest = make_split(folder, config.seed, config.validation_fraction, config.test_fraction)
+    if config.split:
+        manifest = SplitManifest.load(config.split)
+        if Path(manifest.root).resolve() != folder.root.resolve():
+            raise DatasetError(f"the split {config.split} was made for {manifest.root}, not {folder.root}")
+    else:
+        manifest = make_split(folder, config.seed, config.validation_fraction, config.test_fraction)
     manifest.save(out / SPLIT_FILE)
     classes = manifest.classes
     print(f"data: {folder.root}  classes: {len(classes)}  " + "  ".join(
@@ -196,7 +202,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "unreadable": len(train_split.unreadable) + len(val_split.unreadable),
         },
         training={
-            **{k: v for k, v in asdict(config).items() if k not in ("data", "out", "name")},
+            **{k: v for k, v in asdict(config).items() if k not in ("data", "out", "name", "split")},
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "seconds": round(seconds, 1),
