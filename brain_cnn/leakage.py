@@ -183,12 +183,13 @@ def deduplicated_split(root: str | Path, seed: int = 42, max_bits: int = NEAR_DU
             drop.add(f)
         seen_pixels.add(p)
     kept_train = [s for s in train if s.path not in drop]
-    reference = hashes  # all of train: a test copy of a dropped training image still leaks
+    reference = hashes  # all of train: a copy of a dropped training image still leaks
     for split in ("validation", "test"):
         samples = manifest.splits[split]
         query = hash_images([folder_root / s.path for s in samples], [s.path for s in samples])
         leaked = files_with_near_duplicates(query, reference, max_bits)
         manifest.splits[split] = [s for s in samples if s.path not in leaked]
+        reference = _merge([reference, query])  # test is also checked against validation
     manifest.splits["train"] = kept_train
     manifest.origin += f"; de-duplicated (256-bit DCT hash, <= {max_bits} bits)"
     return manifest
