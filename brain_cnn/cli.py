@@ -124,6 +124,28 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain_eval(args: argparse.Namespace) -> int:
+    from .explain_eval import evaluate_explanations, read_boxes
+    from .model_folder import EVALUATION_FILE, load_model, read_json
+
+    loaded = load_model(args.model)
+    boxes_path = Path(args.boxes)
+    if not boxes_path.is_file():
+        raise BrainCnnError(f"boxes file not found: {boxes_path}")
+    result = evaluate_explanations(loaded.model, loaded.card.classes, loaded.card.image_size,
+                                   args.data or boxes_path.parent, read_boxes(boxes_path))
+    result["boxes"] = str(boxes_path)
+    report_path = loaded.folder / EVALUATION_FILE
+    report = read_json(report_path) if report_path.is_file() else {"model": loaded.card.name, "splits": {}}
+    report["explanations"] = result
+    report_path.write_text(json.dumps(report, indent=1))
+    print(f"{len(result['per_image'])} boxed images ({len(result['skipped'])} skipped); written to {report_path}")
+    print(f"  {'method':<12} pointing game  energy in box  IoU (half-max)")
+    for method, row in result["methods"].items():
+        print(f"  {method:<12} {row['pointing_game']:.3f}          {row['energy_in_box']:.3f}          {row['iou']:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brain-cnn",
@@ -207,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write a de-duplicated split manifest of the first DATA folder (use with train --split)")
     audit.add_argument("--seed", type=int, default=42, help="seed of the split that --write-split de-duplicates")
     audit.set_defaults(run=_cmd_audit)
+
+    explain_eval = commands.add_parser(
+        "explain-eval",
+        help="measure the explanation methods against tumour bounding boxes",
+        description="For each explanation method (Grad-CAM, Grad-CAM++, Score-CAM) and each boxed image: "
+        "pointing game (heat-map maximum inside the box), share of heat-map energy inside the box, and "
+        "IoU of the half-maximum region with the box. Results go into the model's evaluation.json.",
+    )
+    explain_eval.add_argument("--model", required=True, help="model folder")
+    explain_eval.add_argument("--boxes", required=True,
+                              help="CSV with path,label,x_center,y_center,width,height (fractions of the image)")
+    explain_eval.add_argument("--data", help="folder the CSV paths are relative to (default: the CSV's folder)")
+    explain_eval.set_defaults(run=_cmd_explain_eval)
     return parser
 
 

@@ -123,7 +123,15 @@ def evaluate_model_folder(
         report["splits"]["test"]["without_near_duplicates"] = _deduplicated(outputs, train, temperature, card.classes)
 
     name = EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json"
-    (folder / name).write_text(json.dumps(report, indent=1))
+    previous = folder / name
+    if previous.is_file():  # keep `explain-eval` results of the same weights
+        try:
+            old = json.loads(previous.read_text())
+        except ValueError:
+            old = {}
+        if old.get("sha256") == card.sha256 and "explanations" in old:
+            report["explanations"] = old["explanations"]
+    previous.write_text(json.dumps(report, indent=1))
     if own:
         _update_card_metrics(folder, report)
     return report

@@ -21,6 +21,7 @@ __all__ = [
     "HeadBox",
     "find_head",
     "crop_to_head",
+    "crop_to_head_with_offset",
     "prepare",
     "resize_square",
     "load_scan",
@@ -66,6 +67,11 @@ def find_head(grey: np.ndarray) -> HeadBox:
 
 def crop_to_head(grey: np.ndarray) -> np.ndarray:
     """Crop to :func:`find_head` and pad with black to a centred square."""
+    return crop_to_head_with_offset(grey)[0]
+
+
+def crop_to_head_with_offset(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`crop_to_head`, and the (dx, dy) that maps an original pixel (x, y) to (x + dx, y + dy) in the square."""
     x0, y0, x1, y1 = find_head(grey)
     crop = grey[y0:y1, x0:x1]
     h, w = crop.shape
@@ -73,7 +79,7 @@ def crop_to_head(grey: np.ndarray) -> np.ndarray:
     square = np.zeros((side, side), dtype=grey.dtype)
     top, left = (side - h) // 2, (side - w) // 2
     square[top : top + h, left : left + w] = crop
-    return square
+    return square, (left - x0, top - y0)
 
 
 def prepare(grey: np.ndarray, image_size: int) -> np.ndarray:

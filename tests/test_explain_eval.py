@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from brain_cnn.explain_eval import Box, box_in_model_input, score_heatmap
+
+
+def test_scores_of_a_heat_map_on_its_box():
+    heat = np.zeros((10, 10), np.float32)
+    heat[2:4, 2:4] = 1.0
+    heat[8, 8] = 0.2
+    score = score_heatmap(heat, (2, 2, 4, 4))
+    assert score["hit"] == 1.0 and score["energy"] == pytest.approx(4 / 4.2) and score["iou"] == 1.0
+    miss = score_heatmap(heat, (6, 6, 10, 10))
+    assert miss["hit"] == 0.0 and miss["iou"] == 0.0
+
+
+def test_box_follows_the_head_crop_and_resize():
+    # 200x100 image; head crop from x=50 (so dx=-50) into a 100x100 square resized to 50.
+    box = Box("a.jpg", "glioma", x_center=0.5, y_center=0.5, width=0.1, height=0.2)
+    assert box_in_model_input(box, (100, 200), (-50, 0), 100, 50) == (20, 20, 30, 30)
+
+
+@pytest.mark.slow
+def test_explain_eval_command_writes_into_the_report(tiny_model, tmp_path, capsys):
+    import json
+    import shutil
+
+    from brain_cnn.cli import main
+
+    from conftest import encode, phantom
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    (tmp_path / "data" / "tumor").mkdir(parents=True)
+    (tmp_path / "data" / "tumor" / "a.png").write_bytes(encode(phantom(96, lesion=True)))
+    (tmp_path / "data" / "boxes.csv").write_text("path,label,x_center,y_center,width,height\n"
+                                                 "tumor/a.png,tumor,0.5,0.5,0.3,0.3\nmissing.png,tumor,0.5,0.5,0.1,0.1\n")
+    assert main(["explain-eval", "--model", str(folder), "--boxes", str(tmp_path / "data" / "boxes.csv")]) == 0
+    report = json.loads((folder / "evaluation.json").read_text())
+    methods = report["explanations"]["methods"]
+    assert set(methods) == {"Grad-CAM", "Grad-CAM++", "Score-CAM"} and methods["Grad-CAM"]["images"] == 1
+    assert len(report["explanations"]["skipped"]) == 1
+    assert "pointing game" in capsys.readouterr().out
