@@ -146,6 +146,15 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    info = export_model(args.model, args.format, args.out)
+    print(f"wrote {info['path']} ({info['format']}); probabilities match the Keras model to "
+          f"{info['max_abs_difference']:.1e}; apply temperature {info['temperature']} for calibrated ones")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brain-cnn",
@@ -242,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
                               help="CSV with path,label,x_center,y_center,width,height (fractions of the image)")
     explain_eval.add_argument("--data", help="folder the CSV paths are relative to (default: the CSV's folder)")
     explain_eval.set_defaults(run=_cmd_explain_eval)
+
+    export = commands.add_parser(
+        "export",
+        help="export a model for deployment (ONNX or TensorFlow SavedModel)",
+        description="Export MODEL to ONNX or a TensorFlow SavedModel and check that it gives the same "
+        "probabilities as the Keras model. Input: (N, S, S, 1) float32 0..255 after brain-cnn's "
+        "preprocessing; output: softmax probabilities (apply the card's temperature to calibrate).",
+    )
+    export.add_argument("--model", required=True, help="model folder")
+    export.add_argument("--format", required=True, choices=["onnx", "saved_model"], help="export format")
+    export.add_argument("--out", help="output path (default: MODEL/export/model.onnx or MODEL/export/saved_model)")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 
