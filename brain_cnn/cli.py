@@ -58,6 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         name=args.name,
         split=args.split,
+        strategy=args.strategy,
     )
     train(config, evaluate_after=not args.no_evaluate)
     return 0
@@ -177,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--width", type=int, default=32, help="filters in the first stage (default 32)")
     train.add_argument("--depth", type=int, default=4, help="number of conv stages (default 4)")
     train.add_argument("--dropout", type=float, default=0.3, help="dropout before the head (default 0.3)")
-    train.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    train.add_argument("--batch-size", type=int, default=32,
+                       help="batch size per replica (default 32); the learning rate scales with the replicas")
     train.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 1e-2)")
     train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
@@ -186,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=float, default=0.15,
                        help="share held out for test when the folder has no splits (default 0.15)")
     train.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default="auto",
+                       help="distribution: auto picks several GPUs (mirrored) or machines (TF_CONFIG) when present")
     train.add_argument("--split", metavar="PATH",
                        help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
     train.add_argument("--no-augment", action="store_true", help="turn augmentation off")

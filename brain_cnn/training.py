@@ -42,6 +42,7 @@ class TrainConfig:
     test_fraction: float = 0.15
     seed: int = 42
     augment: bool = True
+    strategy: str = "auto"  # see brain_cnn.distribute
     split: str | None = None  # a saved split manifest to use instead of making one (e.g. from `audit --write-split`)
     max_steps: int | None = None  # steps per epoch cap, for smoke tests
     name: str | None = None
@@ -104,7 +105,14 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     """
     import keras
 
+    from .distribute import choose_strategy
+
     keras.utils.set_random_seed(config.seed)
+    distribution = choose_strategy(config.strategy)
+    replicas = distribution.replicas
+    global_batch = config.batch_size * replicas
+    if distribution.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -133,30 +141,34 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             print(f"warning: skipped unreadable {reason}", file=sys.stderr)
     print(f"decoded {len(train_split.files) + len(val_split.files)} images in "
           f"{time.perf_counter() - started:.0f}s", flush=True)
-    train_data = make_dataset(train_split, len(classes), config.batch_size, training=config.augment, seed=config.seed)
-    val_data = make_dataset(val_split, len(classes), config.batch_size, training=False)
+    train_data = make_dataset(train_split, len(classes), global_batch, training=config.augment, seed=config.seed)
+    val_data = make_dataset(val_split, len(classes), global_batch, training=False)
+    print(f"strategy: {distribution.name}, {replicas} replica(s), global batch {global_batch}"
+          + (", mixed precision" if distribution.mixed_precision else ""), flush=True)
 
     # Model
     from .model import build_model
 
-    model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
-    steps = -(-len(train_split.labels) // config.batch_size)
+    steps = -(-len(train_split.labels) // global_batch)
     if config.max_steps:
         steps = min(steps, config.max_steps)
         train_data = train_data.take(steps)
     total_steps = max(1, steps * config.epochs)
+    peak = config.learning_rate * replicas  # linear scaling rule
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 10,
+        initial_learning_rate=peak / 10,
         decay_steps=total_steps - min(steps, total_steps // 2),
-        warmup_target=config.learning_rate,
+        warmup_target=peak,
         warmup_steps=min(steps, total_steps // 2),
         alpha=0.01,
     )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=["accuracy"],
-    )
+    with distribution.strategy.scope():
+        model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
 
     # Fit
     checkpoint = out / "best.weights.h5"
@@ -178,6 +190,12 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     seconds = time.perf_counter() - fit_started
     model.load_weights(checkpoint)
     checkpoint.unlink()
+    if distribution.mixed_precision:
+        # Ship a float32 model: it runs everywhere, CPUs included, with the same weights.
+        keras.mixed_precision.set_global_policy("float32")
+        float32_model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+        float32_model.set_weights(model.get_weights())
+        model = float32_model
 
     # Save
     epochs_run = len(history.history["loss"])
@@ -208,6 +226,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "seconds": round(seconds, 1),
             "parameters": int(model.count_params()),
             "optimizer": "AdamW, cosine decay with 1-epoch warm-up",
+            "distribution": {"strategy": distribution.name, "replicas": replicas, "global_batch": global_batch,
+                             "peak_learning_rate": peak,
+                             "precision": "mixed_float16" if distribution.mixed_precision else "float32"},
             "loss": "categorical cross-entropy, balanced class weights",
         },
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
