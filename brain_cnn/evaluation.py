@@ -73,23 +73,26 @@ def evaluate_model_folder(
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
     root, chosen, source, own = _choose_samples(folder, card, data, splits)
-    outputs = {}
+    decoded_splits = {}
     for split, samples in chosen.items():
         decoded = decode_samples(samples, root, card.classes, card.image_size)
         if not len(decoded.labels):
             raise DatasetError(f"no readable images in the {split} split of {root}")
-        outputs[split] = (decoded, *predict_outputs(loaded.model, decoded.images, batch_size))
+        decoded_splits[split] = decoded
 
-    # Temperature and the out-of-distribution gate are fitted on the model's
-    # own training and validation splits only; any other evaluation uses
-    # what the card already holds.
-    refit = own and "validation" in outputs
+    # Flip averaging, temperature and the out-of-distribution gate are chosen
+    # or fitted on the model's own training and validation splits only; any
+    # other evaluation uses what the card already holds.
+    refit = own and "validation" in decoded_splits
+    flip = _choose_flip(loaded.model, decoded_splits["validation"], batch_size) if refit else card.flip_averaging
+    outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip))
+               for split, decoded in decoded_splits.items()}
     gate = loaded.gate
     train = decode_samples(chosen_train(folder), root, card.classes, card.image_size) if own else None
     if refit:
         decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
-        gate = _refit_gate(folder, train, features, batch_size, loaded.model)
+        gate = _refit_gate(folder, train, features, batch_size, loaded.model, flip)
     else:
         temperature = card.temperature
     report: dict[str, Any] = {
@@ -99,6 +102,7 @@ def evaluate_model_folder(
         "source": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "temperature": temperature,
+        "flip_averaging": flip,
         "temperature_fitted_on": "validation" if refit else "taken from the model card",
         "splits": {},
     }
@@ -163,11 +167,20 @@ def _deduplicated(outputs, train, temperature: float, classes: list[str]) -> dic
     return result
 
 
-def _refit_gate(folder: Path, decoded, validation_features, batch_size, model):
+def _choose_flip(model, validation, batch_size: int) -> bool:
+    """Average with the mirror image only if that lowers the validation log-loss."""
+    def log_loss(flip: bool) -> float:
+        probs = predict_outputs(model, validation.images, batch_size, flip)[1]
+        return float(-np.mean(np.log(np.clip(probs[np.arange(len(probs)), validation.labels], 1e-12, 1))))
+
+    return log_loss(True) < log_loss(False)
+
+
+def _refit_gate(folder: Path, decoded, validation_features, batch_size, model, flip: bool):
     """Fit the out-of-distribution gate on training features, threshold on validation; save it; return it."""
     from .model_folder import sha256_file
 
-    train_features, _ = predict_outputs(model, decoded.images, batch_size)
+    train_features, _ = predict_outputs(model, decoded.images, batch_size, flip)
     gate = fit_gate(train_features, decoded.labels, validation_features)
     gate.save(folder / GATE_FILE)
     raw = read_json(folder / CARD_FILE)
@@ -187,6 +200,7 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
     """Copy the headline figures of the model's own report into its card."""
     raw = read_json(folder / CARD_FILE)
     raw["temperature"] = report["temperature"]
+    raw["flip_averaging"] = report["flip_averaging"]
     headline = {}
     for split, result in report["splits"].items():
         entry = {
@@ -215,7 +229,8 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
 def summary_table(report: dict[str, Any]) -> str:
     """A short plain-text summary for the terminal."""
     lines = [f"model {report['model']} on {report['data']} ({report['source']}); "
-             f"temperature {report['temperature']} ({report['temperature_fitted_on']})"]
+             f"temperature {report['temperature']} ({report['temperature_fitted_on']}); "
+             f"flip averaging {'on' if report['flip_averaging'] else 'off'}"]
     for split, result in report["splits"].items():
         line = (f"{split:<10} n={result['count']:<5} accuracy {result['accuracy']:.4f}  "
                 f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f} "

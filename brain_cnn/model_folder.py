@@ -40,6 +40,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)  # headline test/validation metrics
     gate: dict[str, Any] = field(default_factory=dict)  # out-of-distribution gate: file, sha256, threshold
     temperature: float = 1.0  # softmax temperature fitted on validation (see calibration.py)
+    flip_averaging: bool = False  # average each input with its mirror image; chosen on validation
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     sha256: str = ""

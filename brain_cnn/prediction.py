@@ -48,8 +48,17 @@ def _compiled_forward(model):
     return forward
 
 
-def predict_outputs(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1)."""
+def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1).
+
+    ``flip=True`` averages the outputs of each image and its left-right mirror
+    image (test-time augmentation; brains are near-symmetric and training
+    flipped them too).
+    """
+    if flip:
+        plain = predict_outputs(model, images, batch_size)
+        mirrored = predict_outputs(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size)
+        return (plain[0] + mirrored[0]) / 2, (plain[1] + mirrored[1]) / 2
     if len(images) == 0:
         width = model.get_layer(FEATURE_LAYER).output.shape[-1] if FEATURE_LAYER in [l.name for l in model.layers] else 0
         return np.zeros((0, width)), np.zeros((0, model.output_shape[-1]))
@@ -62,9 +71,9 @@ def predict_outputs(model, images: np.ndarray, batch_size: int = 64) -> tuple[np
     return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 64, flip: bool = False) -> np.ndarray:
     """Raw (uncalibrated) probabilities (N, K) for ``uint8`` inputs (N, S, S, 1)."""
-    return predict_outputs(model, images, batch_size)[1]
+    return predict_outputs(model, images, batch_size, flip)[1]
 
 
 def _is_scan_file(path: Path) -> bool:
@@ -119,7 +128,8 @@ class Predictor:
 
     def predict_inputs(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Calibrated probabilities (the card's temperature applied) for prepared inputs (N, S, S, 1)."""
-        return apply_temperature(predict_probabilities(self.model, images, batch_size), self.card.temperature)
+        raw = predict_probabilities(self.model, images, batch_size, self.card.flip_averaging)
+        return apply_temperature(raw, self.card.temperature)
 
     def call_slices(self, scan: Scan, inputs: np.ndarray, batch_size: int = 32) -> list[SliceCall]:
         """Classify the prepared slices of ``scan``, refusing those the model cannot judge."""
@@ -129,7 +139,8 @@ class Predictor:
         """:meth:`call_slices` for several scans in one pass through the network."""
         if not scans:
             return []
-        features, raw = predict_outputs(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size)
+        features, raw = predict_outputs(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size,
+                                        self.card.flip_averaging)
         probs = apply_temperature(raw, self.card.temperature)
         distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
         results, offset = [], 0
