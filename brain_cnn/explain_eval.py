@@ -25,7 +25,7 @@ from .decode import decode_image
 from .explain import METHODS, Explainer
 from .preprocess import crop_to_head_with_offset, read_file, resize_square
 
-__all__ = ["Box", "read_boxes", "box_in_model_input", "score_heatmap", "evaluate_explanations"]
+__all__ = ["Box", "read_boxes", "box_in_model_input", "score_heatmap", "evaluate_explanations", "draw_box"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,13 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
     }
     return {"methods": summary, "examples": used[:examples], "per_image": used, "skipped": skipped,
             "image_size": image_size}
+
+
+def draw_box(rgb: np.ndarray, box: list[int] | tuple[int, int, int, int], colour=(0, 255, 0)) -> np.ndarray:
+    """A copy of an RGB image with the box outlined."""
+    import cv2
+
+    out = rgb.copy()
+    x0, y0, x1, y1 = box
+    cv2.rectangle(out, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), colour, 1)
+    return out

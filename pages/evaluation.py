@@ -51,6 +51,14 @@ if gate:
                       help=f"{gate['refused']} of {split['count']} real scans answered 'cannot assess'; "
                            f"accuracy on the rest {gate['accuracy_on_accepted']:.2%}")
 
+clean = split.get("without_near_duplicates")
+if clean and clean.get("accuracy") is not None:
+    st.info(
+        f"**Leakage check.** {clean['removed']} of {split['count']} test images have an exact or near duplicate "
+        f"among the training and validation images. On the other {clean['count']}: accuracy "
+        f"**{clean['accuracy']:.2%}** (all {split['count']}: {split['accuracy']:.2%}), macro F1 {clean['macro_f1']:.3f}. "
+        f"The lower figure is the honest one for new patients.", icon=":material/content_copy:")
+
 left, right = st.columns(2)
 normalise = left.toggle("Row-normalised", value=False)
 left.plotly_chart(dashboards.confusion_matrix_figure(split, card.classes, normalise), key="confusion")
@@ -68,6 +76,31 @@ history = read_history(folder)
 if history:
     right.plotly_chart(dashboards.history_figure(history, "accuracy"), key="history-acc")
     left.plotly_chart(dashboards.history_figure(history, "loss"), key="history-loss")
+
+explanations = report.get("explanations")
+if explanations:
+    st.subheader("Do the heat maps point at the tumour?")
+    st.caption(f"{len(explanations['per_image'])} test images with expert tumour boxes ({explanations.get('boxes', '')}); "
+               "pointing game: the heat map's maximum falls inside the box; energy: share of the heat map inside "
+               "the box; IoU: the half-maximum region against the box.")
+    st.dataframe([{"method": m, **v} for m, v in explanations["methods"].items()], hide_index=True)
+    box_root = resolve_data_root(explanations.get("boxes", "")).parent
+    examples = explanations.get("examples", [])
+    if examples and box_root.is_dir():
+        from brain_cnn.explain import DEFAULT_METHOD
+        from brain_cnn.explain_eval import draw_box
+
+        cells = st.columns(len(examples))
+        for cell, example in zip(cells, examples):
+            try:
+                data = (box_root / example["file"]).read_bytes()
+                shown = assess_upload(folder, data, example["file"], audited=False).slices[0]
+                heat = heatmap_for(folder, shown, digest(data))
+            except (OSError, BrainCnnError):
+                continue
+            hit = example["scores"][DEFAULT_METHOD]["hit"]
+            cell.image(draw_box(overlay_heatmap(shown.model_input[..., 0], heat, 0.45), example["box"]),
+                       caption=f"{'hit' if hit else 'miss'}: {example['file'].split('/')[-1]}", width="stretch")
 
 st.subheader(f"Misclassified {split_name} images ({len(split.get('misclassified', []))})")
 wrong = split.get("misclassified", [])
