@@ -79,9 +79,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     files = expand_inputs(args.paths)
     if not files:
         raise BrainCnnError("no files to predict (the paths given hold no images)")
-    failures = 0
+    failures, done, last = 0, 0, None
+    show_progress = sys.stderr.isatty() and len(files) > args.batch_size
     for result in predictor.predict_files(files, batch_size=args.batch_size):
         failures += "error" in result
+        if result["file"] != last:
+            done, last = done + 1, result["file"]
+            if show_progress and done % args.batch_size == 0:
+                print(f"\r{done}/{len(files)} files", end="", file=sys.stderr, flush=True)
         if args.json:
             print(json.dumps(result), flush=True)
         else:
@@ -92,6 +97,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{where}\t{result['cannot_assess']}", flush=True)
             else:
                 print(f"{where}\t{result['label']}\t{result['probabilities'][result['label']]:.3f}", flush=True)
+    if show_progress:
+        print(f"\r{len(files)}/{len(files)} files", file=sys.stderr)
     if failures:
         print(f"{failures} of {len(files)} files could not be read", file=sys.stderr)
     return 0

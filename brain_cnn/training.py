@@ -190,12 +190,12 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     seconds = time.perf_counter() - fit_started
     model.load_weights(checkpoint)
     checkpoint.unlink()
-    if distribution.mixed_precision:
-        # Ship a float32 model: it runs everywhere, CPUs included, with the same weights.
-        keras.mixed_precision.set_global_policy("float32")
-        float32_model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
-        float32_model.set_weights(model.get_weights())
-        model = float32_model
+    # Ship an uncompiled float32 copy: no optimizer state (a third of the size),
+    # and it runs everywhere, CPUs included, whatever precision trained it.
+    keras.mixed_precision.set_global_policy("float32")
+    shipped = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+    shipped.set_weights(model.get_weights())
+    model = shipped
 
     # Save
     epochs_run = len(history.history["loss"])
