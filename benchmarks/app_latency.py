@@ -1,0 +1,87 @@
+"""The app, end to end: seconds from upload to a visible result, in headless Chromium.
+
+    python benchmarks/app_latency.py [--model-dir models] [--repeats 5]
+
+Starts `streamlit run app.py` on localhost, uploads a new synthetic scan each
+time (so nothing is cached) and times until the heat map's caption is shown.
+Needs Debian's chromium and the playwright package (`make test` installs both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scan(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    size = 512
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = ((yy - size / 2) / (0.42 * size)) ** 2 + ((xx - size / 2) / (0.35 * size)) ** 2
+    image = np.where(r <= 1, 200, 0) * (r > 0.8) + np.where(r <= 0.8, 90, 0) + rng.normal(0, 5, (size, size))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", default=str(ROOT / "models"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--port", type=int, default=8599)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "BRAIN_CNN_MODELS": args.model_dir, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "BRAIN_CNN_AUDIT": str(Path(tempfile.mkdtemp()) / "audit.jsonl")}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as playwright, tempfile.TemporaryDirectory() as folder:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page()
+            page.set_default_timeout(120_000)
+            timings = []
+            for i in range(args.repeats + 1):  # the first loads the model and is reported apart
+                page.goto(url)
+                page.get_by_text("Upload a scan to see").wait_for()
+                path = Path(folder) / f"scan-{i}.png"
+                path.write_bytes(scan(i))
+                started = time.perf_counter()
+                page.locator("input[type=file]").set_input_files(str(path))
+                page.get_by_text("Grad-CAM for").wait_for()
+                timings.append(time.perf_counter() - started)
+            browser.close()
+        print(f"first upload (model loading included): {timings[0]:.2f} s")
+        print(f"upload to visible call and heat map: median {statistics.median(timings[1:]):.2f} s, "
+              f"max {max(timings[1:]):.2f} s over {args.repeats} uploads")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
