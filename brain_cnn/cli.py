@@ -59,6 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         name=args.name,
         split=args.split,
         strategy=args.strategy,
+        init_from=args.init_from,
     )
     train(config, evaluate_after=not args.no_evaluate)
     return 0
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default="auto",
                        help="distribution: auto picks several GPUs (mirrored) or machines (TF_CONFIG) when present")
+    train.add_argument("--init-from", metavar="MODEL",
+                       help="start from the weights of this model folder (fine-tuning; same classes and size)")
     train.add_argument("--split", metavar="PATH",
                        help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
     train.add_argument("--no-augment", action="store_true", help="turn augmentation off")

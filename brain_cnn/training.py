@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 42
     augment: bool = True
     strategy: str = "auto"  # see brain_cnn.distribute
+    init_from: str | None = None  # a model folder whose weights start the run (fine-tuning)
     split: str | None = None  # a saved split manifest to use instead of making one (e.g. from `audit --write-split`)
     max_steps: int | None = None  # steps per epoch cap, for smoke tests
     name: str | None = None
@@ -162,8 +163,18 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         warmup_steps=min(steps, total_steps // 2),
         alpha=0.01,
     )
+    initial = None
+    if config.init_from:
+        from .model_folder import load_model
+
+        initial = load_model(config.init_from)
+        if initial.card.classes != classes or initial.card.image_size != config.image_size:
+            raise DatasetError(f"{config.init_from} has classes {initial.card.classes} at {initial.card.image_size} px; "
+                               f"this run needs {classes} at {config.image_size} px")
     with distribution.strategy.scope():
         model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+        if initial is not None:
+            model.set_weights(initial.model.get_weights())
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(),
@@ -220,7 +231,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "unreadable": len(train_split.unreadable) + len(val_split.unreadable),
         },
         training={
-            **{k: v for k, v in asdict(config).items() if k not in ("data", "out", "name", "split")},
+            **{k: v for k, v in asdict(config).items() if k not in ("data", "out", "name", "split", "init_from")},
+            **({"initialised_from": {"name": initial.card.name, "sha256": initial.card.sha256,
+                                     "training": initial.card.training}} if initial is not None else {}),
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "seconds": round(seconds, 1),

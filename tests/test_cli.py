@@ -117,3 +117,18 @@ def test_predict_reads_dicom_and_nifti_one_line_per_slice(trained, tmp_path, cap
     assert [Path(r["file"]).name for r in lines] == ["IM0001"] + ["head.nii.gz"] * 4
     assert [r.get("slice_index") for r in lines] == [None, 0, 1, 2, 3]
     assert all(("probabilities" in r) != ("cannot_assess" in r) for r in lines)
+
+
+@pytest.mark.slow
+def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
+    root, out = trained
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--data", str(root), "--out", str(tuned), "--epochs", "1", "--image-size", "48",
+                 "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "2", "--init-from", str(out),
+                 "--split", str(out / "split.json"), "--no-evaluate"]) == 0
+    card = json.loads((tuned / "card.json").read_text())
+    original = json.loads((out / "card.json").read_text())
+    assert card["training"]["initialised_from"]["sha256"] == original["sha256"]
+    assert json.loads((tuned / "split.json").read_text())["splits"] == json.loads((out / "split.json").read_text())["splits"]
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "bad"), "--image-size", "64",
+                 "--init-from", str(out)]) == 2  # another input size cannot start from these weights
