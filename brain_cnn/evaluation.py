@@ -223,7 +223,29 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
         headline[split] = entry
     # Keep headline figures of splits not evaluated this time.
     raw["metrics"] = {**raw.get("metrics", {}), **headline}
+    raw["limitations"] = limitations(raw, report)
     (folder / CARD_FILE).write_text(json.dumps(raw, indent=2) + "\n")
+
+
+def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """What the model card must say about where the figures stop holding, from the report's facts."""
+    name = card.get("dataset", {}).get("name", "its data set")
+    notes = [
+        "Classifies one 2-D slice at a time; it does not see the rest of the study.",
+        f"Trained and tested only on {name}; not validated on other scanners, sequences or hospitals.",
+    ]
+    test = report["splits"].get("test", {})
+    clean = test.get("without_near_duplicates")
+    if clean and clean.get("accuracy") is not None:
+        notes.append(f"{clean['removed']} of {test['count']} test images have an exact or near duplicate among the "
+                     f"training images; on the other {clean['count']} the accuracy is {clean['accuracy']:.1%} "
+                     f"(on all: {test['accuracy']:.1%}).")
+    notes.append(f"Probabilities are temperature-scaled (T = {report['temperature']}) on the validation split; "
+                 "on data unlike it they may be over- or under-confident.")
+    if test.get("gate"):
+        notes.append(f"The out-of-distribution gate refuses {test['gate']['refused_rate']:.1%} of real test scans by "
+                     "design and cannot be relied on to catch every image that is not a brain MRI slice.")
+    return notes
 
 
 def summary_table(report: dict[str, Any]) -> str:
