@@ -30,7 +30,7 @@ import numpy as np
 from .decode import MAX_BYTES, MAX_PIXELS, decode_image_with_colour
 from .errors import UnreadableImageError
 
-__all__ = ["Scan", "read_scan", "read_study", "is_dicom", "is_nifti", "AXES"]
+__all__ = ["Scan", "read_scan", "read_study", "group_series", "is_dicom", "is_nifti", "AXES"]
 
 AXES = {"axial": 2, "coronal": 1, "sagittal": 0}
 MAX_SLICES = 2000
@@ -235,41 +235,39 @@ def read_study(files: list[tuple[str, bytes]]) -> Scan:
 
 
 def _read_study(files: list[tuple[str, bytes]]) -> Scan:
-    """Several DICOM files of one series as one volume, slices sorted by position.
-
-    Raises:
-        UnreadableImageError: no readable slice, several series mixed, or slices of different sizes.
-    """
     datasets, notes = [], []
     for name, data in files:
         try:
             datasets.append((name, _dcmread(data, name)))
         except UnreadableImageError as error:
             notes.append(f"skipped {error}")
-    imaging = [(n, ds) for n, ds in datasets if "PixelData" in ds]
-    notes += [f"skipped {n}: holds no image" for n, ds in datasets if "PixelData" not in ds]
-    if not imaging:
-        raise UnreadableImageError("the study holds no readable DICOM image" + (f" ({notes[0]})" if notes else ""))
-    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in imaging}
+    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in datasets if "PixelData" in ds}
     if len(series) > 1:
         raise UnreadableImageError(
             f"the files belong to {len(series)} different series; upload one series at a time"
         )
-    if len(imaging) > MAX_SLICES:
-        raise UnreadableImageError(f"{len(imaging)} slices is over the {MAX_SLICES}-slice limit")
+    frames = []
+    for name, ds in datasets:
+        try:
+            frames.append((name, ds, _dicom_values(ds, name)))
+        except UnreadableImageError as error:  # one bad slice does not sink the series
+            notes.append(f"skipped {error}")
+    if not frames:
+        raise UnreadableImageError("the series holds no readable DICOM image" + (f" ({'; '.join(notes)})" if notes else ""))
+    if len(frames) > MAX_SLICES:
+        raise UnreadableImageError(f"{len(frames)} slices is over the {MAX_SLICES}-slice limit")
 
     def order(item):
-        name, ds = item
+        name, ds, _ = item
         position = _slice_position(ds)
         return (0, position, name) if position is not None else (1, float(ds.get("InstanceNumber", 0) or 0), name)
 
-    imaging.sort(key=order)
-    frames = [(name, ds, _dicom_values(ds, name)) for name, ds in imaging]
+    frames.sort(key=order)
     shapes = {v.shape[1:] for _, _, v in frames}
     if len(shapes) > 1:
         raise UnreadableImageError(f"the slices have different sizes ({', '.join(map(str, shapes))})")
     values = np.concatenate([v for _, _, v in frames])
-    first = imaging[0][1]
+    first = frames[0][1]
     # One window for the whole series, so slices are comparable.
     slices = _dicom_display(first, values)
     labels = []
@@ -277,8 +275,28 @@ def _read_study(files: list[tuple[str, bytes]]) -> Scan:
         position = _slice_position(ds)
         base = f"{position:.1f} mm" if position is not None else f"#{ds.get('InstanceNumber', '?')}"
         labels += [base] if len(v) == 1 else [f"{base} frame {i + 1}" for i in range(len(v))]
-    study_name = f"{len(imaging)}-file series"
-    return Scan(study_name, "dicom", slices, labels, _header(first), notes)
+    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes)
+
+
+def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
+    """DICOM files grouped by series (SeriesInstanceUID), in upload order; unreadable files stand alone."""
+    import pydicom
+
+    groups: dict[str, list[tuple[str, bytes]]] = {}
+    alone = []
+    for name, data in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+            uid = str(header.get("SeriesInstanceUID", "")) or None
+        except Exception:  # noqa: BLE001 - its own reading will say what is wrong
+            uid = None
+        if uid is None:
+            alone.append([(name, data)])
+        else:
+            groups.setdefault(uid, []).append((name, data))
+    return list(groups.values()) + alone
 
 
 @_guarded("ZIP")

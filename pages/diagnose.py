@@ -13,7 +13,7 @@ from brain_cnn.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain import DEFAULT_METHOD, METHODS, overlay_heatmap
 from brain_cnn.report import case_report_pdf
-from brain_cnn.scan import AXES, is_dicom, is_nifti
+from brain_cnn.scan import AXES, group_series, is_dicom, is_nifti
 from brain_cnn.worklist import worklist_csv, worklist_row
 
 st.title("Diagnose")
@@ -40,16 +40,18 @@ if not uploads:
 files = [(u.name, u.getvalue()) for u in uploads]
 dicoms = [(n, d) for n, d in files if is_dicom(d, n)]
 as_series = len(dicoms) > 1 and st.toggle(
-    f"Read the {len(dicoms)} DICOM files as one series", value=True,
-    help="Sorts the slices by position and classifies the whole series")
+    "Read DICOM files of the same series as one study", value=True,
+    help="Groups the files by series, sorts the slices by position and classifies each whole series")
 
 cases, failures = [], []
-if as_series:
+series = [g for g in group_series(dicoms) if len(g) > 1] if as_series else []  # a lone file is read on its own
+for group in series:
     try:
-        cases.append(assess_series_upload(folder, dicoms))
+        cases.append(assess_series_upload(folder, group))
     except BrainCnnError as error:
-        failures.append(("DICOM series", str(error)))
-    files = [(n, d) for n, d in files if not is_dicom(d, n)]
+        failures.append((f"DICOM series of {len(group)} files", str(error)))
+in_series = {n for group in series for n, _ in group}
+files = [(n, d) for n, d in files if n not in in_series]
 for name, data in files:
     axis = AXES["axial"]
     if is_nifti(data, name):
@@ -78,7 +80,7 @@ for number, case in enumerate(cases):
     if case.header:
         st.caption(" | ".join(f"{k}: {v}" for k, v in case.header.items()))
     for note in case.notes:
-        st.caption(note)
+        st.warning(note, icon=":material/warning:")
     index = 0
     if case.kind == "nifti":
         st.radio("Plane", list(AXES), key=f"axis-{case.name}", horizontal=True)

@@ -77,7 +77,7 @@ def test_worklist_and_volumes(app):
     at = upload(at, [("a.png", encode(phantom(96)), "image/png"), ("head.nii.gz", make_nifti(volume, gz=True),
                       "application/gzip")] + series)
     assert not at.exception
-    assert at.toggle[0].label.startswith("Read the 3 DICOM files as one series")
+    assert at.toggle[0].label.startswith("Read DICOM files of the same series as one study")
     assert any(sub.value == "3-file series" for sub in at.subheader)
     assert any(s.label == "Slice" for s in at.slider)
     assert any(sub.value == "Worklist" for sub in at.subheader)
