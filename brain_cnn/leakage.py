@@ -13,7 +13,6 @@ so it is robust to resizing, re-encoding and different black margins.
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import UnreadableImageError
-from .preprocess import load_scan
+from .preprocess import DECODE_WORKERS, load_scan
 
 __all__ = ["ImageHashes", "hash_images", "hash_prepared", "near_duplicate_pairs", "files_with_near_duplicates",
            "NEAR_DUPLICATE_BITS", "phash"]
@@ -70,7 +69,7 @@ def hash_images(paths: list[Path], names: list[str] | None = None, size: int = 1
             return None
         return phash(prepared), hashlib.sha256(prepared.tobytes()).hexdigest()
 
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
         results = list(pool.map(one, paths))
     kept = [(n, r) for n, r in zip(names, results) if r is not None]
     perceptual = np.stack([r[0] for _, r in kept]) if kept else np.zeros((0, HASH_SIDE**2 // 8), np.uint8)

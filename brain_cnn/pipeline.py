@@ -8,7 +8,6 @@ model itself.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Sample
-from .errors import UnreadableImageError
-from .preprocess import load_scan
+from .errors import DatasetError, UnreadableImageError
+from .preprocess import DECODE_WORKERS, load_scan
 
 __all__ = ["DecodedSplit", "decode_samples", "make_dataset", "augmenter"]
 
@@ -41,8 +40,6 @@ def decode_samples(
     index = {name: i for i, name in enumerate(classes)}
     unknown = Counter(s.label for s in samples if s.label not in index)
     if unknown:
-        from .errors import DatasetError
-
         raise DatasetError(
             f"classes {sorted(unknown)} are not among the model's classes {classes}"
         )
@@ -54,7 +51,7 @@ def decode_samples(
             return None, str(error)
 
     # Pillow and OpenCV release the GIL while decoding and resizing.
-    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+    with ThreadPoolExecutor(max_workers=workers or DECODE_WORKERS) as pool:
         results = list(pool.map(one, samples))
     images, labels, files, unreadable = [], [], [], []
     for sample, (image, error) in zip(samples, results):

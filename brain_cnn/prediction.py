@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from .dataset import list_images
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
 from .ood import FEATURE_LAYER, image_check
-from .preprocess import load_slices
+from .preprocess import DECODE_WORKERS, load_slices
 from .scan import Scan
 
 __all__ = ["Predictor", "SliceCall", "expand_inputs", "predict_probabilities", "predict_outputs", "SCAN_SUFFIXES"]
@@ -193,7 +192,7 @@ class Predictor:
             except UnreadableImageError as error:
                 return None, None, str(error)
 
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+        with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
                 decoded = list(pool.map(decode, chunk))

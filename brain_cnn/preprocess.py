@@ -9,6 +9,7 @@ model cards record it and loading refuses a mismatch.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 PREPROCESSING_VERSION = "1"
+# Threads for decoding many files: Pillow and OpenCV release the GIL.
+DECODE_WORKERS = min(8, (os.cpu_count() or 1) * 2)
 
 
 HeadBox = tuple[int, int, int, int]  # (x0, y0, x1, y1) in the decoded slice
