@@ -34,6 +34,9 @@ __all__ = ["Scan", "read_scan", "read_study", "group_series", "is_dicom", "is_ni
 
 AXES = {"axial": 2, "coronal": 1, "sagittal": 0}
 MAX_SLICES = 2000
+# Voxels of one volume: 2000 slices of 224x224 fit; a header that claims more
+# (a corrupt or hostile file) is refused before any memory is allocated.
+MAX_VOXELS = 120_000_000
 # Header elements safe to show; nothing that identifies a patient.
 _SAFE_HEADER = {
     "Modality": "modality",
@@ -121,8 +124,10 @@ def _dicom_values(ds, name: str) -> np.ndarray:
             f"{name}: the DICOM file holds no image ({kind}; e.g. a report, structure set or presentation state)"
         )
     rows, cols, frames = int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), int(ds.get("NumberOfFrames", 1) or 1)
-    if rows * cols > MAX_PIXELS or frames > MAX_SLICES:
+    if rows * cols > MAX_PIXELS or frames > MAX_SLICES or rows * cols * frames > MAX_VOXELS:
         raise UnreadableImageError(f"{name}: {frames} frames of {cols}x{rows} pixels is over the size limit")
+    if rows < 1 or cols < 1 or frames < 1:
+        raise UnreadableImageError(f"{name}: the DICOM header gives no image size")
     try:
         pixels = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad pixel data
@@ -352,6 +357,8 @@ def _read_nifti(data: bytes, name: str, axis: int) -> Scan:
             raise UnreadableImageError(f"{name}: not a readable NIfTI volume ({error})") from None
     if len(image.shape) == 4 and image.shape[3] == 1:
         image = image.slicer[..., 0]
+    if int(np.prod(image.shape, dtype=np.int64)) > MAX_VOXELS:
+        raise UnreadableImageError(f"{name}: a volume of {' x '.join(map(str, image.shape))} voxels is over the size limit")
     if len(image.shape) != 3:
         raise UnreadableImageError(
             f"{name}: a {len(image.shape)}-D NIfTI image (shape {image.shape}); "

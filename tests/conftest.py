@@ -69,7 +69,8 @@ def make_dicom(pixels: np.ndarray, *, photometric: str = "MONOCHROME2", slope: f
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    # Deterministic UIDs, so generated files (and the fuzz test's seeds) are the same every run.
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[series, str(instance), str(position)])
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
