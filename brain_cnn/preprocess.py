@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 PREPROCESSING_VERSION = "1"
+# A slice is roughly square; padding a 65000x48 strip to a square would take gigabytes.
+MAX_ASPECT = 8
 # Threads for decoding many files: Pillow and OpenCV release the GIL.
 DECODE_WORKERS = min(8, (os.cpu_count() or 1) * 2)
 
@@ -75,6 +77,9 @@ def crop_to_head(grey: np.ndarray) -> np.ndarray:
 
 def crop_to_head_with_offset(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """:func:`crop_to_head`, and the (dx, dy) that maps an original pixel (x, y) to (x + dx, y + dy) in the square."""
+    height, width = grey.shape
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise UnreadableImageError(f"the image is {width}x{height} pixels, too elongated to be a scan slice")
     x0, y0, x1, y1 = find_head(grey)
     crop = grey[y0:y1, x0:x1]
     h, w = crop.shape

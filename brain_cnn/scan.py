@@ -128,6 +128,11 @@ def _dicom_values(ds, name: str) -> np.ndarray:
         raise UnreadableImageError(f"{name}: {frames} frames of {cols}x{rows} pixels is over the size limit")
     if rows < 1 or cols < 1 or frames < 1:
         raise UnreadableImageError(f"{name}: the DICOM header gives no image size")
+    samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("BitsAllocated", 16) or 16)
+    if samples not in (1, 3, 4) or bits not in (1, 8, 16, 32, 64):
+        raise UnreadableImageError(f"{name}: the DICOM header is corrupt ({samples} samples of {bits} bits per pixel)")
+    if rows * cols * frames * samples * max(1, bits // 8) > 2 * MAX_BYTES:
+        raise UnreadableImageError(f"{name}: {frames} frames of {cols}x{rows} pixels is over the size limit")
     try:
         pixels = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad pixel data

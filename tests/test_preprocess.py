@@ -53,3 +53,8 @@ def test_unreadable_paths_have_clear_messages(tmp_path):
         load_scan(tmp_path / "missing.png", 64)
     with pytest.raises(UnreadableImageError, match="folder"):
         load_scan(tmp_path, 64)
+
+
+def test_extremely_elongated_images_are_refused():
+    with pytest.raises(UnreadableImageError, match="too elongated"):
+        prepare(np.full((48, 65584), 100, np.uint8), 32)
