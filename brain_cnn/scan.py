@@ -162,7 +162,7 @@ def _window(ds) -> tuple[float, float] | None:
 def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
     if not high > low:
         high = low + 1.0
-    scaled = (np.clip(values, low, high) - low) / (high - low)
+    scaled = (np.clip(np.nan_to_num(values, nan=low, posinf=high, neginf=low), low, high) - low) / (high - low)
     return (scaled * 255.0 + 0.5).astype(np.uint8)
 
 
