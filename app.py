@@ -1,4 +1,9 @@
-"""brain-cnn: the clinician's app. Run with `streamlit run app.py`."""
+"""brain-cnn: the clinician's app. Run with `streamlit run app.py`.
+
+The pages live in app_pages/, not pages/: Streamlit's legacy discovery of a
+pages/ folder would serve a page without this entry point on the first
+request after a restart (a bookmarked /evaluation came up blank).
+"""
 
 import streamlit as st
 
@@ -7,11 +12,11 @@ from brain_cnn.app_support import DISCLAIMER, choose_model
 st.set_page_config(page_title="brain-cnn", page_icon=":material/neurology:", layout="wide")
 
 pages = [
-    st.Page("pages/diagnose.py", title="Diagnose", icon=":material/radiology:", default=True),
-    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
-    st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
-    st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
-    st.Page("pages/audit_log.py", title="Audit log", icon=":material/history:"),
+    st.Page("app_pages/diagnose.py", title="Diagnose", icon=":material/radiology:", default=True),
+    st.Page("app_pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
+    st.Page("app_pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+    st.Page("app_pages/model_card.py", title="Model card", icon=":material/description:"),
+    st.Page("app_pages/audit_log.py", title="Audit log", icon=":material/history:"),
 ]
 navigation = st.navigation(pages)
 st.session_state["model_folder"] = choose_model()

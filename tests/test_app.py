@@ -30,7 +30,7 @@ def app(models_dir, monkeypatch, tmp_path):
 
 
 def switch(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"app_pages/{page}.py")
     return at.run()
 
 

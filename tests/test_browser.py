@@ -76,6 +76,15 @@ def page(server):
         browser.close()
 
 
+def test_evaluation_page_shows_the_confusion_matrix(page, server):
+    """The first request after a start goes straight to a page URL, as a bookmark would."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{server}/evaluation")
+    page.get_by_text("Confusion matrix (counts)").wait_for()
+    page.get_by_text("Accuracy").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "evaluation.png"), full_page=True)
+
+
 def test_upload_shows_the_call_and_the_heat_map(page, server, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     scan = tmp_path / "phantom-scan.png"
@@ -88,10 +97,3 @@ def test_upload_shows_the_call_and_the_heat_map(page, server, tmp_path):
     # The tiny test model may call the phantom or refuse it; either is a visible answer.
     page.locator("text=/Tumour suspected|No tumour seen|Cannot assess/").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "diagnose.png"), full_page=True)
-
-
-def test_evaluation_page_shows_the_confusion_matrix(page, server):
-    page.goto(f"{server}/evaluation")
-    page.get_by_text("Confusion matrix (counts)").wait_for()
-    page.get_by_text("Accuracy").first.wait_for()
-    page.screenshot(path=str(ARTIFACTS / "evaluation.png"), full_page=True)
