@@ -23,7 +23,7 @@ from .metrics import calibration, classification_metrics
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
 from .pipeline import decode_samples
 from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
-from .ood import GATE_FILE, fit_gate
+from .ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 from .prediction import predict_outputs
 
 __all__ = ["evaluate_model_folder", "summary_table"]
@@ -187,7 +187,8 @@ def _refit_gate(folder: Path, decoded, validation_features, batch_size, model, f
     raw["gate"] = {
         "file": GATE_FILE,
         "sha256": sha256_file(folder / GATE_FILE),
-        "method": "min class Mahalanobis distance of pooled features (shared Ledoit-Wolf covariance)",
+        "method": "min class Mahalanobis distance of the globally pooled outputs of layers "
+                  f"{', '.join(FEATURE_LAYERS)}, concatenated (shared Ledoit-Wolf covariance)",
         "fitted_on": f"{len(decoded.labels)} training images; threshold at the "
                      f"{gate.percentile}th percentile of validation distances",
         "threshold": round(gate.threshold, 3),

@@ -7,7 +7,8 @@ Two layers, cheapest first:
 2. Feature distance (Lee et al., 2018, "A Simple Unified Framework for
    Detecting Out-of-Distribution Samples", arXiv:1807.03888): class-conditional
    Gaussians with one shared, Ledoit-Wolf-shrunk covariance are fitted to the
-   network's pooled features of the training images; an input whose smallest
+   network's globally pooled features of three depths (:data:`FEATURE_LAYERS`,
+   concatenated) of the training images; an input whose smallest
    Mahalanobis distance to a class exceeds a threshold is refused. The
    threshold is the 99.5th percentile of the validation images' distances, so
    about 0.5 % of real in-distribution scans are refused by design.
@@ -23,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GATE_FILE", "FEATURE_LAYER", "Gate", "image_check", "fit_gate", "MAX_COLOURFULNESS"]
+__all__ = ["GATE_FILE", "FEATURE_LAYERS", "Gate", "image_check", "fit_gate", "MAX_COLOURFULNESS"]
 
 GATE_FILE = "ood.npz"
-FEATURE_LAYER = "pool"
+# Pooled outputs of these layers, concatenated, are the gate's features (the last is already pooled).
+FEATURE_LAYERS = ("stage1_b", "stage2_b", "pool")
 # Hasler-Suesstrunk colourfulness: greyscale MRI exported as RGB scores 0-3.5 in the public sets;
 # natural photographs 30-150. 12 leaves room for tinted or annotated slices.
 MAX_COLOURFULNESS = 12.0

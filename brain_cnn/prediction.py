@@ -13,7 +13,7 @@ from .calibration import apply_temperature
 from .dataset import list_images
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
-from .ood import FEATURE_LAYER, image_check
+from .ood import FEATURE_LAYERS, image_check
 from .preprocess import DECODE_WORKERS, load_slices
 from .scan import Scan
 
@@ -35,11 +35,14 @@ def _compiled_forward(model):
     if forward is None:
         import keras
         import tensorflow as tf
+        from keras import layers
 
-        try:
-            features = model.get_layer(FEATURE_LAYER).output
-        except ValueError:  # a model without the pooled layer: probabilities only
-            features = model.output
+        names = {layer.name for layer in model.layers}
+        pooled = [layers.GlobalAveragePooling2D()(model.get_layer(name).output) if name != FEATURE_LAYERS[-1]
+                  else model.get_layer(name).output for name in FEATURE_LAYERS if name in names]
+        # Early layers see texture and contrast, the last one content: together they tell a
+        # radiograph of another body part from a brain slice better than either alone.
+        features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else model.output)
         both = keras.Model(model.inputs, [features, model.output])
         signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
         forward = tf.function(lambda x: both(x, training=False), input_signature=signature)
@@ -59,8 +62,7 @@ def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool 
         mirrored = predict_outputs(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size)
         return (plain[0] + mirrored[0]) / 2, (plain[1] + mirrored[1]) / 2
     if len(images) == 0:
-        width = model.get_layer(FEATURE_LAYER).output.shape[-1] if FEATURE_LAYER in [l.name for l in model.layers] else 0
-        return np.zeros((0, width)), np.zeros((0, model.output_shape[-1]))
+        return np.zeros((0, 0)), np.zeros((0, model.output_shape[-1]))
     forward = _compiled_forward(model)
     features, probs = [], []
     for i in range(0, len(images), batch_size):

@@ -43,8 +43,9 @@ def test_bundled_gate_refuses_images_that_are_not_brain_mri():
     images = non_brain_images()
     answers = {name: predictor.predict_bytes(data, name) for name, data in images.items()}
     refused = [name for name, answer in answers.items() if answer["label"] is None]
-    for always in ("blank black", "blank white", "uniform noise", "colour noise", "text page (drawn)"):
+    for always in ("blank black", "blank white", "uniform noise", "colour noise", "text page (drawn)",
+                   "chest X-ray (drawn)", "chest X-ray, small (drawn)"):
         assert always in refused
-    # Measured 29 of 32 (the drawn chest X-rays and scikit-image's cameraman get through); keep it there.
-    assert len(refused) >= 0.85 * len(images), sorted(set(images) - set(refused))
+    # Measured 32 of 32 with the three-layer gate (29 with the last layer alone).
+    assert len(refused) >= 0.9 * len(images), sorted(set(images) - set(refused))
     assert len(drawn_images()) == 10
