@@ -37,7 +37,8 @@ def server(tiny_model, tmp_path_factory):
     models = tmp_path_factory.mktemp("browser-models")
     shutil.copytree(tiny_model, models / tiny_model.name)
     port = free_port()
-    env = {**os.environ, "BRAIN_CNN_MODELS": str(models), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "BRAIN_CNN_MODELS": str(models), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "BRAIN_CNN_AUDIT": str(models / "audit.jsonl")}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
