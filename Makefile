@@ -17,7 +17,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-.PHONY: setup app test chromium benchmark
+.PHONY: setup app test system-deps benchmark
 setup: $(VENV)/.runtime
 
 app: $(VENV)/.runtime
@@ -26,12 +26,12 @@ app: $(VENV)/.runtime
 # The browser test drives Debian's Chromium (Playwright's own download cannot
 # be used here); the PDF test reads reports back with poppler's pdftotext.
 # Installed when missing and we are root; otherwise those tests skip.
-chromium:
+system-deps:
 	@{ command -v chromium && command -v pdftotext; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; } || \
 	  echo "chromium or poppler-utils not installed: the browser and PDF-text tests will be skipped"
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest
 
 benchmark: $(VENV)/.runtime

@@ -88,7 +88,7 @@ def evaluate_model_folder(
     outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip))
                for split, decoded in decoded_splits.items()}
     gate = loaded.gate
-    train = decode_samples(chosen_train(folder), root, card.classes, card.image_size) if own else None
+    train = decode_samples(_saved_train_samples(folder), root, card.classes, card.image_size) if own else None
     if refit:
         decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
@@ -141,7 +141,7 @@ def evaluate_model_folder(
     return report
 
 
-def chosen_train(folder: Path):
+def _saved_train_samples(folder: Path):
     """Training samples of the model's saved split."""
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 

@@ -64,9 +64,6 @@ class Scan:
     def is_volume(self) -> bool:
         return len(self.slices) > 1
 
-    def middle(self) -> int:
-        return len(self.slices) // 2
-
 
 def is_dicom(data: bytes, name: str = "") -> bool:
     return (len(data) > 132 and data[128:132] == b"DICM") or name.lower().endswith((".dcm", ".dicom"))

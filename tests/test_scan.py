@@ -88,7 +88,7 @@ def test_nifti_axes_and_orientation(gz):
     name = "head.nii.gz" if gz else "head.nii"
     axial = read_scan(make_nifti(volume, gz), name, AXES["axial"])
     assert axial.kind == "nifti" and axial.slices.shape == (40, 30, 20)
-    plane = axial.slices[axial.middle()]
+    plane = axial.slices[len(axial.slices) // 2]
     assert plane[:5].mean() > plane[-5:].mean()  # anterior at the top
     assert plane[:, :5].mean() > plane[:, -5:].mean()  # patient right on image left (radiological)
     assert read_scan(make_nifti(volume, gz), name, AXES["sagittal"]).slices.shape == (20, 40, 30)
