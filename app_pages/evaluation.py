@@ -14,6 +14,10 @@ from brain_cnn.app_support import (
 )
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain import overlay_heatmap
+from brain_cnn.loso import LOSO_FILE
+from brain_cnn.screening import EXTERNAL_FILE, screening_rows
+
+SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
 
 st.title("Evaluation")
 folder = st.session_state.get("model_folder")
@@ -58,6 +62,26 @@ if clean and clean.get("accuracy") is not None:
         f"among the training and validation images. On the other {clean['count']}: accuracy "
         f"**{clean['accuracy']:.2%}** (all {split['count']}: {split['accuracy']:.2%}), macro F1 {clean['macro_f1']:.3f}. "
         f"The lower figure is the honest one for new patients.", icon=":material/content_copy:")
+
+external = read_report(folder, EXTERNAL_FILE) or {}
+loso = read_report(folder, LOSO_FILE)
+if external or loso:
+    st.subheader("Tumour screening on other data sets")
+    st.caption("Tumour vs no tumour on data sets from other sources, per MRI sequence where the folder names say it "
+               "(`brain-cnn evaluate --data OTHER`). Goal: sensitivity and specificity of at least 90 % on each.")
+    rows = screening_rows(external)
+    if rows:
+        st.markdown("**This model**")
+        st.dataframe(rows, hide_index=True, column_config=SCREENING_COLUMNS)
+        failing = sorted({r["data set"] for r in rows if r["goal met"] is False})
+        if failing:
+            st.warning(f"Below the goal on {', '.join(failing)}: it misses tumours or flags normal scans there. "
+                       "Do not rely on it for scans like those.", icon=":material/warning:")
+    if loso:
+        st.markdown("**Leave one source out** (the same recipe trained without the data set it is tested on, "
+                    "`brain-cnn loso`)")
+        st.dataframe(screening_rows({f"without {n}": f for n, f in loso["folds"].items()}), hide_index=True,
+                     column_config=SCREENING_COLUMNS)
 
 left, right = st.columns(2)
 normalise = left.toggle("Row-normalised", value=False)

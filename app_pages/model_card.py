@@ -37,6 +37,14 @@ else:
 
 st.caption(f"Probabilities are temperature-scaled with T = {card.temperature} (fitted on the validation split).")
 
+st.subheader("Validated on")
+statements = card.validated_on
+st.markdown(f"Test split of {card.dataset.get('name', '?')} (see Metrics).")
+for line in statements:
+    st.markdown(("    - " if line.startswith("  ") else "- ") + line.strip())
+if not statements:
+    st.markdown("- No other data set yet: not validated on other scanners, sequences or hospitals.")
+
 st.subheader("Limitations")
 for item in card.limitations or ["None recorded."]:
     st.markdown(f"- {item}")

@@ -42,17 +42,18 @@ def main() -> None:
                          rng.integers(0, 4, n).astype(np.int32), [""] * n, [])
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}; tensorflow {tf.__version__}, keras {keras.__version__}")
-    for augment in (True, False):
+    for augment in ("scanner", "standard", None):
         model = build_model(4, args.image_size)
         model.compile(keras.optimizers.AdamW(1e-3), "categorical_crossentropy")
-        data = make_dataset(split, 4, args.batch_size, training=augment, seed=0)
+        data = make_dataset(split, ["glioma", "meningioma", "notumor", "pituitary"], args.batch_size,
+                            training=True, seed=0, augmentation=augment)
         model.fit(data.take(3), epochs=1, verbose=0)  # trace and warm up
         rates = []
         for _ in range(args.repeats):
             started = time.perf_counter()
             model.fit(data, epochs=1, verbose=0)
             rates.append(n / (time.perf_counter() - started))
-        print(f"training, {args.image_size} px, batch {args.batch_size}, augmentation {'on ' if augment else 'off'}: "
+        print(f"training, {args.image_size} px, batch {args.batch_size}, augmentation {augment or 'off'}: "
               f"{statistics.median(rates):.0f} images/s (median of {args.repeats} x {n} images)")
 
 

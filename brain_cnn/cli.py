@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import BrainCnnError
+from .errors import BrainCnnError, DatasetError
 
 __all__ = ["main", "build_parser"]
 
@@ -37,11 +37,21 @@ def _quiet_tensorflow() -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
+    from .training import train
 
-    config = TrainConfig(
-        data=args.data,
-        out=args.out,
+    config = _config(args, args.data, args.out)
+    config.add_data, config.exclude = args.add_data or [], args.exclude or []
+    config.name, config.split, config.init_from = args.name, args.split, args.init_from
+    train(config, evaluate_after=not args.no_evaluate)
+    return 0
+
+
+def _config(args: argparse.Namespace, data: str, out: str):
+    from .training import TrainConfig
+
+    return TrainConfig(
+        data=data,
+        out=out,
         epochs=args.epochs,
         image_size=args.image_size,
         width=args.width,
@@ -54,20 +64,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         test_fraction=args.test_fraction,
         seed=args.seed,
-        augment=not args.no_augment,
+        augmentation=None if args.no_augment else args.augmentation,
         max_steps=args.max_steps,
-        name=args.name,
-        split=args.split,
         strategy=args.strategy,
-        init_from=args.init_from,
     )
-    train(config, evaluate_after=not args.no_evaluate)
+
+
+def _cmd_loso(args: argparse.Namespace) -> int:
+    from .loso import loso_table, run_loso
+
+    results = run_loso(args.sources, args.out, _config(args, "", ""), args.hold_out, args.attach)
+    print(loso_table(results))
     return 0
+
+
+def _wants_screening(args: argparse.Namespace) -> bool:
+    """Screening view when asked, or when DATA's classes are not the model's (another data set)."""
+    if args.screening or args.label_map:
+        return True
+    if not args.data:
+        return False
+    from .dataset import discover
+    from .model_folder import load_card
+
+    return not set(discover(args.data).classes) <= set(load_card(args.model).classes)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_model_folder, summary_table
 
+    if _wants_screening(args):
+        from .screening import evaluate_screening, screening_table
+
+        if not args.data:
+            raise DatasetError("--screening needs --data: the data set to screen")
+        report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size)
+        print(screening_table(report))
+        return 0
     report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size)
     print(summary_table(report))
     return 0
@@ -164,6 +197,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """Options that decide a training run (shared by train and loso)."""
+    parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
+    parser.add_argument("--image-size", type=int, default=160, help="input side in pixels (default 160)")
+    parser.add_argument("--width", type=int, default=32, help="filters in the first stage (default 32)")
+    parser.add_argument("--depth", type=int, default=4, help="number of conv stages (default 4)")
+    parser.add_argument("--dropout", type=float, default=0.3, help="dropout before the head (default 0.3)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="batch size per replica (default 32); the learning rate scales with the replicas")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 1e-2)")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    parser.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="share carved for validation when there is no validation split (default 0.1)")
+    parser.add_argument("--test-fraction", type=float, default=0.15,
+                        help="share held out for test when the folder has no splits (default 0.15)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    parser.add_argument("--augmentation", choices=["standard", "scanner"], default="standard",
+                        help="standard: flips, rotation, zoom, shift, brightness, contrast; scanner: also random "
+                        "gamma, resolution, blur and noise, to break scanner and sequence cues (default standard)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brain-cnn",
@@ -181,28 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="data folder")
     train.add_argument("--out", required=True, help="model folder to write, e.g. models/NAME")
     train.add_argument("--name", help="model name for the card (default: folder name)")
-    train.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
-    train.add_argument("--image-size", type=int, default=160, help="input side in pixels (default 160)")
-    train.add_argument("--width", type=int, default=32, help="filters in the first stage (default 32)")
-    train.add_argument("--depth", type=int, default=4, help="number of conv stages (default 4)")
-    train.add_argument("--dropout", type=float, default=0.3, help="dropout before the head (default 0.3)")
-    train.add_argument("--batch-size", type=int, default=32,
-                       help="batch size per replica (default 32); the learning rate scales with the replicas")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    train.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 1e-2)")
-    train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
-    train.add_argument("--validation-fraction", type=float, default=0.1,
-                       help="share carved for validation when there is no validation split (default 0.1)")
-    train.add_argument("--test-fraction", type=float, default=0.15,
-                       help="share held out for test when the folder has no splits (default 0.15)")
-    train.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    _add_recipe_options(train)
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default="auto",
                        help="distribution: auto picks several GPUs (mirrored) or machines (TF_CONFIG) when present")
     train.add_argument("--init-from", metavar="MODEL",
                        help="start from the weights of this model folder (fine-tuning; same classes and size)")
     train.add_argument("--split", metavar="PATH",
                        help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
-    train.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    train.add_argument("--add-data", action="append", metavar="DIR[=MAP.json]",
+                       help="another data set for the training split, mapped onto the classes by its label map "
+                       "(bundled for the public sets); near duplicates of validation/test images are dropped; "
+                       "repeatable")
+    train.add_argument("--exclude", action="append", metavar="DIR",
+                       help="a held-out data set: training images that are near duplicates of its images are "
+                       "dropped; repeatable")
     train.add_argument("--no-evaluate", action="store_true", help="skip evaluation after training")
     train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
     train.set_defaults(run=_cmd_train)
@@ -219,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", action="append",
                           help="split to evaluate (test, validation, train, all); repeatable; default test and validation")
     evaluate.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    evaluate.add_argument("--screening", action="store_true",
+                          help="tumour / no-tumour screening view per source and MRI sequence, written to "
+                          "external.json (automatic when DATA's classes are not the model's)")
+    evaluate.add_argument("--label-map", metavar="JSON",
+                          help="how DATA's class folders map onto the model's classes (default: the bundled "
+                          "map for the public data sets, by folder name)")
     evaluate.set_defaults(run=_cmd_evaluate)
 
     predict = commands.add_parser(
@@ -265,6 +319,25 @@ def build_parser() -> argparse.ArgumentParser:
                               help="CSV with path,label,x_center,y_center,width,height (fractions of the image)")
     explain_eval.add_argument("--data", help="folder the CSV paths are relative to (default: the CSV's folder)")
     explain_eval.set_defaults(run=_cmd_explain_eval)
+
+    loso = commands.add_parser(
+        "loso",
+        help="leave-one-source-out: train without each data set, then screen it",
+        description="For each SOURCE: train a fold model on the other sources (the first as main set, the "
+        "rest added through label maps, near duplicates of the held-out set removed), then screen every "
+        "image of the held-out set for tumour / no tumour per MRI sequence. Prints the matrix and writes "
+        "OUT/loso.json; fold folders are kept and reused when their recipe matches.",
+    )
+    loso.add_argument("--sources", nargs="+", required=True, metavar="DIR", help="data folders, main set first")
+    loso.add_argument("--out", required=True, help="folder for the fold models and loso.json")
+    loso.add_argument("--hold-out", action="append", metavar="DIR",
+                      help="run only the folds holding out these sources (default: every source); repeatable")
+    loso.add_argument("--attach", metavar="MODEL", help="also write loso.json into this model folder")
+    _add_recipe_options(loso)
+    loso.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default="auto",
+                      help=argparse.SUPPRESS)
+    loso.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
+    loso.set_defaults(run=_cmd_loso)
 
     export = commands.add_parser(
         "export",

@@ -49,6 +49,7 @@ class ModelCard:
         "Not a diagnosis; a radiologist reads every case."
     )
     limitations: list[str] = field(default_factory=list)
+    validated_on: list[str] = field(default_factory=list)  # other data sets screened (brain_cnn.screening)
 
     def save(self, folder: str | Path) -> None:
         Path(folder, CARD_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")

@@ -19,7 +19,13 @@ from .dataset import Sample
 from .errors import DatasetError, UnreadableImageError
 from .preprocess import DECODE_WORKERS, load_scan
 
-__all__ = ["DecodedSplit", "decode_samples", "make_dataset", "augmenter"]
+__all__ = ["DecodedSplit", "decode_samples", "make_dataset", "augmenter", "AUGMENTATIONS", "scanner_augment",
+           "SOFT_TUMOUR"]
+
+AUGMENTATIONS = ("standard", "scanner")
+# Label of an image known to show a tumour of a type the model has no class for
+# (e.g. a "yes" of a yes/no set): its target spreads evenly over the tumour classes.
+SOFT_TUMOUR = "tumour"
 
 
 @dataclass
@@ -27,7 +33,7 @@ class DecodedSplit:
     """Images of one split as model inputs, with the files they came from."""
 
     images: np.ndarray  # (N, S, S, 1) uint8
-    labels: np.ndarray  # (N,) int, index into the class list
+    labels: np.ndarray  # (N,) int, index into the class list; -1 for a tumour of unstated type
     files: list[str]  # relative paths, aligned with images
     unreadable: list[tuple[str, str]]  # (path, reason) of files that were skipped
 
@@ -38,6 +44,7 @@ def decode_samples(
     """Decode ``samples`` (paths relative to ``root``) in parallel; unreadable files are skipped and listed."""
     root = Path(root)
     index = {name: i for i, name in enumerate(classes)}
+    index[SOFT_TUMOUR] = index.get(SOFT_TUMOUR, -1)
     unknown = Counter(s.label for s in samples if s.label not in index)
     if unknown:
         raise DatasetError(
@@ -83,20 +90,65 @@ def augmenter(seed: int):
     )
 
 
-def make_dataset(split: DecodedSplit, num_classes: int, batch_size: int, training: bool, seed: int = 0):
-    """A ``tf.data.Dataset`` of (float32 images in [0, 255], one-hot labels)."""
+def scanner_augment(x, seed: int):
+    """Break scanner and sequence cues on a float batch in [0, 255]: per image a gamma curve,
+    a resolution drop, blur and noise, so that the network cannot tell sources apart by
+    brightness curves, sharpness or noise texture instead of by anatomy."""
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
+    batch = tf.shape(x)[0]
+    side = tf.shape(x)[1]
+    uniform = lambda shape, low, high: tf.random.uniform(shape, low, high, seed=seed)  # noqa: E731
+    gamma = tf.exp(uniform((batch, 1, 1, 1), tf.math.log(0.5), tf.math.log(2.0)))
+    x = 255.0 * tf.pow(tf.clip_by_value(x / 255.0, 0.0, 1.0), gamma)
+    # One resolution per batch (resize needs one shape): down to 50-100 %, back up.
+    scale = uniform((), 0.5, 1.0)
+    low = tf.cast(tf.cast(side, tf.float32) * scale, tf.int32)
+    x = tf.image.resize(tf.image.resize(x, (low, low), antialias=True), (side, side))
+    sigma = uniform((batch, 1, 1, 1), 0.0, 6.0)
+    x = x + sigma * tf.random.normal(tf.shape(x), seed=seed + 1)
+    return tf.clip_by_value(x, 0.0, 255.0)
+
+
+def targets(labels: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Training targets (N, K): one-hot, or an even spread over the tumour classes for label -1."""
+    from .metrics import is_no_tumour
+
+    out = np.zeros((len(labels), len(classes)), np.float32)
+    known = labels >= 0
+    out[np.flatnonzero(known), labels[known]] = 1.0
+    tumour = np.array([not is_no_tumour(c) for c in classes], np.float32)
+    out[~known] = tumour / max(tumour.sum(), 1.0)
+    return out
+
+
+def make_dataset(split: DecodedSplit, classes: list[str], batch_size: int, training: bool, seed: int = 0,
+                 augmentation: str | None = "standard", weights: np.ndarray | None = None):
+    """A ``tf.data.Dataset`` of (float32 images in [0, 255], targets[, sample weights]).
+
+    ``augmentation`` is None (none), ``"standard"`` (geometry, brightness, contrast)
+    or ``"scanner"`` (standard plus :func:`scanner_augment`).
+    """
+    import tensorflow as tf
+
+    if augmentation not in (None, *AUGMENTATIONS):
+        raise ValueError(f"unknown augmentation {augmentation!r}; choose from {', '.join(AUGMENTATIONS)}")
+    columns = (split.images, targets(split.labels, classes))
+    if weights is not None:
+        columns += (np.asarray(weights, np.float32),)
+    data = tf.data.Dataset.from_tensor_slices(columns).cache()
     if training:
         data = data.shuffle(len(split.labels), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size, drop_remainder=False)
-    to_float = lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes))  # noqa: E731
-    data = data.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
+    data = data.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augmentation:
         augment = augmenter(seed)
-        data = data.map(
-            lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+
+        def apply(x, *rest):
+            x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
+            if augmentation == "scanner":
+                x = scanner_augment(x, seed)
+            return (x, *rest)
+
+        data = data.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)

@@ -9,7 +9,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,10 +41,12 @@ class TrainConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.15
     seed: int = 42
-    augment: bool = True
+    augmentation: str | None = "standard"  # None, "standard" or "scanner" (see brain_cnn.pipeline)
     strategy: str = "auto"  # see brain_cnn.distribute
     init_from: str | None = None  # a model folder whose weights start the run (fine-tuning)
     split: str | None = None  # a saved split manifest to use instead of making one (e.g. from `audit --write-split`)
+    add_data: list[str] = field(default_factory=list)  # more data sets for training: "DIR" or "DIR=MAP.json"
+    exclude: list[str] = field(default_factory=list)  # held-out folders: their near duplicates leave training
     max_steps: int | None = None  # steps per epoch cap, for smoke tests
     name: str | None = None
 
@@ -88,14 +90,50 @@ def _epoch_logger(total_epochs: int):
     return EpochLine()
 
 
-def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+def _sample_weights(labels: np.ndarray) -> np.ndarray:
+    """Balanced weights per sample: each class (and the unstated-type tumours, label -1) weighs the same in total."""
     from sklearn.utils.class_weight import compute_class_weight
 
     present = np.unique(labels)
     weights = compute_class_weight("balanced", classes=present, y=labels)
-    result = {i: 1.0 for i in range(num_classes)}
-    result.update({int(c): float(w) for c, w in zip(present, weights)})
-    return result
+    return weights[np.searchsorted(present, labels)].astype(np.float32)
+
+
+def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> list[dict]:
+    """Add ``config.add_data`` to the training split and remove near duplicates of held-out images.
+
+    Changes ``manifest`` in place; returns what each added set contributed, for the card.
+    """
+    if not config.add_data and not config.exclude:
+        return []
+    from .sources import content_hashes, drop_near_duplicates, folder_hashes, mapped_samples, parse_source
+
+    held = [s for split in ("validation", "test") for s in manifest.splits.get(split, [])]
+    held_hashes = content_hashes(root, held)
+    excluded = folder_hashes(config.exclude) if config.exclude else None
+    reports = []
+    if excluded is not None:
+        train_hashes = content_hashes(root, manifest.splits["train"])
+        manifest.splits["train"], dropped = drop_near_duplicates(manifest.splits["train"], train_hashes, excluded)
+        reports.append({"name": root.name, "excluded_near_duplicates_of_held_out": dropped})
+    for text in config.add_data:
+        samples, report = mapped_samples(parse_source(text), root, manifest.classes)
+        hashes = content_hashes(root, samples)
+        samples, leaking = drop_near_duplicates(samples, hashes, held_hashes)
+        dropped = 0
+        if excluded is not None:
+            samples, dropped = drop_near_duplicates(samples, content_hashes(root, samples), excluded)
+        manifest.splits["train"] += samples
+        reports.append({"name": report.name, "label_map": report.label_map, "used": report.used,
+                        "left_out": report.left_out, "near_duplicates_of_validation_or_test": leaking,
+                        "excluded_near_duplicates_of_held_out": dropped, "training_images": len(samples)})
+        print(f"added {report.name}: {len(samples)} training images ({leaking} near duplicates of "
+              f"validation/test and {dropped} of held-out folders dropped)", flush=True)
+    if config.add_data:
+        manifest.origin += "; training adds " + ", ".join(r["name"] for r in reports if "label_map" in r)
+    if config.exclude:
+        manifest.origin += f"; near duplicates of {', '.join(Path(e).name for e in config.exclude)} removed"
+    return reports
 
 
 def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
@@ -127,8 +165,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             raise DatasetError(f"the split {config.split} was made for {manifest.root}, not {folder.root}")
     else:
         manifest = make_split(folder, config.seed, config.validation_fraction, config.test_fraction)
-    manifest.save(out / SPLIT_FILE)
     classes = manifest.classes
+    added = _add_sources(config, folder.root, manifest)
+    manifest.save(out / SPLIT_FILE)
     print(f"data: {folder.root}  classes: {len(classes)}  " + "  ".join(
         f"{split} {sum(c.values())}" for split, c in manifest.counts().items()
     ), flush=True)
@@ -142,8 +181,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             print(f"warning: skipped unreadable {reason}", file=sys.stderr)
     print(f"decoded {len(train_split.files) + len(val_split.files)} images in "
           f"{time.perf_counter() - started:.0f}s", flush=True)
-    train_data = make_dataset(train_split, len(classes), global_batch, training=config.augment, seed=config.seed)
-    val_data = make_dataset(val_split, len(classes), global_batch, training=False)
+    train_data = make_dataset(train_split, classes, global_batch, training=True, seed=config.seed,
+                              augmentation=config.augmentation, weights=_sample_weights(train_split.labels))
+    val_data = make_dataset(val_split, classes, global_batch, training=False)
     print(f"strategy: {distribution.name}, {replicas} replica(s), global batch {global_batch}"
           + (", mixed precision" if distribution.mixed_precision else ""), flush=True)
 
@@ -193,7 +233,6 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         train_data,
         validation_data=val_data,
         epochs=config.epochs,
-        class_weight=_class_weights(train_split.labels, len(classes)),
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
         verbose=1 if sys.stdout.isatty() else 0,
@@ -229,9 +268,12 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "counts": manifest.counts(),
             "skipped": dict(folder.skipped),
             "unreadable": len(train_split.unreadable) + len(val_split.unreadable),
+            **({"sources": added} if added else {}),
+            **({"held_out": [Path(e).name for e in config.exclude]} if config.exclude else {}),
         },
         training={
-            **{k: v for k, v in asdict(config).items() if k not in ("data", "out", "name", "split", "init_from")},
+            **{k: v for k, v in asdict(config).items()
+               if k not in ("data", "out", "name", "split", "init_from", "add_data", "exclude")},
             **({"initialised_from": {"name": initial.card.name, "sha256": initial.card.sha256,
                                      "training": initial.card.training}} if initial is not None else {}),
             "epochs_run": epochs_run,
@@ -242,13 +284,15 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "distribution": {"strategy": distribution.name, "replicas": replicas, "global_batch": global_batch,
                              "peak_learning_rate": peak,
                              "precision": "mixed_float16" if distribution.mixed_precision else "float32"},
-            "loss": "categorical cross-entropy, balanced class weights",
+            "loss": "categorical cross-entropy, balanced class weights"
+                    + ("; tumours of unstated type spread over the tumour classes" if added else ""),
         },
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=library_versions(),
         limitations=[
             "Classifies one 2-D slice at a time; it does not see the rest of the study.",
-            f"Trained only on {folder.root.name}; not validated on other scanners, sequences or hospitals.",
+            f"Trained on {', '.join([folder.root.name] + [r['name'] for r in added if 'label_map' in r])}; "
+            "see external.json and loso.json for where it was and was not validated.",
             "Public MRI sets hold near-duplicate slices across their splits, so test figures may be optimistic.",
             "Probabilities are temperature-scaled on the validation split; on other data they may be over- or under-confident.",
         ],

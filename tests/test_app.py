@@ -114,3 +114,35 @@ def test_no_models_is_a_clear_message(monkeypatch, tmp_path):
     at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert any("No model folders" in e.value for e in at.sidebar.error)
+
+
+def test_screening_results_show_on_evaluation_and_card(tiny_model, monkeypatch, tmp_path):
+    import json
+
+    from conftest import write_class_folder
+
+    from brain_cnn.screening import evaluate_screening, refresh_card
+
+    models = tmp_path / "models"
+    folder = models / "screened"
+    shutil.copytree(tiny_model, folder)
+    other = tmp_path / "hospital"
+    write_class_folder(other, {"Glioma T1": 3, "Glioma T2": 3, "_NORMAL T1": 3, "_NORMAL T2": 3}, start_seed=700)
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"classes": {"Glioma": "glioma", "_NORMAL": "notumor"}}))
+    report = evaluate_screening(folder, other, mapping)
+    fold = {k: report[k] for k in ("overall", "by_sequence", "seen_in_training", "count")}
+    (folder / "loso.json").write_text(json.dumps({"folds": {"hospital": {**fold, "trained_on": ["phantoms"]}}}))
+    refresh_card(folder)
+    monkeypatch.setenv("BRAIN_CNN_MODELS", str(models))
+    monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
+    monkeypatch.chdir(PROJECT)
+    at = switch(AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run(), "evaluation")
+    assert not at.exception
+    assert "Tumour screening on other data sets" in [s.value for s in at.subheader]
+    assert len(at.dataframe) >= 3
+    at = switch(at, "model_card")
+    assert not at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "Screened on hospital (12 images)" in shown and "trained without hospital" in shown

@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     results = {{}}
     for strategy in ("default", "mirrored"):
         out = train(TrainConfig(data=root, out=root + "-" + strategy, epochs=10, image_size=48, width=8, depth=2,
-                                batch_size=8, learning_rate=3e-3, seed=3, augment=False, strategy=strategy),
+                                batch_size=8, learning_rate=3e-3, seed=3, augmentation=None, strategy=strategy),
                     evaluate_after=False)
         card = json.load(open(out / "card.json"))
         history = json.load(open(out / "history.json"))

@@ -31,10 +31,11 @@ def test_unknown_class_is_refused(folder):
         decode_samples([Sample("a/1.png", "zebra")], folder, ["a", "b"], 32)
 
 
-@pytest.mark.parametrize("training", [False, True])
-def test_dataset_batches_float_images_in_range(folder, training):
+@pytest.mark.parametrize("training,augmentation", [(False, None), (True, "standard"), (True, "scanner")])
+def test_dataset_batches_float_images_in_range(folder, training, augmentation):
     split = decode_samples([Sample("a/1.png", "a"), Sample("b/2.jpg", "b")], folder, ["a", "b"], 32)
-    batches = list(make_dataset(split, 2, batch_size=2, training=training, seed=0))
+    batches = list(make_dataset(split, ["a", "b"], batch_size=2, training=training, seed=0,
+                                augmentation=augmentation))
     images, labels = batches[0]
     assert images.shape == (2, 32, 32, 1) and labels.shape == (2, 2)
     assert float(images.numpy().min()) >= 0 and float(images.numpy().max()) <= 255

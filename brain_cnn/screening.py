@@ -1,0 +1,286 @@
+"""Tumour / no-tumour screening of a model on another data set, per source and per MRI sequence.
+
+A model trained on one collection can score 98 % there and still call most
+tumours of another scanner or sequence "no tumour". This module measures that:
+every image of a data folder gets a screening truth from a label map
+(:mod:`brain_cnn.label_maps`), the model calls "tumour" when its top class is
+not a no-tumour class (the operating point of the app and the CLI), and the
+report gives sensitivity and specificity with 95 % Wilson intervals, the ROC
+AUC of the tumour score 1 - P(no tumour), per MRI sequence and per class folder.
+
+Images that are exact or near duplicates of the model's own training or
+validation images are counted and the figures are repeated without them: a
+"held-out source" that overlaps the training data is not held out.
+Results go to ``external.json`` in the model folder, one entry per data set.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .calibration import apply_temperature
+from .dataset import Sample, SplitManifest, discover
+from .errors import DatasetError
+from .label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map, sequence_of
+from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
+from .metrics import is_no_tumour
+from .model_folder import CARD_FILE, SPLIT_FILE, load_model
+from .pipeline import decode_samples
+from .prediction import predict_outputs
+
+__all__ = ["EXTERNAL_FILE", "GOAL", "group_screening", "screen_data", "evaluate_screening", "screening_table",
+           "read_external", "screening_rows", "validation_statements", "refresh_card"]
+
+EXTERNAL_FILE = "external.json"
+GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
+
+
+def _wilson(successes: int, total: int) -> list[float] | None:
+    if not total:
+        return None
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(interval.low), 4), round(float(interval.high), 4)]
+
+
+def group_screening(kinds: np.ndarray, called: np.ndarray, score: np.ndarray,
+                    type_true: np.ndarray | None = None, type_pred: np.ndarray | None = None) -> dict[str, Any]:
+    """Screening figures of one group of images.
+
+    Args:
+        kinds: per image ``"tumour"``, ``"no tumour"`` or ``"lesion"``.
+        called: per image, whether the model called it a tumour.
+        score: per image tumour score (1 - P(no tumour)), for the ROC AUC.
+        type_true, type_pred: the true model class of tumours of a known type
+            (``""`` when unknown) and the predicted class, for the type accuracy.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    kinds, called, score = np.asarray(kinds), np.asarray(called, bool), np.asarray(score, float)
+    tumour, normal, lesion = kinds == TUMOUR, kinds == NO_TUMOUR, kinds == LESION
+    tp, fn = int((tumour & called).sum()), int((tumour & ~called).sum())
+    tn, fp = int((normal & ~called).sum()), int((normal & called).sum())
+    result: dict[str, Any] = {
+        "tumour": int(tumour.sum()), "no_tumour": int(normal.sum()), "lesion": int(lesion.sum()),
+        "true_positive": tp, "false_negative": fn, "true_negative": tn, "false_positive": fp,
+        "sensitivity": round(tp / (tp + fn), 4) if tp + fn else None,
+        "sensitivity_ci95": _wilson(tp, tp + fn),
+        "specificity": round(tn / (tn + fp), 4) if tn + fp else None,
+        "specificity_ci95": _wilson(tn, tn + fp),
+        "roc_auc": round(float(roc_auc_score(tumour[tumour | normal], score[tumour | normal])), 4)
+        if tumour.any() and normal.any() else None,
+        "lesion_called_tumour": round(float(called[lesion].mean()), 4) if lesion.any() else None,
+    }
+    if type_true is not None and type_pred is not None:
+        known = tumour & (np.asarray(type_true) != "")
+        if known.any():
+            result["type_accuracy"] = round(float((np.asarray(type_true)[known] == np.asarray(type_pred)[known]).mean()), 4)
+            result["type_known"] = int(known.sum())
+    sens, spec = result["sensitivity"], result["specificity"]
+    result["meets_goal"] = (None if sens is None or spec is None
+                            else bool(sens >= GOAL["sensitivity"] and spec >= GOAL["specificity"]))
+    return result
+
+
+def screen_data(data: str | Path, label_map: LabelMap, model_classes: list[str],
+                splits: list[str] | None = None) -> list[tuple[Sample, str, str | None, str]]:
+    """(sample, screening kind, model class or None, sequence) for every mapped image of ``data``.
+
+    Raises:
+        DatasetError: the folder is unusable or the map does not cover a class folder.
+    """
+    found = discover(data)
+    wanted = splits or list(found.splits)
+    missing = [s for s in wanted if s not in found.splits]
+    if missing:
+        raise DatasetError(f"{data} has no {', '.join(missing)} split (it has: {', '.join(found.splits)})")
+    targets = {c: label_map.target(c, model_classes) for c in found.classes}
+    rows = []
+    for split in wanted:
+        for sample in found.splits[split]:
+            target = targets[sample.label]
+            if target.kind != IGNORE:
+                rows.append((sample, target.kind, target.model_class, sequence_of(sample.label) or "unstated"))
+    if not rows:
+        raise DatasetError(f"the label map leaves no images of {data} to screen")
+    return rows
+
+
+def _seen_in_training(folder: Path, card, images: np.ndarray, files: list[str]) -> set[str]:
+    """Files among ``files`` with an exact or near duplicate in the model's training or validation split."""
+    manifest = folder / SPLIT_FILE
+    root = Path(card.dataset.get("root", ""))
+    if not manifest.is_file() or not root.is_dir():
+        return set()
+    saved = SplitManifest.load(manifest)
+    seen = [s for split in ("train", "validation") for s in saved.splits.get(split, [])]
+    decoded = decode_samples(seen, root, card.classes, card.image_size)
+    return files_with_near_duplicates(hash_prepared(images, files), hash_prepared(decoded.images, decoded.files))
+
+
+def _groups(kinds, called, score, type_true, type_pred, sequences, folders, keep) -> dict[str, Any]:
+    def figures(mask):
+        return group_screening(kinds[mask], called[mask], score[mask], type_true[mask], type_pred[mask])
+
+    result = {"overall": figures(keep)}
+    named = sorted(set(sequences[keep]))
+    if named != ["unstated"]:
+        result["by_sequence"] = {s: figures(keep & (sequences == s)) for s in named}
+    result["by_class"] = {}
+    for folder in sorted(set(folders[keep])):
+        mask = keep & (folders == folder)
+        result["by_class"][folder] = {"kind": str(kinds[mask][0]), "count": int(mask.sum()),
+                                      "called_tumour": round(float(called[mask].mean()), 4)}
+    return result
+
+
+def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: str | Path | None = None,
+                       splits: list[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
+    """Screen every image of ``data`` with the model; write and return the report.
+
+    Raises:
+        ModelFolderError: the model folder is unusable.
+        DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
+    """
+    loaded = load_model(model_folder)
+    folder, card = loaded.folder, loaded.card
+    negative = np.array([is_no_tumour(c) for c in card.classes])
+    if not negative.any():
+        raise DatasetError(f"{card.name} has no no-tumour class, so it cannot screen for tumours")
+    mapping = load_label_map(label_map) if label_map else bundled_label_map(data)
+    if mapping is None:
+        raise DatasetError(f"no bundled label map for {Path(data).name}; give one with --label-map "
+                           "(see brain_cnn/label_maps/ for examples)")
+    rows = screen_data(data, mapping, card.classes, splits)
+    samples = [r[0] for r in rows]
+    decoded = decode_samples(samples, discover(data).root, sorted({s.label for s in samples}), card.image_size)
+    by_path = {r[0].path: r for r in rows}
+    kept = [by_path[f] for f in decoded.files]
+    _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging)
+    probs = apply_temperature(raw, card.temperature)
+    predicted = probs.argmax(axis=1)
+    kinds = np.array([r[1] for r in kept])
+    called = ~negative[predicted]
+    score = 1.0 - probs[:, negative].sum(axis=1)
+    type_true = np.array([r[2] or "" if r[1] == TUMOUR else "" for r in kept])
+    type_pred = np.array([card.classes[i] for i in predicted])
+    sequences = np.array([r[3] for r in kept])
+    folders = np.array([r[0].label for r in kept])
+    seen = _seen_in_training(folder, card, decoded.images, decoded.files)
+    unseen = np.array([f not in seen for f in decoded.files])
+    report: dict[str, Any] = {
+        "model": card.name,
+        "sha256": card.sha256,
+        "data": str(data),
+        "data_name": Path(data).resolve().name,
+        "splits": splits or "all",
+        "label_map": mapping.description,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "operating_point": "tumour when the top calibrated class is not a no-tumour class",
+        "goal": GOAL,
+        "count": int(len(kept)),
+        **_groups(kinds, called, score, type_true, type_pred, sequences, folders, np.ones(len(kept), bool)),
+        "seen_in_training": int((~unseen).sum()),
+        "near_duplicate_bits": NEAR_DUPLICATE_BITS,
+        "unreadable": [{"file": f, "error": e} for f, e in decoded.unreadable],
+    }
+    if seen:
+        report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
+                                                        folders, unseen)
+    external = read_external(folder)
+    external[report["data_name"]] = report
+    (folder / EXTERNAL_FILE).write_text(json.dumps(external, indent=1))
+    refresh_card(folder)
+    return report
+
+
+def refresh_card(folder: str | Path) -> None:
+    """Write the card's "validated_on" sentences from ``external.json`` and ``loso.json``."""
+    folder = Path(folder)
+    loso_path = folder / "loso.json"
+    try:
+        loso = json.loads(loso_path.read_text()) if loso_path.is_file() else None
+    except ValueError:
+        loso = None
+    card_path = folder / CARD_FILE
+    if not card_path.is_file():
+        return
+    card = json.loads(card_path.read_text())
+    card["validated_on"] = validation_statements(read_external(folder), loso)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def read_external(folder: str | Path) -> dict[str, Any]:
+    """The screening reports of a model folder by data set name; empty when there are none or the file is bad."""
+    path = Path(folder) / EXTERNAL_FILE
+    try:
+        value = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _line(name: str, figures: dict[str, Any]) -> str:
+    def pct(v):
+        return "   -  " if v is None else f"{v:6.1%}"
+
+    auc = "  -  " if figures["roc_auc"] is None else f"{figures['roc_auc']:.3f}"
+    return (f"  {name:<22} tumour {figures['tumour']:>5}  normal {figures['no_tumour']:>5}  "
+            f"sens {pct(figures['sensitivity'])}  spec {pct(figures['specificity'])}  AUC {auc}")
+
+
+def screening_table(report: dict[str, Any]) -> str:
+    """A short plain-text summary for the terminal."""
+    lines = [f"screening: model {report['model']} on {report['data']} ({report['count']} images; "
+             f"{report['seen_in_training']} have a near-duplicate in the model's training data)",
+             _line("all", report["overall"])]
+    lines += [_line(f"sequence {s}", f) for s, f in report.get("by_sequence", {}).items()]
+    clean = report.get("without_training_duplicates")
+    if clean:
+        lines.append(_line("unseen by training", clean["overall"]))
+    lines.append("  called tumour, per class folder:")
+    lines += [f"    {name:<26} {row['kind']:<9} n={row['count']:<4} {row['called_tumour']:6.1%}"
+              for name, row in report["by_class"].items()]
+    return "\n".join(lines)
+
+
+def _rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    groups = [("all", report["overall"])] + list(report.get("by_sequence", {}).items())
+    return [{"data set": name, "sequence": sequence, "tumour": g["tumour"], "no tumour": g["no_tumour"],
+             "sensitivity": g["sensitivity"], "specificity": g["specificity"], "ROC AUC": g["roc_auc"],
+             "goal met": g["meets_goal"]} for sequence, g in groups]
+
+
+def screening_rows(external: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows, one per data set and MRI sequence, of a model's screening reports."""
+    return [row for name, report in external.items() for row in _rows(name, report)]
+
+
+def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None) -> list[str]:
+    """Plain sentences for the model card: where the model (or its recipe) was screened, and how it did."""
+    def figures(g):
+        sens = "n/a" if g["sensitivity"] is None else f"{g['sensitivity']:.1%}"
+        spec = "n/a" if g["specificity"] is None else f"{g['specificity']:.1%}"
+        verdict = {True: "goal met", False: "below the 90%/90% goal", None: "goal not assessable"}[g["meets_goal"]]
+        return f"sensitivity {sens}, specificity {spec} ({verdict})"
+
+    lines = []
+    for name, report in external.items():
+        seen = report["seen_in_training"]
+        # Images the model was trained on say nothing about new patients: report without them.
+        shown = report.get("without_training_duplicates", report) if seen else report
+        lines.append(f"Screened on {name} ({report['count']} images"
+                     + (f"; {seen} near duplicates of its training images left out" if seen else "")
+                     + f"): {figures(shown['overall'])}.")
+        for sequence, g in shown.get("by_sequence", {}).items():
+            lines.append(f"  {name} {sequence}: {figures(g)}.")
+    for name, fold in (loso or {}).get("folds", {}).items():
+        lines.append(f"Same recipe trained without {name} ({', '.join(fold['trained_on'])}), screening {name}: "
+                     f"{figures(fold['overall'])}.")
+    return lines

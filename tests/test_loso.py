@@ -1,0 +1,48 @@
+import json
+
+import pytest
+from conftest import write_class_folder
+
+from brain_cnn.cli import main
+from brain_cnn.errors import DatasetError
+from brain_cnn.loso import LOSO_FILE, fold_config, loso_table, run_loso
+from brain_cnn.training import TrainConfig
+
+RECIPE = TrainConfig(data="", out="", epochs=1, image_size=32, width=4, depth=2, batch_size=8, max_steps=2)
+
+
+def test_each_fold_trains_on_the_others_and_excludes_the_held_out_one():
+    sources = ["d/brain-tumor-mri", "d/brain-tumor-44c=maps/44c.json", "d/brain-tumor-yes-no"]
+    fold = fold_config(sources, "d/brain-tumor-mri", "runs", RECIPE)
+    assert fold.data == "d/brain-tumor-44c" and fold.add_data == ["d/brain-tumor-yes-no"]
+    assert fold.exclude == ["d/brain-tumor-mri"] and fold.out.endswith("without-brain-tumor-mri")
+    fold = fold_config(sources, "d/brain-tumor-44c=maps/44c.json", "runs", RECIPE)
+    assert fold.data == "d/brain-tumor-mri" and fold.add_data == ["d/brain-tumor-yes-no"]
+    assert fold.exclude == ["d/brain-tumor-44c"]
+    with pytest.raises(DatasetError, match="at least two"):
+        fold_config(["d/a"], "d/a", "runs", RECIPE)
+
+
+@pytest.mark.slow
+def test_protocol_writes_the_matrix_and_resumes(tmp_path, capsys):
+    yes_no = tmp_path / "brain-tumor-yes-no"
+    write_class_folder(yes_no, {"yes": 10, "no": 10})
+    sartaj = tmp_path / "brain-tumor-sartaj"
+    write_class_folder(sartaj / "Training", {"glioma_tumor": 8, "no_tumor": 8}, start_seed=300)
+    write_class_folder(sartaj / "Testing", {"glioma_tumor": 3, "no_tumor": 3}, start_seed=400)
+    attach = tmp_path / "shipped"
+    attach.mkdir()
+    results = run_loso([str(sartaj), str(yes_no)], tmp_path / "loso", RECIPE, attach=attach)
+    assert set(results["folds"]) == {"brain-tumor-sartaj", "brain-tumor-yes-no"}
+    fold = results["folds"]["brain-tumor-yes-no"]
+    assert fold["trained_on"] == ["brain-tumor-sartaj"] and fold["count"] == 20
+    assert fold["overall"]["tumour"] == 10 and fold["overall"]["no_tumour"] == 10
+    assert json.loads((attach / LOSO_FILE).read_text())["folds"].keys() == results["folds"].keys()
+    assert "brain-tumor-sartaj" in loso_table(results)
+    capsys.readouterr()
+    assert main(["loso", "--sources", str(sartaj), str(yes_no), "--out", str(tmp_path / "loso"),
+                 "--hold-out", str(yes_no), "--epochs", "1", "--image-size", "32", "--width", "4", "--depth", "2",
+                 "--batch-size", "8", "--max-steps", "2"]) == 0
+    assert "reusing" in capsys.readouterr().out
+    assert main(["loso", "--sources", str(sartaj), str(yes_no), "--out", str(tmp_path / "loso"),
+                 "--hold-out", str(tmp_path / "elsewhere")]) == 2

@@ -1,0 +1,91 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import write_class_folder
+
+from brain_cnn.cli import main
+from brain_cnn.errors import DatasetError
+from brain_cnn.screening import EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_table
+
+
+def test_group_figures_on_a_known_confusion():
+    kinds = np.array(["tumour"] * 3 + ["no tumour"] * 2 + ["lesion"] * 2)
+    called = np.array([1, 1, 0, 0, 1, 1, 0], bool)
+    score = np.array([0.9, 0.8, 0.7, 0.1, 0.75, 0.9, 0.2])
+    result = group_screening(kinds, called, score, np.array(["glioma", "", "glioma", "", "", "", ""]),
+                             np.array(["glioma", "meningioma", "notumor", "notumor", "glioma", "glioma", "notumor"]))
+    assert (result["true_positive"], result["false_negative"], result["true_negative"], result["false_positive"]) \
+        == (2, 1, 1, 1)
+    assert result["sensitivity"] == pytest.approx(2 / 3, abs=1e-4) and result["specificity"] == 0.5
+    low, high = result["sensitivity_ci95"]
+    assert low < 2 / 3 < high
+    assert result["roc_auc"] == pytest.approx(5 / 6, abs=1e-4)  # 5 of the 6 tumour/normal pairs ranked right
+    assert result["lesion_called_tumour"] == 0.5
+    assert result["type_accuracy"] == 0.5 and result["type_known"] == 2
+    assert result["meets_goal"] is False
+
+
+def test_a_group_without_normals_has_no_specificity():
+    result = group_screening(np.array(["tumour", "tumour"]), np.array([True, True]), np.array([0.9, 0.8]))
+    assert result["sensitivity"] == 1.0 and result["specificity"] is None and result["roc_auc"] is None
+    assert result["meets_goal"] is None
+
+
+@pytest.fixture
+def folder(tiny_model, tmp_path):
+    target = tmp_path / "tiny"
+    shutil.copytree(tiny_model, target)
+    return target
+
+
+@pytest.fixture
+def other_source(tmp_path):
+    root = tmp_path / "hospital"
+    write_class_folder(root, {"Glioma T1": 4, "Glioma T2": 4, "_NORMAL T1": 3, "_NORMAL T2": 3, "Granuloma T1": 2},
+                       size=64, start_seed=500)
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"classes": {"Glioma": "glioma", "_NORMAL": "notumor", "Granuloma": "lesion"}}))
+    return root, mapping
+
+
+def test_screening_per_sequence_and_class_folder(folder, other_source):
+    root, mapping = other_source
+    report = evaluate_screening(folder, root, mapping)
+    assert report["count"] == 16 and report["overall"]["tumour"] == 8 and report["overall"]["no_tumour"] == 6
+    assert report["overall"]["lesion"] == 2
+    assert set(report["by_sequence"]) == {"T1", "T2"}
+    assert report["by_sequence"]["T2"]["lesion"] == 0 and report["by_sequence"]["T1"]["tumour"] == 4
+    assert report["by_class"]["Granuloma T1"]["kind"] == "lesion"
+    assert report["seen_in_training"] == 0  # generated with other seeds than the training phantoms
+    saved = read_external(folder)
+    assert saved["hospital"]["sha256"] == report["sha256"]
+    assert "sequence T1" in screening_table(report)
+
+
+def test_duplicates_of_training_images_are_counted_and_left_out(folder, other_source, tmp_path):
+    root, mapping = other_source
+    split = json.loads((folder / "split.json").read_text())
+    first = split["splits"]["train"][0][0]
+    shutil.copy(f"{split['root']}/{first}", root / "Glioma T1" / "copy.jpg")
+    report = evaluate_screening(folder, root, mapping)
+    assert report["seen_in_training"] >= 1
+    assert report["without_training_duplicates"]["overall"]["tumour"] == report["overall"]["tumour"] - 1
+
+
+def test_a_model_without_a_no_tumour_class_cannot_screen(folder, other_source):
+    card = json.loads((folder / "card.json").read_text())
+    card["classes"] = ["cat", "dog"]
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DatasetError, match="no no-tumour class"):
+        evaluate_screening(folder, other_source[0], other_source[1])
+
+
+def test_cli_screens_another_data_set_and_asks_for_a_map(folder, other_source, capsys):
+    root, mapping = other_source
+    assert main(["evaluate", "--model", str(folder), "--data", str(root), "--label-map", str(mapping)]) == 0
+    assert "screening: model" in capsys.readouterr().out
+    assert (folder / EXTERNAL_FILE).is_file()
+    assert main(["evaluate", "--model", str(folder), "--data", str(root)]) == 2
+    assert "no bundled label map for hospital" in capsys.readouterr().err

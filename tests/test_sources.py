@@ -1,0 +1,80 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import write_class_folder
+
+from brain_cnn.dataset import Sample
+from brain_cnn.errors import DatasetError
+from brain_cnn.pipeline import SOFT_TUMOUR, targets
+from brain_cnn.sources import SourceSpec, content_hashes, drop_near_duplicates, mapped_samples, parse_source
+
+
+def test_parse_source():
+    assert parse_source("data/x") == SourceSpec("data/x", None)
+    assert parse_source("data/x=maps/x.json") == SourceSpec("data/x", "maps/x.json")
+
+
+def test_added_images_are_mapped_onto_the_models_classes(tmp_path):
+    main_root = tmp_path / "main"
+    write_class_folder(main_root, {"glioma": 1, "notumor": 1})
+    added = tmp_path / "brain-tumor-44c"
+    write_class_folder(added, {"Astrocitoma T1": 2, "Carcinoma T2": 2, "_NORMAL T2": 2, "Granuloma T1": 1})
+    samples, report = mapped_samples(SourceSpec(str(added)), main_root, ["glioma", "meningioma", "notumor"])
+    labels = sorted(s.label for s in samples)
+    assert labels == ["glioma", "glioma", "notumor", "notumor", SOFT_TUMOUR, SOFT_TUMOUR]
+    assert all(s.path.startswith("../brain-tumor-44c/") for s in samples)
+    assert (main_root / samples[0].path).is_file()
+    assert report.left_out == {"lesion": 1} and report.used["glioma"] == 2
+
+
+def test_an_unknown_data_set_needs_a_map(tmp_path):
+    write_class_folder(tmp_path / "mine", {"a": 1, "b": 1})
+    with pytest.raises(DatasetError, match="no bundled label map for mine"):
+        mapped_samples(SourceSpec(str(tmp_path / "mine")), tmp_path, ["glioma", "notumor"])
+
+
+def test_soft_targets_spread_over_tumour_classes():
+    out = targets(np.array([0, 2, -1]), ["glioma", "meningioma", "notumor", "pituitary"])
+    assert out[0].tolist() == [1, 0, 0, 0] and out[1].tolist() == [0, 0, 1, 0]
+    assert np.allclose(out[2], [1 / 3, 1 / 3, 0, 1 / 3])
+
+
+def test_near_duplicates_are_dropped_by_content_not_name(tmp_path):
+    write_class_folder(tmp_path / "a", {"glioma": 3})
+    write_class_folder(tmp_path / "b", {"glioma": 1}, start_seed=1)  # same phantom as a/glioma/img_001
+    samples = [Sample(f"a/glioma/img_{i:03d}.jpg", "glioma") for i in range(3)]
+    reference = content_hashes(tmp_path, [Sample("b/glioma/img_000.jpg", "glioma")])
+    kept, dropped = drop_near_duplicates(samples, content_hashes(tmp_path, samples), reference)
+    assert dropped == 1 and [s.path for s in kept] == ["a/glioma/img_000.jpg", "a/glioma/img_002.jpg"]
+
+
+@pytest.mark.slow
+def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
+    from brain_cnn.training import TrainConfig, train
+
+    main_root = tmp_path / "main"
+    write_class_folder(main_root / "Training", {"notumor": 12, "tumor": 12})
+    write_class_folder(main_root / "Testing", {"notumor": 4, "tumor": 4}, start_seed=100)
+    added = tmp_path / "brain-tumor-yes-no"
+    write_class_folder(added, {"yes": 6, "no": 6}, start_seed=200)
+    shutil.copy(main_root / "Testing" / "tumor" / "img_000.jpg", added / "yes" / "leak.jpg")
+    held_out = tmp_path / "held"
+    shutil.copytree(main_root / "Training" / "tumor", held_out / "tumor")  # held out: every training tumour
+    config = TrainConfig(data=str(main_root), out=str(tmp_path / "model"), epochs=1, image_size=32, width=4,
+                         depth=2, batch_size=8, max_steps=2, add_data=[str(added)], exclude=[str(held_out)],
+                         augmentation="scanner")
+    folder = train(config, evaluate_after=False)
+    card = json.loads((folder / "card.json").read_text())
+    sources = {s["name"]: s for s in card["dataset"]["sources"]}
+    assert sources["main"]["excluded_near_duplicates_of_held_out"] >= 9  # 12 less those carved for validation
+    # Phantoms look alike, so a few more than the planted copy may count as near duplicates.
+    leaking = sources["brain-tumor-yes-no"]["near_duplicates_of_validation_or_test"]
+    assert leaking >= 1 and sources["brain-tumor-yes-no"]["training_images"] == 13 - leaking
+    manifest = json.loads((folder / "split.json").read_text())
+    train_files = [p for p, _ in manifest["splits"]["train"]]
+    assert sum(p.startswith("../brain-tumor-yes-no/") for p in train_files) == 13 - leaking
+    assert "../brain-tumor-yes-no/yes/leak.jpg" not in train_files
+    assert not [p for p in train_files if p.startswith("Training/tumor/")]
+    assert card["dataset"]["held_out"] == ["held"]
