@@ -17,7 +17,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-.PHONY: setup app test system-deps benchmark
+.PHONY: setup app test system-deps benchmark bench-env
 setup: $(VENV)/.runtime
 
 app: $(VENV)/.runtime
@@ -36,3 +36,12 @@ test: $(VENV)/.dev system-deps
 
 benchmark: $(VENV)/.runtime
 	$(BIN)/python benchmarks/latency.py --model models/brain-tumor-mri
+
+# A separate environment for the side-by-side benchmark (benchmarks/peers.py):
+# the peer package is never installed where the app or the tests run.
+.venv-bench/.ready: requirements.txt benchmarks/requirements.txt pyproject.toml
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet -r requirements.txt -e . -r benchmarks/requirements.txt
+	touch $@
+
+bench-env: .venv-bench/.ready

@@ -90,6 +90,15 @@ right.markdown("**Per class**")
 right.dataframe(dashboards.per_class_rows(split), hide_index=True,
                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
 
+merged = split.get("by_type")
+if merged:
+    st.markdown(f"**Sequences merged** ({len(merged['types'])} types; the probability of a type is the sum over "
+                f"its T1, T1C+ and T2 classes): accuracy **{merged['accuracy']:.2%}**, macro F1 "
+                f"{merged['macro_f1']:.3f}" + (f", top-3 {merged['top3_accuracy']:.2%}" if "top3_accuracy" in merged
+                                              else "") + (f"; unmerged top-3 {split['top3_accuracy']:.2%}"
+                                                          if "top3_accuracy" in split else ""))
+    st.plotly_chart(dashboards.confusion_matrix_figure(merged, merged["types"], normalise), key="confusion-types")
+
 left, right = st.columns(2)
 left.plotly_chart(dashboards.roc_figure(split), key="roc")
 right.plotly_chart(dashboards.precision_recall_figure(split), key="pr")

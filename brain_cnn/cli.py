@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default="auto",
                        help="distribution: auto picks several GPUs (mirrored) or machines (TF_CONFIG) when present")
     train.add_argument("--init-from", metavar="MODEL",
-                       help="start from the weights of this model folder (fine-tuning; same classes and size)")
+                       help="start from the weights of this model folder: fine-tuning with the same classes, "
+                       "or transfer learning with a new softmax head for other classes (same size and architecture)")
     train.add_argument("--split", metavar="PATH",
                        help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
     train.add_argument("--add-data", action="append", metavar="DIR[=MAP.json]",

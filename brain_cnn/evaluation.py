@@ -124,7 +124,8 @@ def evaluate_model_folder(
         result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
         report["splits"][split] = result
     if own and "test" in outputs:
-        report["splits"]["test"]["without_near_duplicates"] = _deduplicated(outputs, train, temperature, card.classes)
+        report["splits"]["test"]["without_near_duplicates"] = _deduplicated(outputs, train, temperature, card.classes,
+                                                                            card.training)
 
     name = EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json"
     previous = folder / name
@@ -146,7 +147,22 @@ def _saved_train_samples(folder: Path):
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 
 
-def _deduplicated(outputs, train, temperature: float, classes: list[str]) -> dict[str, Any]:
+def _pretraining_hashes(training: dict[str, Any], image_size: int):
+    """Hashes of the training and validation images of the model a run started from, if it is reachable."""
+    start = training.get("initialised_from") or {}
+    folder = Path(start.get("folder", ""))
+    if not start or not (folder / SPLIT_FILE).is_file():
+        return None
+    manifest = SplitManifest.load(folder / SPLIT_FILE)
+    if not Path(manifest.root).is_dir():
+        return None
+    samples = manifest.splits.get("train", []) + manifest.splits.get("validation", [])
+    decoded = decode_samples(samples, manifest.root, manifest.classes, image_size)
+    return hash_prepared(decoded.images, decoded.files)
+
+
+def _deduplicated(outputs, train, temperature: float, classes: list[str],
+                  card_training: dict[str, Any] | None = None) -> dict[str, Any]:
     """Test metrics on the test images with no exact or near duplicate among the training and validation images."""
     test, _, probs = outputs["test"]
     seen = hash_prepared(train.images, train.files)
@@ -154,8 +170,12 @@ def _deduplicated(outputs, train, temperature: float, classes: list[str]) -> dic
         validation = outputs["validation"][0]
         seen = hash_prepared(np.concatenate([train.images, validation.images]), train.files + validation.files)
     duplicated = files_with_near_duplicates(hash_prepared(test.images, test.files), seen)
+    pretrained = _pretraining_hashes(card_training or {}, test.images.shape[1])
+    if pretrained is not None:  # images the starting weights were trained on are not unseen either
+        duplicated |= files_with_near_duplicates(hash_prepared(test.images, test.files), pretrained)
     keep = np.array([f not in duplicated for f in test.files])
     result = {"removed": int((~keep).sum()), "count": int(keep.sum()),
+              "includes_pretraining": pretrained is not None,
               "max_hash_bits": NEAR_DUPLICATE_BITS,
               "method": "256-bit DCT hash of the head crop; exact pixel matches and hashes within "
                         f"{NEAR_DUPLICATE_BITS} bits of a training or validation image are removed"}
@@ -261,6 +281,13 @@ def summary_table(report: dict[str, Any]) -> str:
         screen = result.get("screening")
         if screen and screen["sensitivity"] is not None and screen["specificity"] is not None:
             line += f"  tumour sens {screen['sensitivity']:.4f} spec {screen['specificity']:.4f}"
+        if "top3_accuracy" in result:
+            line += f"  top-3 {result['top3_accuracy']:.4f}"
+        if result.get("by_type"):
+            merged = result["by_type"]
+            line += (f"\n{'':<10} sequences merged ({len(merged['types'])} types): accuracy {merged['accuracy']:.4f}"
+                     f"  macro F1 {merged['macro_f1']:.4f}"
+                     + (f"  top-3 {merged['top3_accuracy']:.4f}" if "top3_accuracy" in merged else ""))
         if result.get("gate"):
             line += f"  refused {result['gate']['refused']} ({result['gate']['refused_rate']:.2%})"
         clean = result.get("without_near_duplicates")

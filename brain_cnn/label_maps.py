@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from .errors import DatasetError
 from .metrics import is_no_tumour
+from .sequences import sequence_of, without_sequence
 
 __all__ = ["TUMOUR", "NO_TUMOUR", "LESION", "IGNORE", "LabelMap", "load_label_map", "bundled_label_map",
            "sequence_of", "canonical_class"]
@@ -36,23 +37,10 @@ __all__ = ["TUMOUR", "NO_TUMOUR", "LESION", "IGNORE", "LabelMap", "load_label_ma
 TUMOUR, NO_TUMOUR, LESION, IGNORE = "tumour", "no tumour", "lesion", "ignore"
 _KINDS = (TUMOUR, NO_TUMOUR, LESION, IGNORE)
 _BUNDLED = Path(__file__).with_name("label_maps")
-# A trailing MRI sequence in a folder name: "Glioblastoma T1C+", "_NORMAL T2".
-_SEQUENCE = re.compile(r"\s+(T1C\+|T1C|T1|T2|FLAIR)$", re.IGNORECASE)
-
-
-def sequence_of(folder: str) -> str | None:
-    """The MRI sequence a class folder names (``T1``, ``T1C+``, ``T2``, ``FLAIR``), or None."""
-    match = _SEQUENCE.search(folder)
-    return match.group(1).upper() if match else None
-
-
-def _base(folder: str) -> str:
-    return _SEQUENCE.sub("", folder).strip()
-
 
 def canonical_class(name: str) -> str:
     """A class name without case, separators or a "tumour" suffix: ``glioma_tumor`` -> ``glioma``."""
-    if is_no_tumour(name) or is_no_tumour(_base(name)):
+    if is_no_tumour(name) or is_no_tumour(without_sequence(name)):
         return "notumor"
     words = re.sub(r"[_\-\s]+", " ", name.lower()).split()
     return " ".join(w for w in words if w not in ("tumor", "tumour")) or name.lower()
@@ -77,7 +65,7 @@ class LabelMap:
         Raises:
             DatasetError: the map does not cover the folder, or names a class the model lacks.
         """
-        value = self.classes.get(folder, self.classes.get(_base(folder)))
+        value = self.classes.get(folder, self.classes.get(without_sequence(folder)))
         if value is None:
             raise DatasetError(f"the label map {self.source or self.description!r} does not say what "
                                f"{folder!r} is; add it to the map's \"classes\"")

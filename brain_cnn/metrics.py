@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_no_tumour", "classification_metrics", "calibration", "screening"]
+__all__ = ["is_no_tumour", "classification_metrics", "calibration", "screening", "type_view"]
 
 _NO_TUMOUR_NAMES = {"no", "no tumor", "no tumour", "notumor", "notumour", "normal", "healthy", "negative"}
 
@@ -75,6 +75,37 @@ def screening(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
         "true_positive": tp, "false_negative": fn, "true_negative": tn, "false_positive": fp,
         "roc_auc": round(float(roc_auc_score(truth, score)), 5) if both else None,
     }
+
+
+def type_view(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, Any] | None:
+    """The same predictions with the MRI sequences merged ("Astrocitoma T1" + "T1C+" + "T2" -> "Astrocitoma").
+
+    The probability of a type is the sum over its sequences. None when no two
+    classes differ only by their sequence.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, top_k_accuracy_score
+
+    from .sequences import without_sequence
+
+    types = sorted({without_sequence(c) for c in classes})
+    if len(types) == len(classes):
+        return None
+    member = np.array([[without_sequence(c) == t for t in types] for c in classes], dtype=np.float64)
+    merged = np.asarray(probs, dtype=np.float64) @ member
+    truth = member[np.asarray(y_true, dtype=int)].argmax(axis=1)
+    predicted = merged.argmax(axis=1)
+    labels = list(range(len(types)))
+    per_type_f1 = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
+    view = {
+        "types": types,
+        "accuracy": round(float(accuracy_score(truth, predicted)), 5),
+        "macro_f1": round(float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)), 5),
+        "f1": {t: round(float(f), 5) for t, f in zip(types, per_type_f1)},
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=labels).tolist(),
+    }
+    if len(types) > 3:
+        view["top3_accuracy"] = round(float(top_k_accuracy_score(truth, merged, k=3, labels=labels)), 5)
+    return view
 
 
 def classification_metrics(
@@ -149,6 +180,9 @@ def classification_metrics(
         "calibration": calibration(y_true, probs),
         "screening": screening(y_true, probs, classes),
     }
+    merged = type_view(y_true, probs, classes)
+    if merged is not None:
+        report["by_type"] = merged
     if k > 3:
         report["top3_accuracy"] = round(float(top_k_accuracy_score(y_true, probs, k=3, labels=labels)), 5)
     if files is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,10 @@ import numpy as np
 
 from .calibration import apply_temperature
 from .dataset import list_images
+from .engines import forward
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
-from .ood import FEATURE_LAYERS, image_check
+from .ood import image_check
 from .preprocess import DECODE_WORKERS, load_slices
 from .scan import Scan
 
@@ -25,50 +27,28 @@ SCAN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gi
                  ".dcm", ".dicom", ".nii", ".nii.gz", ".zip")
 
 
-def _compiled_forward(model):
-    """The inference pass as one traced graph returning (pooled features, probabilities), built once per model.
-
-    Calling a Keras model eagerly costs ~10 ms of Python overhead per call on
-    a small CPU; a ``tf.function`` with a fixed signature is traced once.
-    """
-    forward = getattr(model, "_brain_cnn_forward", None)
-    if forward is None:
-        import keras
-        import tensorflow as tf
-        from keras import layers
-
-        names = {layer.name for layer in model.layers}
-        pooled = [layers.GlobalAveragePooling2D()(model.get_layer(name).output) if name != FEATURE_LAYERS[-1]
-                  else model.get_layer(name).output for name in FEATURE_LAYERS if name in names]
-        # Early layers see texture and contrast, the last one content: together they tell a
-        # radiograph of another body part from a brain slice better than either alone.
-        features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else model.output)
-        both = keras.Model(model.inputs, [features, model.output])
-        signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
-        forward = tf.function(lambda x: both(x, training=False), input_signature=signature)
-        model._brain_cnn_forward = forward
-    return forward
-
-
 def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1).
 
     ``flip=True`` averages the outputs of each image and its left-right mirror
     image (test-time augmentation; brains are near-symmetric and training
-    flipped them too).
+    flipped them too); both go through the network in one batch.
     """
-    if flip:
-        plain = predict_outputs(model, images, batch_size)
-        mirrored = predict_outputs(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size)
-        return (plain[0] + mirrored[0]) / 2, (plain[1] + mirrored[1]) / 2
     if len(images) == 0:
         return np.zeros((0, 0)), np.zeros((0, model.output_shape[-1]))
-    forward = _compiled_forward(model)
+    run = forward(model)
     features, probs = [], []
-    for i in range(0, len(images), batch_size):
-        f, p = forward(images[i : i + batch_size].astype(np.float32))
-        features.append(f.numpy())
-        probs.append(p.numpy())
+    step = max(1, batch_size // 2) if flip else batch_size
+    for i in range(0, len(images), step):
+        chunk = images[i : i + step].astype(np.float32)
+        if flip:
+            chunk = np.concatenate([chunk, chunk[:, :, ::-1]])
+        f, p = run(np.ascontiguousarray(chunk))
+        if flip:
+            half = len(chunk) // 2
+            f, p = (f[:half] + f[half:]) / 2, (p[:half] + p[half:]) / 2
+        features.append(f)
+        probs.append(p)
     return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)
 
 

@@ -99,6 +99,23 @@ def _sample_weights(labels: np.ndarray) -> np.ndarray:
     return weights[np.searchsorted(present, labels)].astype(np.float32)
 
 
+def _start_from(model, initial, same_classes: bool) -> None:
+    """Copy ``initial``'s weights into ``model``: all of them for the same classes (fine-tuning),
+    else every layer but the softmax head (transfer learning, e.g. to a small binary set)."""
+    if same_classes:
+        model.set_weights(initial.get_weights())
+        return
+    for layer in model.layers:
+        if layer.name == "probabilities" or not layer.weights:
+            continue
+        try:
+            source = initial.get_layer(layer.name)
+            layer.set_weights(source.get_weights())
+        except ValueError as error:  # a missing layer or another shape: not the same architecture
+            raise DatasetError(f"the model to start from does not have this run's architecture "
+                               f"(layer {layer.name}: {error}); give the same --width and --depth") from None
+
+
 def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> list[dict]:
     """Add ``config.add_data`` to the training split and remove near duplicates of held-out images.
 
@@ -208,13 +225,13 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         from .model_folder import load_model
 
         initial = load_model(config.init_from)
-        if initial.card.classes != classes or initial.card.image_size != config.image_size:
-            raise DatasetError(f"{config.init_from} has classes {initial.card.classes} at {initial.card.image_size} px; "
-                               f"this run needs {classes} at {config.image_size} px")
+        if initial.card.image_size != config.image_size:
+            raise DatasetError(f"{config.init_from} takes {initial.card.image_size} px inputs; this run needs "
+                               f"{config.image_size} px (give --image-size {initial.card.image_size})")
     with distribution.strategy.scope():
         model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
         if initial is not None:
-            model.set_weights(initial.model.get_weights())
+            _start_from(model, initial.model, same_classes=initial.card.classes == classes)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(),
@@ -274,7 +291,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         training={
             **{k: v for k, v in asdict(config).items()
                if k not in ("data", "out", "name", "split", "init_from", "add_data", "exclude")},
-            **({"initialised_from": {"name": initial.card.name, "sha256": initial.card.sha256,
+            **({"initialised_from": {"name": initial.card.name, "folder": str(config.init_from), "sha256": initial.card.sha256,
+                                     "classes": initial.card.classes, "dataset": initial.card.dataset.get("name"),
+                                     "head": "kept" if initial.card.classes == classes else "new",
                                      "training": initial.card.training}} if initial is not None else {}),
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,

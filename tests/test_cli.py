@@ -132,3 +132,26 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
     assert json.loads((tuned / "split.json").read_text())["splits"] == json.loads((out / "split.json").read_text())["splits"]
     assert main(["train", "--data", str(root), "--out", str(tmp_path / "bad"), "--image-size", "64",
                  "--init-from", str(out)]) == 2  # another input size cannot start from these weights
+
+
+@pytest.mark.slow
+def test_transfer_to_other_classes_keeps_the_features_and_a_new_head(trained, tmp_path):
+    from conftest import write_class_folder
+
+    from brain_cnn.model_folder import load_model
+
+    root, out = trained
+    other = tmp_path / "three"
+    write_class_folder(other, {"a": 6, "b": 6, "c": 6}, size=64)
+    moved = tmp_path / "moved"
+    assert main(["train", "--data", str(other), "--out", str(moved), "--epochs", "1", "--image-size", "48",
+                 "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "1", "--learning-rate", "1e-9",
+                 "--init-from", str(out), "--no-evaluate"]) == 0
+    card = json.loads((moved / "card.json").read_text())
+    assert card["training"]["initialised_from"]["head"] == "new" and card["classes"] == ["a", "b", "c"]
+    before, after = load_model(out).model, load_model(moved).model
+    kernel = lambda m: m.get_layer("stem_conv").get_weights()[0]  # noqa: E731
+    assert float(abs(kernel(before) - kernel(after)).max()) < 1e-3  # a near-zero learning rate barely moves it
+    assert after.output_shape[-1] == 3
+    assert main(["train", "--data", str(other), "--out", str(tmp_path / "wider"), "--image-size", "48",
+                 "--width", "8", "--depth", "2", "--init-from", str(out), "--no-evaluate"]) == 2

@@ -97,3 +97,18 @@ def test_top3_accuracy_for_many_classes():
     probs = np.array([[0.1, 0.2, 0.3, 0.4]] * 4)  # ranking 3, 2, 1, 0
     report = classification_metrics(y_true, probs, ["a", "b", "c", "d"])
     assert report["accuracy"] == 0.25 and report["top3_accuracy"] == 0.75
+
+
+def test_type_view_merges_the_sequences():
+    from brain_cnn.metrics import type_view
+
+    classes = ["Glioma T1", "Glioma T2", "Meningioma T1", "_NORMAL T2"]
+    probs = np.array([[0.2, 0.5, 0.3, 0.0],   # Glioma T1: wrong sequence, right type
+                      [0.3, 0.3, 0.4, 0.0],   # Glioma T2: glioma 0.6 beats meningioma 0.4
+                      [0.1, 0.1, 0.2, 0.6],   # Meningioma T1 called normal
+                      [0.0, 0.0, 0.1, 0.9]])
+    view = type_view(np.array([0, 1, 2, 3]), probs, classes)
+    assert view["types"] == ["Glioma", "Meningioma", "_NORMAL"]
+    assert view["accuracy"] == 0.75
+    assert view["confusion_matrix"] == [[2, 0, 0], [0, 0, 1], [0, 0, 1]]
+    assert type_view(np.array([0, 1]), np.eye(2), ["glioma", "notumor"]) is None

@@ -55,3 +55,19 @@ def test_expand_inputs_walks_folders_and_keeps_files(tmp_path):
 
 def test_empty_input_gives_empty_output(predictor):
     assert predictor.predict_inputs(np.zeros((0, 48, 48, 1), np.uint8)).shape == (0, 2)
+
+
+def test_engines_agree_and_flip_averaging_runs_in_one_batch(predictor, monkeypatch):
+    from brain_cnn.engines import ENGINE_ENV, ENGINES
+    from brain_cnn.prediction import predict_outputs
+
+    images = np.stack([phantom(48, lesion=i % 2 == 1, seed=i)[..., None] for i in range(9)])
+    results = {}
+    for engine in ENGINES:
+        monkeypatch.setenv(ENGINE_ENV, engine)
+        results[engine] = predict_outputs(predictor.model, images, batch_size=4)
+    (f1, p1), (f2, p2) = results.values()
+    assert np.allclose(p1, p2, atol=1e-5) and np.allclose(f1, f2, atol=1e-3 * max(1.0, float(np.abs(f1).max())))
+    flipped = predict_outputs(predictor.model, images, batch_size=4, flip=True)
+    mirror = predict_outputs(predictor.model, np.ascontiguousarray(images[:, :, ::-1]), batch_size=16)
+    assert np.allclose(flipped[1], (p2 + mirror[1]) / 2, atol=1e-5)

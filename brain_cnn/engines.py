@@ -1,0 +1,113 @@
+"""Inference engines: run a loaded model's forward pass as fast as the machine allows.
+
+The forward pass returns the pooled features the out-of-distribution gate needs
+and the softmax probabilities, in one call. Two engines:
+
+* ``onnxruntime`` (the default on a CPU): the Keras graph converted in memory
+  with tf2onnx when the model is first used (under a second), run by ONNX Runtime;
+* ``tensorflow`` (the default with a GPU, where TensorFlow places the work on
+  it): the Keras graph traced once as a ``tf.function``.
+
+Measured with ``python benchmarks/engines.py`` on the bundled model, 2-core CPU,
+milliseconds for 1 / 2 / 32 / 128 slices (2 is one slice and its mirror image):
+ONNX Runtime 2.3 / 3.6 / 56 / 221, TensorFlow graph 4.0 / 7.0 / 67 / 270, the
+TensorFlow graph XLA-compiled 3.2 / 6.2 / 79 / 333. XLA gains less than ONNX
+Runtime at small batches and loses at large ones, so it is not used.
+
+``BRAIN_CNN_ENGINE=tensorflow`` (or ``onnxruntime``) forces one. If the
+conversion fails, the TensorFlow graph is used and a warning says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["ENGINES", "ENGINE_ENV", "engine_name", "forward", "features_model"]
+
+ENGINES = ("tensorflow", "onnxruntime")
+ENGINE_ENV = "BRAIN_CNN_ENGINE"
+Forward = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+@functools.lru_cache(maxsize=1)
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def engine_name() -> str:
+    """The engine to use here: ``$BRAIN_CNN_ENGINE`` if set, else ONNX Runtime on a CPU and TensorFlow on a GPU."""
+    chosen = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if chosen in ENGINES:
+        return chosen
+    if _has_gpu():
+        return "tensorflow"
+    try:
+        import onnxruntime  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        return "tensorflow"
+    return "onnxruntime"
+
+
+def features_model(model):
+    """A Keras model with two outputs: the gate's pooled features and the probabilities."""
+    import keras
+    from keras import layers
+
+    from .ood import FEATURE_LAYERS
+
+    names = {layer.name for layer in model.layers}
+    pooled = [layers.GlobalAveragePooling2D()(model.get_layer(name).output) if name != FEATURE_LAYERS[-1]
+              else model.get_layer(name).output for name in FEATURE_LAYERS if name in names]
+    # Early layers see texture and contrast, the last one content: together they tell a
+    # radiograph of another body part from a brain slice better than either alone.
+    features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else model.output)
+    return keras.Model(model.inputs, [features, model.output])
+
+
+def _tensorflow(both, input_shape) -> Forward:
+    import tensorflow as tf
+
+    # Calling a Keras model eagerly costs ~10 ms of Python overhead per call on a
+    # small CPU; a tf.function with a fixed signature is traced once.
+    signature = [tf.TensorSpec((None, *input_shape[1:]), tf.float32)]
+    graph = tf.function(lambda x: both(x, training=False), input_signature=signature)
+    return lambda x: tuple(t.numpy() for t in graph(x))
+
+
+def _onnxruntime(both, input_shape) -> Forward:
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, *input_shape[1:]), tf.float32, name="image"),)
+    proto, _ = tf2onnx.convert.from_keras(both, input_signature=spec, opset=17)
+    options = ort.SessionOptions()
+    options.inter_op_num_threads = 1  # one graph at a time; intra-op threads use every core
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: tuple(session.run(None, {name: x}))
+
+
+def forward(model, engine: str | None = None) -> Forward:
+    """The forward pass of ``model`` on the chosen engine, built once per model and engine."""
+    engine = engine or engine_name()
+    cache = model.__dict__.setdefault("_brain_cnn_engines", {})
+    if engine not in cache:
+        both = cache.get("model") or cache.setdefault("model", features_model(model))
+        if engine == "onnxruntime":
+            try:
+                cache[engine] = _onnxruntime(both, model.input_shape)
+            except Exception as error:  # noqa: BLE001 - any conversion failure falls back, loudly
+                warnings.warn(f"ONNX Runtime engine unavailable ({error}); using TensorFlow", stacklevel=2)
+                cache[engine] = cache.get("tensorflow") or _tensorflow(both, model.input_shape)
+        else:
+            cache[engine] = _tensorflow(both, model.input_shape)
+    return cache[engine]
