@@ -250,10 +250,16 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
 
 def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
     """What the model card must say about where the figures stop holding, from the report's facts."""
-    name = card.get("dataset", {}).get("name", "its data set")
+    dataset = card.get("dataset", {})
+    name = dataset.get("name", "its data set")
+    added = [s["name"] for s in dataset.get("sources", []) if "label_map" in s]
+    trained = f"Trained on {name}" + (f" with {', '.join(added)} added to its training split" if added else "")
     notes = [
         "Classifies one 2-D slice at a time; it does not see the rest of the study.",
-        f"Trained and tested only on {name}; not validated on other scanners, sequences or hospitals.",
+        f"{trained}; tested on {name}'s test split. "
+        + ("Other data sets it was screened on are listed under 'validated on'; it was not validated on any "
+           "other scanner, sequence or hospital." if card.get("validated_on") else
+           "Not validated on other scanners, sequences or hospitals."),
     ]
     test = report["splits"].get("test", {})
     clean = test.get("without_near_duplicates")

@@ -29,7 +29,7 @@ from .errors import DatasetError
 from .label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map, sequence_of
 from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
 from .metrics import is_no_tumour
-from .model_folder import CARD_FILE, SPLIT_FILE, load_model
+from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from .pipeline import decode_samples
 from .prediction import predict_outputs
 
@@ -213,6 +213,11 @@ def refresh_card(folder: str | Path) -> None:
         return
     card = json.loads(card_path.read_text())
     card["validated_on"] = validation_statements(read_external(folder), loso)
+    report_path = folder / EVALUATION_FILE
+    if report_path.is_file():  # the limitations mention where it was validated
+        from .evaluation import limitations
+
+        card["limitations"] = limitations(card, json.loads(report_path.read_text()))
     card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
