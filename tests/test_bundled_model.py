@@ -49,3 +49,26 @@ def test_bundled_gate_refuses_images_that_are_not_brain_mri():
     # Measured 32 of 32 with the three-layer gate (29 with the last layer alone).
     assert len(refused) >= 0.9 * len(images), sorted(set(images) - set(refused))
     assert len(drawn_images()) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bundled_model_reproduces_its_screening_of_the_yes_no_set(tmp_path):
+    data = shared_data() / "brain-tumor-yes-no"
+    if not data.is_dir():
+        pytest.skip(f"the yes/no data set is not at {data} (set BRAIN_CNN_DATA to its parent folder)")
+    import shutil
+
+    from brain_cnn.screening import evaluate_screening
+
+    claimed = json.loads((MODEL / "external.json").read_text())["brain-tumor-yes-no"]
+    folder = tmp_path / MODEL.name
+    shutil.copytree(MODEL, folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["dataset"]["root"] = str(shared_data() / "brain-tumor-mri")
+    (folder / "card.json").write_text(json.dumps(card))
+    report = evaluate_screening(folder, data)
+    assert report["count"] == claimed["count"] == 253
+    assert report["overall"]["sensitivity"] == pytest.approx(claimed["overall"]["sensitivity"], abs=1e-3)
+    assert report["overall"]["specificity"] == pytest.approx(claimed["overall"]["specificity"], abs=1e-3)
+    assert report["seen_in_training"] == claimed["seen_in_training"]
