@@ -6,7 +6,8 @@ and the softmax probabilities, in one call. Two engines:
 * ``onnxruntime`` (the default on a CPU): the Keras graph converted in memory
   with tf2onnx when the model is first used (under a second), run by ONNX Runtime;
 * ``tensorflow`` (the default with a GPU, where TensorFlow places the work on
-  it): the Keras graph traced once as a ``tf.function``.
+  it): the Keras graph traced once as a ``tf.function``; in float16 when the
+  model card allows it (a model trained with mixed precision).
 
 Measured with ``python benchmarks/engines.py`` on the bundled model, 2-core CPU,
 milliseconds for 1 / 2 / 32 / 128 slices (2 is one slice and its mirror image):
@@ -27,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["ENGINES", "ENGINE_ENV", "engine_name", "forward", "features_model"]
+__all__ = ["ENGINES", "ENGINE_ENV", "engine_name", "forward", "features_model", "mixed_precision_copy", "usable_cpus"]
 
 ENGINES = ("tensorflow", "onnxruntime")
 ENGINE_ENV = "BRAIN_CNN_ENGINE"
@@ -39,6 +40,29 @@ def _has_gpu() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("GPU"))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's limit, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def mixed_precision_copy(model, policy: str = "mixed_float16"):
+    """The same network computing in half precision (float32 weights and softmax), for a GPU."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name != "probabilities" and "dtype" in config:
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def engine_name() -> str:
@@ -91,17 +115,23 @@ def _onnxruntime(both, input_shape) -> Forward:
     proto, _ = tf2onnx.convert.from_keras(both, input_signature=spec, opset=17)
     options = ort.SessionOptions()
     options.inter_op_num_threads = 1  # one graph at a time; intra-op threads use every core
+    options.intra_op_num_threads = usable_cpus()
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: tuple(session.run(None, {name: x}))
 
 
-def forward(model, engine: str | None = None) -> Forward:
-    """The forward pass of ``model`` on the chosen engine, built once per model and engine."""
+def forward(model, engine: str | None = None, mixed_precision: bool = False) -> Forward:
+    """The forward pass of ``model`` on the chosen engine, built once per model and engine.
+
+    ``mixed_precision`` (the card allows it: the model was trained that way)
+    runs the TensorFlow engine in float16 on a GPU.
+    """
     engine = engine or engine_name()
     cache = model.__dict__.setdefault("_brain_cnn_engines", {})
     if engine not in cache:
-        both = cache.get("model") or cache.setdefault("model", features_model(model))
+        network = mixed_precision_copy(model) if mixed_precision and engine == "tensorflow" and _has_gpu() else model
+        both = cache.get("model") or cache.setdefault("model", features_model(network))
         if engine == "onnxruntime":
             try:
                 cache[engine] = _onnxruntime(both, model.input_shape)

@@ -85,7 +85,8 @@ def evaluate_model_folder(
     # other evaluation uses what the card already holds.
     refit = own and "validation" in decoded_splits
     flip = _choose_flip(loaded.model, decoded_splits["validation"], batch_size) if refit else card.flip_averaging
-    outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip))
+    outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip,
+                                                              card.mixed_precision))
                for split, decoded in decoded_splits.items()}
     gate = loaded.gate
     train = decode_samples(_saved_train_samples(folder), root, card.classes, card.image_size) if own else None

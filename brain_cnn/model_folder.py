@@ -51,6 +51,11 @@ class ModelCard:
     limitations: list[str] = field(default_factory=list)
     validated_on: list[str] = field(default_factory=list)  # other data sets screened (brain_cnn.screening)
 
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether it may run in half precision on a GPU: it was trained that way."""
+        return str(self.training.get("distribution", {}).get("precision", "")).startswith("mixed")
+
     def save(self, folder: str | Path) -> None:
         Path(folder, CARD_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 

@@ -27,7 +27,8 @@ SCAN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gi
                  ".dcm", ".dicom", ".nii", ".nii.gz", ".zip")
 
 
-def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
+                    mixed_precision: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1).
 
     ``flip=True`` averages the outputs of each image and its left-right mirror
@@ -36,7 +37,7 @@ def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool 
     """
     if len(images) == 0:
         return np.zeros((0, 0)), np.zeros((0, model.output_shape[-1]))
-    run = forward(model)
+    run = forward(model, mixed_precision=mixed_precision)
     features, probs = [], []
     step = max(1, batch_size // 2) if flip else batch_size
     for i in range(0, len(images), step):
@@ -52,9 +53,10 @@ def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool 
     return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 64, flip: bool = False) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
+                          mixed_precision: bool = False) -> np.ndarray:
     """Raw (uncalibrated) probabilities (N, K) for ``uint8`` inputs (N, S, S, 1)."""
-    return predict_outputs(model, images, batch_size, flip)[1]
+    return predict_outputs(model, images, batch_size, flip, mixed_precision)[1]
 
 
 def _is_scan_file(path: Path) -> bool:
@@ -106,10 +108,13 @@ class Predictor:
         self.gate = self.loaded.gate
         self.classes = list(self.card.classes)
         self.image_size = self.card.image_size
+        # Build the inference engine now (graph conversion, first-call allocations),
+        # so the first scan a user sends is as fast as the rest.
+        self.predict_inputs(np.zeros((1, self.image_size, self.image_size, 1), np.uint8))
 
     def predict_inputs(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Calibrated probabilities (the card's temperature applied) for prepared inputs (N, S, S, 1)."""
-        raw = predict_probabilities(self.model, images, batch_size, self.card.flip_averaging)
+        raw = predict_probabilities(self.model, images, batch_size, self.card.flip_averaging, self.card.mixed_precision)
         return apply_temperature(raw, self.card.temperature)
 
     def call_slices(self, scan: Scan, inputs: np.ndarray, batch_size: int = 32) -> list[SliceCall]:
@@ -121,7 +126,7 @@ class Predictor:
         if not scans:
             return []
         features, raw = predict_outputs(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size,
-                                        self.card.flip_averaging)
+                                        self.card.flip_averaging, self.card.mixed_precision)
         probs = apply_temperature(raw, self.card.temperature)
         distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
         results, offset = [], 0

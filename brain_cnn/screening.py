@@ -162,7 +162,7 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     decoded = decode_samples(samples, discover(data).root, sorted({s.label for s in samples}), card.image_size)
     by_path = {r[0].path: r for r in rows}
     kept = [by_path[f] for f in decoded.files]
-    _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging)
+    _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
     probs = apply_temperature(raw, card.temperature)
     predicted = probs.argmax(axis=1)
     kinds = np.array([r[1] for r in kept])

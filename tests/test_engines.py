@@ -35,3 +35,28 @@ def test_a_failed_conversion_falls_back_to_tensorflow(tiny_model, monkeypatch):
     with pytest.warns(UserWarning, match="no converter"):
         run = forward(model, "onnxruntime")
     assert run(np.zeros((1, 48, 48, 1), np.float32))[1].shape == (1, 2)
+
+
+def test_half_precision_copy_computes_the_same_calls(tiny_model):
+    from brain_cnn.engines import mixed_precision_copy
+    from brain_cnn.model_folder import load_model
+
+    from conftest import phantom
+
+    model = load_model(tiny_model).model
+    images = np.stack([phantom(48, lesion=i % 2 == 1, seed=i)[..., None] for i in range(6)]).astype(np.float32)
+    # bfloat16 runs on a CPU; on a GPU the engine uses float16 the same way.
+    half = mixed_precision_copy(model, "mixed_bfloat16")
+    assert half.get_layer("stem_conv").compute_dtype == "bfloat16"
+    assert half.get_layer("probabilities").compute_dtype == "float32"
+    full, low = np.asarray(model(images)), np.asarray(half(images))
+    assert np.abs(full - low).max() < 0.05
+
+
+def test_a_card_allows_half_precision_only_for_a_model_trained_in_it():
+    from brain_cnn.model_folder import ModelCard
+
+    card = ModelCard(name="m", classes=["a", "b"], image_size=48)
+    assert not card.mixed_precision
+    card.training = {"distribution": {"precision": "mixed_float16"}}
+    assert card.mixed_precision
