@@ -217,7 +217,7 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
     parser.add_argument("--augmentation", choices=["standard", "scanner"], default="standard",
                         help="standard: flips, rotation, zoom, shift, brightness, contrast; scanner: also random "
-                        "gamma, resolution, blur and noise, to break scanner and sequence cues (default standard)")
+                        "gamma, resolution (blur) and noise, to break scanner and sequence cues (default standard)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ The forward pass returns the pooled features the out-of-distribution gate needs
 and the softmax probabilities, in one call. Two engines:
 
 * ``onnxruntime`` (the default on a CPU): the Keras graph converted in memory
-  with tf2onnx when the model is first used (under a second), run by ONNX Runtime;
+  with tf2onnx when the model is loaded (under a second), run by ONNX Runtime;
 * ``tensorflow`` (the default with a GPU, where TensorFlow places the work on
   it): the Keras graph traced once as a ``tf.function``; in float16 when the
   model card allows it (a model trained with mixed precision).
@@ -130,8 +130,10 @@ def forward(model, engine: str | None = None, mixed_precision: bool = False) -> 
     engine = engine or engine_name()
     cache = model.__dict__.setdefault("_brain_cnn_engines", {})
     if engine not in cache:
-        network = mixed_precision_copy(model) if mixed_precision and engine == "tensorflow" and _has_gpu() else model
-        both = cache.get("model") or cache.setdefault("model", features_model(network))
+        if "model" not in cache:
+            half = mixed_precision and _has_gpu()  # on a GPU the engine is TensorFlow unless forced
+            cache["model"] = features_model(mixed_precision_copy(model) if half else model)
+        both = cache["model"]
         if engine == "onnxruntime":
             try:
                 cache[engine] = _onnxruntime(both, model.input_shape)

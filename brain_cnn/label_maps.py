@@ -29,10 +29,10 @@ from typing import NamedTuple
 
 from .errors import DatasetError
 from .metrics import is_no_tumour
-from .sequences import sequence_of, without_sequence
+from .sequences import without_sequence
 
 __all__ = ["TUMOUR", "NO_TUMOUR", "LESION", "IGNORE", "LabelMap", "load_label_map", "bundled_label_map",
-           "sequence_of", "canonical_class"]
+           "canonical_class"]
 
 TUMOUR, NO_TUMOUR, LESION, IGNORE = "tumour", "no tumour", "lesion", "ignore"
 _KINDS = (TUMOUR, NO_TUMOUR, LESION, IGNORE)

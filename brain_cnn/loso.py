@@ -21,13 +21,12 @@ from typing import Any
 
 from .errors import DatasetError
 from .model_folder import CARD_FILE
-from .screening import GOAL, evaluate_screening, refresh_card
+from .screening import GOAL, LOSO_FILE, evaluate_screening, refresh_card
 from .sources import parse_source
 from .training import TrainConfig, train
 
 __all__ = ["LOSO_FILE", "fold_config", "run_loso", "loso_table"]
 
-LOSO_FILE = "loso.json"
 
 
 def _name(source: str) -> str:

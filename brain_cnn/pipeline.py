@@ -91,8 +91,8 @@ def augmenter(seed: int):
 
 
 def scanner_augment(x, seed: int):
-    """Break scanner and sequence cues on a float batch in [0, 255]: per image a gamma curve,
-    a resolution drop, blur and noise, so that the network cannot tell sources apart by
+    """Break scanner and sequence cues on a float batch in [0, 255]: per image a gamma curve
+    and noise, per batch a resolution drop (which blurs), so that the network cannot tell sources apart by
     brightness curves, sharpness or noise texture instead of by anatomy."""
     import tensorflow as tf
 

@@ -26,17 +26,20 @@ import numpy as np
 from .calibration import apply_temperature
 from .dataset import Sample, SplitManifest, discover
 from .errors import DatasetError
-from .label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map, sequence_of
+from .dataset import DataFolder
+from .label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map
+from .sequences import sequence_of
 from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
 from .metrics import is_no_tumour
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from .pipeline import decode_samples
 from .prediction import predict_outputs
 
-__all__ = ["EXTERNAL_FILE", "GOAL", "group_screening", "screen_data", "evaluate_screening", "screening_table",
+__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "group_screening", "screen_data", "evaluate_screening", "screening_table",
            "read_external", "screening_rows", "validation_statements", "refresh_card"]
 
 EXTERNAL_FILE = "external.json"
+LOSO_FILE = "loso.json"  # written by brain_cnn.loso
 GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
 
 
@@ -88,14 +91,14 @@ def group_screening(kinds: np.ndarray, called: np.ndarray, score: np.ndarray,
     return result
 
 
-def screen_data(data: str | Path, label_map: LabelMap, model_classes: list[str],
+def screen_data(found: DataFolder, label_map: LabelMap, model_classes: list[str],
                 splits: list[str] | None = None) -> list[tuple[Sample, str, str | None, str]]:
-    """(sample, screening kind, model class or None, sequence) for every mapped image of ``data``.
+    """(sample, screening kind, model class or None, sequence) for every mapped image of a data folder.
 
     Raises:
-        DatasetError: the folder is unusable or the map does not cover a class folder.
+        DatasetError: a missing split, or a map that does not cover a class folder.
     """
-    found = discover(data)
+    data = found.root
     wanted = splits or list(found.splits)
     missing = [s for s in wanted if s not in found.splits]
     if missing:
@@ -157,9 +160,10 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     if mapping is None:
         raise DatasetError(f"no bundled label map for {Path(data).name}; give one with --label-map "
                            "(see brain_cnn/label_maps/ for examples)")
-    rows = screen_data(data, mapping, card.classes, splits)
+    found = discover(data)
+    rows = screen_data(found, mapping, card.classes, splits)
     samples = [r[0] for r in rows]
-    decoded = decode_samples(samples, discover(data).root, sorted({s.label for s in samples}), card.image_size)
+    decoded = decode_samples(samples, found.root, sorted({s.label for s in samples}), card.image_size)
     by_path = {r[0].path: r for r in rows}
     kept = [by_path[f] for f in decoded.files]
     _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
@@ -203,7 +207,7 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
 def refresh_card(folder: str | Path) -> None:
     """Write the card's "validated_on" sentences from ``external.json`` and ``loso.json``."""
     folder = Path(folder)
-    loso_path = folder / "loso.json"
+    loso_path = folder / LOSO_FILE
     try:
         loso = json.loads(loso_path.read_text()) if loso_path.is_file() else None
     except ValueError:

@@ -138,8 +138,8 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> li
         hashes = content_hashes(root, samples)
         samples, leaking = drop_near_duplicates(samples, hashes, held_hashes)
         dropped = 0
-        if excluded is not None:
-            samples, dropped = drop_near_duplicates(samples, content_hashes(root, samples), excluded)
+        if excluded is not None:  # the hashes of every mapped sample cover the ones still kept
+            samples, dropped = drop_near_duplicates(samples, hashes, excluded)
         manifest.splits["train"] += samples
         reports.append({"name": report.name, "label_map": report.label_map, "used": report.used,
                         "left_out": report.left_out, "near_duplicates_of_validation_or_test": leaking,

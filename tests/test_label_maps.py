@@ -4,7 +4,8 @@ import pytest
 
 from brain_cnn.errors import DatasetError
 from brain_cnn.label_maps import (IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, canonical_class,
-                                  load_label_map, sequence_of)
+                                  load_label_map)
+from brain_cnn.sequences import sequence_of
 
 FOUR = ["glioma", "meningioma", "notumor", "pituitary"]
 
