@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from machine import describe  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,6 +77,7 @@ def main() -> None:
                 page.get_by_text("Grad-CAM for").wait_for()
                 timings.append(time.perf_counter() - started)
             browser.close()
+        print(f"machine: {describe()}")
         print(f"first upload (model loading included): {timings[0]:.2f} s")
         print(f"upload to visible call and heat map: median {statistics.median(timings[1:]):.2f} s, "
               f"max {max(timings[1:]):.2f} s over {args.repeats} uploads")

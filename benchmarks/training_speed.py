@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     split = DecodedSplit(rng.integers(0, 255, (n, args.image_size, args.image_size, 1), dtype=np.uint8),
                          rng.integers(0, 4, n).astype(np.int32), [""] * n, [])
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {describe()}, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}; tensorflow {tf.__version__}, keras {keras.__version__}")
     for augment in ("scanner", "standard", None):
         model = build_model(4, args.image_size)

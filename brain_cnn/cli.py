@@ -60,6 +60,7 @@ def _config(args: argparse.Namespace, data: str, out: str):
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
+        ema_momentum=args.ema,
         patience=args.patience,
         validation_fraction=args.validation_fraction,
         test_fraction=args.test_fraction,
@@ -208,6 +209,9 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
                         help="batch size per replica (default 32); the learning rate scales with the replicas")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 1e-2)")
+    parser.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                        help="validate, checkpoint and ship an exponential moving average of the weights with "
+                        "this momentum, e.g. 0.998 (default 0: off)")
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
                         help="share carved for validation when there is no validation split (default 0.1)")

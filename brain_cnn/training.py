@@ -37,6 +37,9 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
+    # Polyak averaging of the weights (0 = off): validation, checkpoints and the shipped
+    # model use the exponential moving average, which steadies the epoch-to-epoch swings.
+    ema_momentum: float = 0.0
     patience: int = 10
     validation_fraction: float = 0.1
     test_fraction: float = 0.15
@@ -88,6 +91,33 @@ def _epoch_logger(total_epochs: int):
             )
 
     return EpochLine()
+
+
+def _averaged_weights(batches, refresh_steps: int = 50):
+    """Swap the optimizer's moving average of the weights in for validation and checkpoints.
+
+    Batch-normalisation statistics belong to the weights that produced them, so
+    after the swap they are re-estimated on ``refresh_steps`` training batches
+    (the "BN update" of stochastic weight averaging, Izmailov et al., 2018,
+    arXiv:1803.05407); otherwise averaged weights are judged with the raw
+    weights' statistics.
+    """
+    import keras
+    import tensorflow as tf
+
+    class AveragedWeights(keras.callbacks.SwapEMAWeights):
+        def set_model(self, model):
+            super().set_model(model)
+            # Calling the model in training mode updates only the moving statistics here:
+            # no gradient step is taken.
+            self._refresh = tf.function(lambda x: model(x, training=True))
+
+        def on_test_begin(self, logs=None):
+            super().on_test_begin(logs)
+            for x, *_ in batches.take(refresh_steps):
+                self._refresh(x)
+
+    return AveragedWeights(swap_on_epoch=True)
 
 
 def _sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -233,14 +263,18 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         if initial is not None:
             _start_from(model, initial.model, same_classes=initial.card.classes == classes)
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                             use_ema=config.ema_momentum > 0,
+                                             ema_momentum=config.ema_momentum or 0.99),
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=["accuracy"],
         )
 
     # Fit
     checkpoint = out / "best.weights.h5"
-    callbacks = [
+    # The swap goes first so that validation and the checkpoint see the averaged weights.
+    callbacks = [_averaged_weights(train_data)] if config.ema_momentum > 0 else []
+    callbacks += [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
         _epoch_logger(config.epochs),
@@ -299,7 +333,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "best_epoch": best_epoch,
             "seconds": round(seconds, 1),
             "parameters": int(model.count_params()),
-            "optimizer": "AdamW, cosine decay with 1-epoch warm-up",
+            "optimizer": "AdamW, cosine decay with 1-epoch warm-up"
+                         + (f", weight averaging (EMA {config.ema_momentum}, batch-norm statistics re-estimated "
+                            "for the averaged weights)" if config.ema_momentum > 0 else ""),
             "distribution": {"strategy": distribution.name, "replicas": replicas, "global_batch": global_batch,
                              "peak_learning_rate": peak,
                              "precision": "mixed_float16" if distribution.mixed_precision else "float32"},

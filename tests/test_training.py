@@ -1,0 +1,39 @@
+"""Training details not covered end to end by the CLI tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from brain_cnn.dataset import SplitManifest
+from brain_cnn.model_folder import load_model
+from brain_cnn.pipeline import decode_samples
+from brain_cnn.prediction import predict_probabilities
+from brain_cnn.training import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+
+def _validation_loss(folder) -> float:
+    loaded = load_model(folder)
+    manifest = SplitManifest.load(folder / "split.json")
+    validation = decode_samples(manifest.splits["validation"], manifest.root, manifest.classes, loaded.card.image_size)
+    probs = predict_probabilities(loaded.model, validation.images)
+    return float(-np.mean(np.log(probs[np.arange(len(probs)), validation.labels])))
+
+
+def test_weight_averaging_ships_the_weights_it_validated(split_dataset, tmp_path):
+    # With averaging on, the logged validation loss, the checkpoint chosen by it and
+    # the shipped model must all be the averaged weights, not the raw ones.
+    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "ema"), epochs=4, image_size=48, width=4,
+                         depth=2, batch_size=8, seed=3, augmentation=None, ema_momentum=0.8,
+                         learning_rate=3e-2)
+    folder = train(config, evaluate_after=False)
+    history = json.loads((folder / "history.json").read_text())
+    logged = history["epochs"][history["best_epoch"] - 1]["val_loss"]
+    assert _validation_loss(folder) == pytest.approx(logged, rel=1e-3, abs=1e-4)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["training"]["ema_momentum"] == 0.8
+    assert "weight averaging" in card["training"]["optimizer"]
