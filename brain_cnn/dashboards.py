@@ -22,6 +22,8 @@ __all__ = [
     "slice_profile_figure",
 ]
 
+# Plotly's first two default colours: a run's train and validation curves, the same in both runs of a fine-tune.
+_COLOURS = ("#636efa", "#ef553b")
 _LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=420)
 
 
@@ -97,14 +99,27 @@ def reliability_figure(split: dict[str, Any]) -> go.Figure:
 
 
 def history_figure(history: dict[str, Any], metric: str = "accuracy") -> go.Figure:
-    """Training and validation ``metric`` per epoch; the best epoch is marked."""
-    epochs = [e["epoch"] for e in history["epochs"]]
+    """Training and validation ``metric`` per epoch; the best epoch is marked.
+
+    A fine-tuned model's history names the run it started from
+    (``initialised_from``): that run is drawn faintly, and this one's epochs
+    continue from the starting run's kept epoch.
+    """
     figure = go.Figure()
-    for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
-        figure.add_trace(go.Scatter(x=epochs, y=[e.get(key) for e in history["epochs"]], mode="lines+markers",
-                                    name=label))
+    start = history.get("initialised_from") or {}
+    offset = (start.get("best_epoch") or 0) if start.get("epochs") else 0
+    runs = [(start, f" ({start.get('name', 'starting model')})", 0, 0.35)] if offset else []
+    runs.append((history, "", offset, 1.0))
+    for run, suffix, shift, opacity in runs:
+        epochs = [e["epoch"] + shift for e in run["epochs"]]
+        for key, label, colour in ((metric, "train", _COLOURS[0]), (f"val_{metric}", "validation", _COLOURS[1])):
+            figure.add_trace(go.Scatter(x=epochs, y=[e.get(key) for e in run["epochs"]], mode="lines+markers",
+                                        name=label + suffix, opacity=opacity, line=dict(color=colour)))
+    if offset:
+        figure.add_vline(x=offset, line_dash="dash", line_color="grey", annotation_text="fine-tuning starts",
+                         annotation_position="bottom right")
     if history.get("best_epoch"):
-        figure.add_vline(x=history["best_epoch"], line_dash="dot", line_color="grey",
+        figure.add_vline(x=history["best_epoch"] + offset, line_dash="dot", line_color="grey",
                          annotation_text="kept", annotation_position="top")
     figure.update_layout(**_LAYOUT, title=metric.capitalize() + " per epoch", xaxis_title="epoch", yaxis_title=metric)
     return figure

@@ -129,6 +129,15 @@ def _sample_weights(labels: np.ndarray) -> np.ndarray:
     return weights[np.searchsorted(present, labels)].astype(np.float32)
 
 
+def _history_of(folder: Path) -> dict:
+    """A model folder's training history without what it was itself initialised from; empty if none."""
+    try:
+        history = json.loads((folder / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"best_epoch": history.get("best_epoch"), "epochs": history.get("epochs", [])}
+
+
 def _start_from(model, initial, same_classes: bool) -> None:
     """Copy ``initial``'s weights into ``model``: all of them for the same classes (fine-tuning),
     else every layer but the softmax head (transfer learning, e.g. to a small binary set)."""
@@ -305,7 +314,10 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items() if k != "learning_rate"}}
         for i in range(epochs_run)
     ]
-    (out / HISTORY_FILE).write_text(json.dumps({"best_epoch": best_epoch, "epochs": records}, indent=1))
+    history_record = {"best_epoch": best_epoch, "epochs": records}
+    if initial is not None:  # the run this one continues, so the whole path to the weights stays visible
+        history_record["initialised_from"] = {"name": initial.card.name, **_history_of(Path(config.init_from))}
+    (out / HISTORY_FILE).write_text(json.dumps(history_record, indent=1))
     model.save(out / MODEL_FILE)
     card = ModelCard(
         name=config.name or out.name,

@@ -130,6 +130,9 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
     original = json.loads((out / "card.json").read_text())
     assert card["training"]["initialised_from"]["sha256"] == original["sha256"]
     assert json.loads((tuned / "split.json").read_text())["splits"] == json.loads((out / "split.json").read_text())["splits"]
+    history, before = (json.loads((folder / "history.json").read_text()) for folder in (tuned, out))
+    assert history["initialised_from"] == {"name": original["name"], "best_epoch": before["best_epoch"],
+                                           "epochs": before["epochs"]}
     assert main(["train", "--data", str(root), "--out", str(tmp_path / "bad"), "--image-size", "64",
                  "--init-from", str(out)]) == 2  # another input size cannot start from these weights
 

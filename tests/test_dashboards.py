@@ -36,6 +36,11 @@ def test_history_and_tables():
                                            {"epoch": 2, "accuracy": 0.8, "val_accuracy": 0.7, "loss": .5, "val_loss": .6}]}
     figure = dashboards.history_figure(history, "loss")
     assert [t.name for t in figure.data] == ["train", "validation"] and list(figure.data[1].y) == [1.2, 0.6]
+    fine_tune = {**history, "initialised_from": {"name": "base", **history}}
+    figure = dashboards.history_figure(fine_tune, "loss")
+    names = [t.name for t in figure.data]
+    assert names == ["train (base)", "validation (base)", "train", "validation"]
+    assert list(figure.data[2].x) == [3, 4]  # the fine-tune continues from the base run's kept epoch (2)
     rows = dashboards.per_class_rows(split_report())
     assert [r["class"] for r in rows] == CLASSES + ["macro average", "weighted average"]
     bars = dashboards.probability_bars({"a": 0.2, "b": 0.8})
