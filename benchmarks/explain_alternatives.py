@@ -85,6 +85,7 @@ def main() -> None:
     from brain_cnn.model_folder import load_model
     from brain_cnn.preprocess import crop_to_head_with_offset, read_file, resize_square
 
+    np.random.seed(0)  # SmoothGrad's noise comes from NumPy's global generator: 34.8 % and 39.1 % in two unseeded runs
     loaded = load_model(args.model)
     model, classes, size = loaded.model, loaded.card.classes, loaded.card.image_size
     normal = next(i for i, c in enumerate(classes) if is_no_tumour(c))

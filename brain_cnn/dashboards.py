@@ -108,7 +108,7 @@ def history_figure(history: dict[str, Any], metric: str = "accuracy") -> go.Figu
     figure = go.Figure()
     start = history.get("initialised_from") or {}
     offset = (start.get("best_epoch") or 0) if start.get("epochs") else 0
-    runs = [(start, f" ({start.get('name', 'starting model')})", 0, 0.35)] if offset else []
+    runs = [(start, f" (start: {start.get('name', 'earlier run')})", 0, 0.35)] if offset else []
     runs.append((history, "", offset, 1.0))
     for run, suffix, shift, opacity in runs:
         epochs = [e["epoch"] + shift for e in run["epochs"]]
@@ -116,7 +116,7 @@ def history_figure(history: dict[str, Any], metric: str = "accuracy") -> go.Figu
             figure.add_trace(go.Scatter(x=epochs, y=[e.get(key) for e in run["epochs"]], mode="lines+markers",
                                         name=label + suffix, opacity=opacity, line=dict(color=colour)))
     if offset:
-        figure.add_vline(x=offset, line_dash="dash", line_color="grey", annotation_text="fine-tuning starts",
+        figure.add_vline(x=offset, line_dash="dash", line_color="grey", annotation_text="continued from here",
                          annotation_position="bottom right")
     if history.get("best_epoch"):
         figure.add_vline(x=history["best_epoch"] + offset, line_dash="dot", line_color="grey",

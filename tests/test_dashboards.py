@@ -39,7 +39,7 @@ def test_history_and_tables():
     fine_tune = {**history, "initialised_from": {"name": "base", **history}}
     figure = dashboards.history_figure(fine_tune, "loss")
     names = [t.name for t in figure.data]
-    assert names == ["train (base)", "validation (base)", "train", "validation"]
+    assert names == ["train (start: base)", "validation (start: base)", "train", "validation"]
     assert list(figure.data[2].x) == [3, 4]  # the fine-tune continues from the base run's kept epoch (2)
     rows = dashboards.per_class_rows(split_report())
     assert [r["class"] for r in rows] == CLASSES + ["macro average", "weighted average"]
