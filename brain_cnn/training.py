@@ -114,7 +114,7 @@ def _averaged_weights(batches, refresh_steps: int = 50):
 
         def on_test_begin(self, logs=None):
             super().on_test_begin(logs)
-            for x, *_ in batches.take(refresh_steps):
+            for x, *_ in batches.repeat().take(refresh_steps):  # repeat: a small set may have fewer batches
                 self._refresh(x)
 
     return AveragedWeights(swap_on_epoch=True)

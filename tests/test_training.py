@@ -34,6 +34,17 @@ def test_weight_averaging_ships_the_weights_it_validated(split_dataset, tmp_path
     history = json.loads((folder / "history.json").read_text())
     logged = history["epochs"][history["best_epoch"] - 1]["val_loss"]
     assert _validation_loss(folder) == pytest.approx(logged, rel=1e-3, abs=1e-4)
+    # The batch-norm statistics were re-estimated for the averaged weights: the stem's
+    # running mean is the mean of what the shipped stem convolution gives on training images.
+    import keras
+
+    loaded = load_model(folder)
+    manifest = SplitManifest.load(folder / "split.json")
+    train_images = decode_samples(manifest.splits["train"], manifest.root, manifest.classes, 48).images
+    stem = keras.Model(loaded.model.input, loaded.model.get_layer("stem_conv").output)
+    activations = np.asarray(stem(train_images.astype(np.float32))).mean(axis=(0, 1, 2))
+    running = np.asarray(loaded.model.get_layer("stem_bn").moving_mean)
+    assert np.abs(running - activations).max() < 0.05 * np.abs(activations).max()
     card = json.loads((folder / "card.json").read_text())
     assert card["training"]["ema_momentum"] == 0.8
     assert "weight averaging" in card["training"]["optimizer"]
