@@ -8,9 +8,13 @@ CPU model and its vector extensions beside its numbers.
 
 from __future__ import annotations
 
-import os
 import platform
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from brain_cnn.engines import usable_cpus  # noqa: E402
 
 
 def describe() -> str:
@@ -26,12 +30,8 @@ def describe() -> str:
     except OSError:  # not Linux: the model name from platform is all there is
         pass
     vectors = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
     extensions = f" ({', '.join(vectors)})" if vectors else ""
-    return f"{model}{extensions}, {cpus} CPUs usable, {platform.system()} {platform.machine()}"
+    return f"{model}{extensions}, {usable_cpus()} CPUs usable, {platform.system()} {platform.machine()}"
 
 
 if __name__ == "__main__":

@@ -54,7 +54,12 @@ def _trained(config: TrainConfig) -> bool:
     if not card.is_file():
         return False
     saved = json.loads(card.read_text()).get("loso_recipe")
-    return saved == _recipe(config)
+    if not isinstance(saved, dict):
+        return False
+    # A recipe option added after the fold was trained counts as its default, so
+    # folds keep being reused when the training options grow.
+    defaults = _recipe(TrainConfig(data="", out=""))
+    return {**defaults, **saved} == _recipe(config)
 
 
 def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out: list[str] | None = None,

@@ -274,7 +274,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                              use_ema=config.ema_momentum > 0,
-                                             ema_momentum=config.ema_momentum or 0.99),
+                                             ema_momentum=config.ema_momentum),
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=["accuracy"],
         )

@@ -5,7 +5,7 @@ from conftest import write_class_folder
 
 from brain_cnn.cli import main
 from brain_cnn.errors import DatasetError
-from brain_cnn.loso import LOSO_FILE, fold_config, loso_table, run_loso
+from brain_cnn.loso import LOSO_FILE, _recipe, _trained, fold_config, loso_table, run_loso
 from brain_cnn.training import TrainConfig
 
 RECIPE = TrainConfig(data="", out="", epochs=1, image_size=32, width=4, depth=2, batch_size=8, max_steps=2)
@@ -21,6 +21,15 @@ def test_each_fold_trains_on_the_others_and_excludes_the_held_out_one():
     assert fold.exclude == ["d/brain-tumor-44c"]
     with pytest.raises(DatasetError, match="at least two"):
         fold_config(["d/a"], "d/a", "runs", RECIPE)
+
+
+def test_a_fold_trained_before_a_recipe_option_existed_is_still_reused(tmp_path):
+    fold = fold_config(["d/brain-tumor-mri", "d/brain-tumor-yes-no"], "d/brain-tumor-mri", tmp_path, RECIPE)
+    older = {k: v for k, v in _recipe(fold).items() if k != "ema_momentum"}  # as saved before --ema existed
+    (tmp_path / "without-brain-tumor-mri").mkdir()
+    (tmp_path / "without-brain-tumor-mri" / "card.json").write_text(json.dumps({"loso_recipe": older}))
+    assert _trained(fold)
+    assert not _trained(fold.__class__(**{**fold.__dict__, "ema_momentum": 0.998}))  # a changed option retrains
 
 
 @pytest.mark.slow
