@@ -85,10 +85,10 @@ def _wants_screening(args: argparse.Namespace) -> bool:
         return True
     if not args.data:
         return False
-    from .dataset import discover
+    from .dataset import open_data
     from .model_folder import load_card
 
-    return not set(discover(args.data).classes) <= set(load_card(args.model).classes)
+    return not set(open_data(args.data).classes) <= set(load_card(args.model).classes)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--add-data", action="append", metavar="DIR[=MAP.json]",
                        help="another data set for the training split, mapped onto the classes by its label map "
                        "(bundled for the public sets); near duplicates of validation/test images are dropped; "
+                       "DIR may be another model's split.json, and then only its training split is added; "
                        "repeatable")
     train.add_argument("--exclude", action="append", metavar="DIR",
                        help="a held-out data set: training images that are near duplicates of its images are "

@@ -144,6 +144,25 @@ def discover(root: str | Path) -> DataFolder:
     return DataFolder(root=root, classes=classes, splits=splits, skipped=skipped)
 
 
+def open_data(data: str | Path) -> DataFolder:
+    """A data folder, or a split manifest (``split.json``): its folder with the saved splits.
+
+    A manifest names another model's train/validation/test assignment, so its
+    test split can be screened, or its training split added, without mixing them.
+
+    Raises:
+        DatasetError: the folder is unusable, or the manifest is unreadable or names a missing folder.
+    """
+    if not Path(data).is_file():
+        return discover(data)
+    manifest = SplitManifest.load(data)
+    root = Path(manifest.root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{data} names the data folder {manifest.root}, which is not there")
+    return DataFolder(root=root.resolve(), classes=list(manifest.classes),
+                      splits={k: v for k, v in manifest.splits.items() if v})
+
+
 @dataclass
 class SplitManifest:
     """The train/validation/test assignment of every file, as saved with a model."""

@@ -228,6 +228,7 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
         entry = {
             "images": result["count"],
             "accuracy": result["accuracy"],
+            **({"log_loss": result["log_loss"]} if "log_loss" in result else {}),
             "macro_f1": result["macro"]["f1"],
             "macro_roc_auc": result["macro_roc_auc"],
             "ece": result["calibration"]["ece"],
@@ -283,7 +284,8 @@ def summary_table(report: dict[str, Any]) -> str:
              f"flip averaging {'on' if report['flip_averaging'] else 'off'}"]
     for split, result in report["splits"].items():
         line = (f"{split:<10} n={result['count']:<5} accuracy {result['accuracy']:.4f}  "
-                f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f} "
+                + (f"log-loss {result['log_loss']:.4f}  " if "log_loss" in result else "")
+                + f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f} "
                 f"(before scaling {result['calibration_before_scaling']['ece']:.4f})")
         screen = result.get("screening")
         if screen and screen["sensitivity"] is not None and screen["specificity"] is not None:

@@ -123,7 +123,7 @@ def classification_metrics(
         files: optional file names aligned with ``y_true``, for the list of misclassified files.
 
     Returns:
-        A JSON-ready dict: accuracy, top-3 accuracy, per-class and macro/weighted
+        A JSON-ready dict: accuracy, log-loss, top-3 accuracy, per-class and macro/weighted
         precision/recall/F1/support, confusion matrix, one-vs-rest ROC and
         precision-recall curves, calibration, tumour screening and misclassified files.
     """
@@ -132,6 +132,7 @@ def classification_metrics(
         auc,
         average_precision_score,
         confusion_matrix,
+        log_loss,
         precision_recall_curve,
         precision_recall_fscore_support,
         roc_curve,
@@ -170,6 +171,9 @@ def classification_metrics(
     report: dict[str, Any] = {
         "count": int(len(y_true)),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 5),
+        # Mean negative log-probability of the true class: the figure checkpoints are chosen by,
+        # and the one that sees confident mistakes that accuracy does not.
+        "log_loss": round(float(log_loss(y_true, np.clip(probs, 1e-15, 1.0), labels=labels)), 5),
         "per_class": per_class,
         "macro": averages["macro"],
         "weighted": averages["weighted"],

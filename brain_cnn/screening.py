@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from .calibration import apply_temperature
-from .dataset import Sample, SplitManifest, discover
+from .dataset import DataFolder, Sample, SplitManifest, open_data
 from .errors import DatasetError
-from .dataset import DataFolder
 from .label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map
 from .sequences import sequence_of
 from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
@@ -156,11 +155,11 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     negative = np.array([is_no_tumour(c) for c in card.classes])
     if not negative.any():
         raise DatasetError(f"{card.name} has no no-tumour class, so it cannot screen for tumours")
-    mapping = load_label_map(label_map) if label_map else bundled_label_map(data)
+    found = open_data(data)
+    mapping = load_label_map(label_map) if label_map else bundled_label_map(found.root)
     if mapping is None:
-        raise DatasetError(f"no bundled label map for {Path(data).name}; give one with --label-map "
+        raise DatasetError(f"no bundled label map for {found.root.name}; give one with --label-map "
                            "(see brain_cnn/label_maps/ for examples)")
-    found = discover(data)
     rows = screen_data(found, mapping, card.classes, splits)
     samples = [r[0] for r in rows]
     decoded = decode_samples(samples, found.root, sorted({s.label for s in samples}), card.image_size)
@@ -182,7 +181,7 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         "model": card.name,
         "sha256": card.sha256,
         "data": str(data),
-        "data_name": Path(data).resolve().name,
+        "data_name": found.root.name,
         "splits": splits or "all",
         "label_map": mapping.description,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -198,7 +197,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
                                                         folders, unseen)
     external = read_external(folder)
-    external[report["data_name"]] = report
+    # Screening one split (e.g. another model's test split) must not overwrite the whole set's entry.
+    external[report["data_name"] + (f" ({', '.join(splits)})" if splits else "")] = report
     (folder / EXTERNAL_FILE).write_text(json.dumps(external, indent=1))
     refresh_card(folder)
     return report

@@ -10,6 +10,10 @@ Each added data set (``--add-data``) goes through its label map
   tumour classes (it teaches "not normal" without claiming a type);
 * lesions that are not tumours, and ignored folders, are left out.
 
+An added source may also be a split manifest (another model's ``split.json``):
+then only its *training* split joins, so that model's validation and test
+images stay unseen and can still measure the new model on that data set.
+
 Leakage is removed by image content, not by file name: an added image that is
 an exact or near duplicate of a validation or test image of the main set is
 dropped, and ``--exclude`` folders (a held-out source) remove their near
@@ -23,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dataset import Sample, discover
+from .dataset import Sample, discover, open_data
 from .errors import DatasetError
 from .label_maps import NO_TUMOUR, TUMOUR, bundled_label_map, load_label_map
 from .leakage import ImageHashes, files_with_near_duplicates, hash_images
@@ -36,14 +40,14 @@ __all__ = ["SourceSpec", "parse_source", "mapped_samples", "content_hashes", "dr
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """An added data folder and, optionally, its label map file."""
+    """An added data folder (or split manifest) and, optionally, its label map file."""
 
     data: str
     label_map: str | None = None
 
 
 def parse_source(text: str) -> SourceSpec:
-    """``DIR`` or ``DIR=MAP.json`` (the bundled map is used when none is given)."""
+    """``DIR``, ``SPLIT.json`` or either with ``=MAP.json`` (the bundled map is used when none is given)."""
     data, _, mapping = text.partition("=")
     return SourceSpec(data, mapping or None)
 
@@ -67,27 +71,34 @@ def mapped_samples(spec: SourceSpec, root: Path, classes: list[str]) -> tuple[li
     Raises:
         DatasetError: no label map for the folder, or one that does not fit.
     """
-    found = discover(spec.data)
-    mapping = load_label_map(spec.label_map) if spec.label_map else bundled_label_map(found.root)
+    source_root, source_samples, name = _source_images(spec.data)
+    mapping = load_label_map(spec.label_map) if spec.label_map else bundled_label_map(source_root)
     if mapping is None:
-        raise DatasetError(f"no bundled label map for {found.root.name}; give one as {spec.data}=MAP.json")
+        raise DatasetError(f"no bundled label map for {source_root.name}; give one as {spec.data}=MAP.json")
     no_tumour = [c for c in classes if is_no_tumour(c)]
-    report = SourceReport(found.root.name, mapping.description)
+    report = SourceReport(name, mapping.description)
     samples = []
-    for split_samples in found.splits.values():
-        for sample in split_samples:
-            target = mapping.target(sample.label, classes)
-            if target.kind == TUMOUR:
-                label = target.model_class or SOFT_TUMOUR
-            elif target.kind == NO_TUMOUR and no_tumour:
-                label = target.model_class or no_tumour[0]
-            else:
-                report.left_out[target.kind] = report.left_out.get(target.kind, 0) + 1
-                continue
-            relative = os.path.relpath(found.root / sample.path, root)
-            samples.append(Sample(relative, label))
-            report.used[label] = report.used.get(label, 0) + 1
+    for sample in source_samples:
+        target = mapping.target(sample.label, classes)
+        if target.kind == TUMOUR:
+            label = target.model_class or SOFT_TUMOUR
+        elif target.kind == NO_TUMOUR and no_tumour:
+            label = target.model_class or no_tumour[0]
+        else:
+            report.left_out[target.kind] = report.left_out.get(target.kind, 0) + 1
+            continue
+        relative = os.path.relpath(source_root / sample.path, root)
+        samples.append(Sample(relative, label))
+        report.used[label] = report.used.get(label, 0) + 1
     return samples, report
+
+
+def _source_images(data: str) -> tuple[Path, list[Sample], str]:
+    """(root, samples, name for the card) of an added data folder, or of a manifest's training split."""
+    found = open_data(data)
+    if Path(data).is_file():
+        return found.root, found.splits.get("train", []), f"{found.root.name} (training split of {data})"
+    return found.root, [s for split in found.splits.values() for s in split], found.root.name
 
 
 def content_hashes(root: Path, samples: list[Sample]) -> ImageHashes:

@@ -42,6 +42,13 @@ def test_accuracy_confusion_and_per_class_figures(known):
     assert report["misclassified"][0]["true"] == "glioma" and report["misclassified"][0]["predicted"] == "notumor"
 
 
+def test_log_loss_of_known_probabilities(known):
+    y_true, probs, _ = known
+    # 7 right with p = 0.8, 3 wrong where the true class got 0.1
+    expected = -(7 * np.log(0.8) + 3 * np.log(0.1)) / 10
+    assert classification_metrics(y_true, probs, CLASSES)["log_loss"] == pytest.approx(expected, abs=1e-5)
+
+
 def test_curves_and_auc(known):
     y_true, probs, _ = known
     report = classification_metrics(y_true, probs, CLASSES)

@@ -89,3 +89,20 @@ def test_cli_screens_another_data_set_and_asks_for_a_map(folder, other_source, c
     assert (folder / EXTERNAL_FILE).is_file()
     assert main(["evaluate", "--model", str(folder), "--data", str(root)]) == 2
     assert "no bundled label map for hospital" in capsys.readouterr().err
+
+
+def test_screening_one_split_of_a_manifest_keeps_the_whole_sets_entry(folder, other_source, tmp_path):
+    from brain_cnn.dataset import SplitManifest, discover
+
+    root, mapping = other_source
+    samples = discover(root).splits["all"]
+    manifest = tmp_path / "split.json"
+    SplitManifest(str(root), sorted({s.label for s in samples}), 42,
+                  {"train": samples[:10], "test": samples[10:]}, "test").save(manifest)
+    evaluate_screening(folder, root, mapping)
+    report = evaluate_screening(folder, manifest, mapping, splits=["test"])
+    assert report["count"] == len(samples) - 10 and report["data_name"] == "hospital"
+    saved = read_external(folder)
+    assert saved["hospital"]["count"] == 16 and saved["hospital (test)"]["count"] == 6
+    with pytest.raises(DatasetError, match="no validation split"):
+        evaluate_screening(folder, manifest, mapping, splits=["validation"])

@@ -78,3 +78,27 @@ def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     assert "../brain-tumor-yes-no/yes/leak.jpg" not in train_files
     assert not [p for p in train_files if p.startswith("Training/tumor/")]
     assert card["dataset"]["held_out"] == ["held"]
+
+
+def test_a_split_manifest_adds_only_its_training_split(tmp_path):
+    from brain_cnn.dataset import SplitManifest
+
+    added = tmp_path / "brain-tumor-44c"
+    write_class_folder(added, {"Astrocitoma T1": 3, "_NORMAL T2": 3})
+    train = [Sample("Astrocitoma T1/img_000.jpg", "Astrocitoma T1"), Sample("_NORMAL T2/img_001.jpg", "_NORMAL T2")]
+    test = [Sample("Astrocitoma T1/img_001.jpg", "Astrocitoma T1")]
+    manifest = tmp_path / "split.json"
+    SplitManifest(str(added), ["Astrocitoma T1", "_NORMAL T2"], 42, {"train": train, "test": test}, "test").save(manifest)
+    samples, report = mapped_samples(parse_source(str(manifest)), tmp_path / "main", ["glioma", "notumor"])
+    assert sorted((s.path, s.label) for s in samples) == [
+        ("../brain-tumor-44c/Astrocitoma T1/img_000.jpg", "glioma"), ("../brain-tumor-44c/_NORMAL T2/img_001.jpg", "notumor")]
+    assert report.name.startswith("brain-tumor-44c (training split of")
+
+
+def test_a_manifest_whose_data_folder_is_gone_is_a_clear_error(tmp_path):
+    from brain_cnn.dataset import SplitManifest
+
+    manifest = tmp_path / "split.json"
+    SplitManifest(str(tmp_path / "gone"), ["a"], 42, {"train": []}, "test").save(manifest)
+    with pytest.raises(DatasetError, match="not there"):
+        mapped_samples(parse_source(str(manifest)), tmp_path, ["glioma", "notumor"])
