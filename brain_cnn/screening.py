@@ -198,7 +198,7 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
                                                         folders, unseen)
     external = read_external(folder)
     # Screening one split (e.g. another model's test split) must not overwrite the whole set's entry.
-    external[report["data_name"] + (f" ({', '.join(splits)})" if splits else "")] = report
+    external[report["data_name"] + (f", {' and '.join(splits)} split" if splits else "")] = report
     (folder / EXTERNAL_FILE).write_text(json.dumps(external, indent=1))
     refresh_card(folder)
     return report

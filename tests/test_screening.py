@@ -103,6 +103,6 @@ def test_screening_one_split_of_a_manifest_keeps_the_whole_sets_entry(folder, ot
     report = evaluate_screening(folder, manifest, mapping, splits=["test"])
     assert report["count"] == len(samples) - 10 and report["data_name"] == "hospital"
     saved = read_external(folder)
-    assert saved["hospital"]["count"] == 16 and saved["hospital (test)"]["count"] == 6
+    assert saved["hospital"]["count"] == 16 and saved["hospital, test split"]["count"] == 6
     with pytest.raises(DatasetError, match="no validation split"):
         evaluate_screening(folder, manifest, mapping, splits=["validation"])
