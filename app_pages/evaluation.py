@@ -68,7 +68,8 @@ loso = read_report(folder, LOSO_FILE)
 if external or loso:
     st.subheader("Tumour screening on other data sets")
     st.caption("Tumour vs no tumour on data sets from other sources, per MRI sequence where the folder names say it "
-               "(`brain-cnn evaluate --data OTHER`). Goal: sensitivity and specificity of at least 90 % on each.")
+               "(`brain-cnn evaluate --data OTHER`), on the images that are not near duplicates of the model's "
+               "training images. Goal: sensitivity and specificity of at least 90 % on each.")
     rows = screening_rows(external)
     if rows:
         st.markdown("**This model**")

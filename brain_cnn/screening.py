@@ -259,11 +259,18 @@ def screening_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _unseen(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures to show: without the images the model was trained on, when some were."""
+    return report.get("without_training_duplicates", report) if report.get("seen_in_training") else report
+
+
 def _rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    groups = [("all", report["overall"])] + list(report.get("by_sequence", {}).items())
+    shown = _unseen(report)
+    groups = [("all", shown["overall"])] + list(shown.get("by_sequence", {}).items())
     return [{"data set": name, "sequence": sequence, "tumour": g["tumour"], "no tumour": g["no_tumour"],
              "sensitivity": g["sensitivity"], "specificity": g["specificity"], "ROC AUC": g["roc_auc"],
-             "goal met": g["meets_goal"]} for sequence, g in groups]
+             "goal met": g["meets_goal"], "left out (in training)": report.get("seen_in_training", 0)}
+            for sequence, g in groups]
 
 
 def screening_rows(external: dict[str, Any]) -> list[dict[str, Any]]:
@@ -283,7 +290,7 @@ def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None)
     for name, report in external.items():
         seen = report["seen_in_training"]
         # Images the model was trained on say nothing about new patients: report without them.
-        shown = report.get("without_training_duplicates", report) if seen else report
+        shown = _unseen(report)
         lines.append(f"Screened on {name} ({report['count']} images"
                      + (f"; {seen} near duplicates of its training images left out" if seen else "")
                      + f"): {figures(shown['overall'])}.")

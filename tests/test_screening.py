@@ -7,7 +7,8 @@ from conftest import write_class_folder
 
 from brain_cnn.cli import main
 from brain_cnn.errors import DatasetError
-from brain_cnn.screening import EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_table
+from brain_cnn.screening import (EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_rows,
+                                 screening_table)
 
 
 def test_group_figures_on_a_known_confusion():
@@ -72,6 +73,10 @@ def test_duplicates_of_training_images_are_counted_and_left_out(folder, other_so
     report = evaluate_screening(folder, root, mapping)
     assert report["seen_in_training"] >= 1
     assert report["without_training_duplicates"]["overall"]["tumour"] == report["overall"]["tumour"] - 1
+    # The dashboard table shows the same figures as the card: without the copies.
+    first_row = screening_rows({"hospital": report})[0]
+    assert first_row["tumour"] == report["overall"]["tumour"] - 1
+    assert first_row["left out (in training)"] == report["seen_in_training"]
 
 
 def test_a_model_without_a_no_tumour_class_cannot_screen(folder, other_source):
