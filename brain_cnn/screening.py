@@ -216,7 +216,9 @@ def refresh_card(folder: str | Path) -> None:
     if not card_path.is_file():
         return
     card = json.loads(card_path.read_text())
-    card["validated_on"] = validation_statements(read_external(folder), loso)
+    dataset = card.get("dataset", {})
+    trained = {dataset.get("name")} | {s["name"].split(" (")[0] for s in dataset.get("sources", []) if "label_map" in s}
+    card["validated_on"] = validation_statements(read_external(folder), loso, trained)
     report_path = folder / EVALUATION_FILE
     if report_path.is_file():  # the limitations mention where it was validated
         from .evaluation import limitations
@@ -278,8 +280,13 @@ def screening_rows(external: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for name, report in external.items() for row in _rows(name, report)]
 
 
-def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None) -> list[str]:
-    """Plain sentences for the model card: where the model (or its recipe) was screened, and how it did."""
+def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None,
+                          trained_on: set[str] | None = None) -> list[str]:
+    """Plain sentences for the model card: where the model (or its recipe) was screened, and how it did.
+
+    ``trained_on`` names the data sets whose images (some of them) the model trained on: screening
+    their other images is not validation on an independent source, and the sentence says so.
+    """
     def figures(g):
         sens = "n/a" if g["sensitivity"] is None else f"{g['sensitivity']:.1%}"
         spec = "n/a" if g["specificity"] is None else f"{g['specificity']:.1%}"
@@ -293,7 +300,9 @@ def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None)
         shown = _unseen(report)
         lines.append(f"Screened on {name} ({report['count']} images"
                      + (f"; {seen} near duplicates of its training images left out" if seen else "")
-                     + f"): {figures(shown['overall'])}.")
+                     + f"): {figures(shown['overall'])}"
+                     + (" (a source it was partly trained on, so not independent)."
+                        if report.get("data_name") in (trained_on or set()) else "."))
         for sequence, g in shown.get("by_sequence", {}).items():
             lines.append(f"  {name} {sequence}: {figures(g)}.")
     for name, fold in (loso or {}).get("folds", {}).items():

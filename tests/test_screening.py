@@ -111,3 +111,14 @@ def test_screening_one_split_of_a_manifest_keeps_the_whole_sets_entry(folder, ot
     assert saved["hospital"]["count"] == 16 and saved["hospital, test split"]["count"] == 6
     with pytest.raises(DatasetError, match="no validation split"):
         evaluate_screening(folder, manifest, mapping, splits=["validation"])
+
+
+def test_card_sentences_say_when_a_screened_set_was_partly_in_training():
+    from brain_cnn.screening import validation_statements
+
+    figures = {"sensitivity": 0.95, "specificity": 0.92, "meets_goal": True}
+    external = {name: {"data_name": name, "count": 10, "seen_in_training": 0, "overall": figures}
+                for name in ("brain-tumor-44c", "brain-tumor-yes-no")}
+    lines = validation_statements(external, None, {"brain-tumor-mri", "brain-tumor-44c"})
+    assert lines[0].endswith("(a source it was partly trained on, so not independent).")
+    assert lines[1].endswith("(goal met).")
