@@ -57,6 +57,7 @@ def _config(args: argparse.Namespace, data: str, out: str):
         width=args.width,
         depth=args.depth,
         dropout=args.dropout,
+        pooling=args.pooling,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
@@ -205,6 +206,10 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=32, help="filters in the first stage (default 32)")
     parser.add_argument("--depth", type=int, default=4, help="number of conv stages (default 4)")
     parser.add_argument("--dropout", type=float, default=0.3, help="dropout before the head (default 0.3)")
+    parser.add_argument("--pooling", choices=["average", "max"], default="average",
+                        help="the head: average (global average pooling, dense softmax) or max (a score map per "
+                        "class, each class taken at its highest place, so the call rests on one region; default "
+                        "average)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="batch size per replica (default 32); the learning rate scales with the replicas")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")

@@ -85,11 +85,19 @@ def features_model(model):
     import keras
     from keras import layers
 
+    from .model import LAST_CONV_LAYER
     from .ood import FEATURE_LAYERS
 
     names = {layer.name for layer in model.layers}
-    pooled = [layers.GlobalAveragePooling2D()(model.get_layer(name).output) if name != FEATURE_LAYERS[-1]
-              else model.get_layer(name).output for name in FEATURE_LAYERS if name in names]
+
+    def pool(name):
+        if name not in names:  # the "max" head pools no features: the last block, averaged, is the same thing
+            return layers.GlobalAveragePooling2D()(model.get_layer(LAST_CONV_LAYER).output)
+        output = model.get_layer(name).output
+        return output if name == FEATURE_LAYERS[-1] else layers.GlobalAveragePooling2D()(output)
+
+    wanted = [n for n in FEATURE_LAYERS if n in names or (n == FEATURE_LAYERS[-1] and LAST_CONV_LAYER in names)]
+    pooled = [pool(name) for name in wanted]
     # Early layers see texture and contrast, the last one content: together they tell a
     # radiograph of another body part from a brain slice better than either alone.
     features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else model.output)

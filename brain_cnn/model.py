@@ -6,14 +6,32 @@ resolution once (most of the cost of a CNN sits at full resolution), then
 followed by max pooling and doubling the width; global average pooling,
 dropout and a softmax head. At 160 px, width 32 and depth 4 it has 1.2 M
 parameters (under 5 MB on disk).
+
+Two heads (``pooling``):
+
+* ``"average"``: global average pooling, then a dense softmax layer. Every
+  place in the slice adds to every class score, so the network can decide
+  from the anatomy around a tumour as much as from the tumour itself.
+* ``"max"``: a 1x1 convolution scores every place of the last block for every
+  class (class maps) and each class keeps its highest place (Oquab et al.,
+  2015, "Is object localization for free?"; Durand et al., 2017, WILDCAT).
+  A slice is called a tumour type because some place looks like it, which is
+  how a tumour is defined, and that place is where Grad-CAM peaks.
+
+With the same weights the two heads differ only in the pooling (the dense
+layer is a 1x1 convolution applied after averaging), so a model trained with
+one can be fine-tuned with the other.
 """
 
 from __future__ import annotations
 
-__all__ = ["build_model", "LAST_CONV_LAYER"]
+__all__ = ["build_model", "LAST_CONV_LAYER", "CLASS_MAPS_LAYER", "POOLINGS"]
 
 # Grad-CAM explains the output of this layer (the last convolution block).
 LAST_CONV_LAYER = "last_conv"
+# The per-place class scores of the "max" head.
+CLASS_MAPS_LAYER = "class_maps"
+POOLINGS = ("average", "max")
 
 
 def _conv_bn_relu(x, filters: int, name: str, kernel: int = 3, strides: int = 1):
@@ -33,6 +51,7 @@ def build_model(
     width: int = 32,
     depth: int = 4,
     dropout: float = 0.3,
+    pooling: str = "average",
 ):
     """Build the (uncompiled) classifier.
 
@@ -43,6 +62,8 @@ def build_model(
         width: filters of the first stage; each later stage doubles it.
         depth: number of stages.
         dropout: rate before the softmax head.
+        pooling: ``"average"`` (global average pooling and a dense head) or
+            ``"max"`` (class maps, each class pooled at its highest place).
 
     Returns:
         A ``keras.Model`` taking ``uint8``-range float input (0..255).
@@ -56,6 +77,8 @@ def build_model(
 
     if depth < 1 or width < 1 or image_size < 2 ** (depth + 1):
         raise ValueError(f"image size {image_size} is too small for depth {depth}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = _conv_bn_relu(x, width, "stem", kernel=5, strides=2)
@@ -67,6 +90,12 @@ def build_model(
         if not last:
             x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
             filters *= 2
+    if pooling == "max":
+        x = layers.Dropout(dropout, name="dropout")(x)
+        x = layers.Conv2D(num_classes, 1, name=CLASS_MAPS_LAYER)(x)
+        x = layers.GlobalMaxPooling2D(name="class_pool")(x)
+        outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(x)
+        return keras.Model(inputs, outputs, name="brain_cnn")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)

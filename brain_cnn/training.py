@@ -17,6 +17,7 @@ import numpy as np
 
 from .dataset import SplitManifest, discover, make_split
 from .errors import DatasetError
+from .model import CLASS_MAPS_LAYER
 from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, sha256_file
 from .pipeline import decode_samples, make_dataset
 
@@ -34,6 +35,7 @@ class TrainConfig:
     width: int = 32
     depth: int = 4
     dropout: float = 0.3
+    pooling: str = "average"  # the head: "average" or "max" (see brain_cnn.model)
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
@@ -138,18 +140,27 @@ def _history_of(folder: Path) -> dict:
     return {"best_epoch": history.get("best_epoch"), "epochs": history.get("epochs", [])}
 
 
+def _head_weights(initial, name: str) -> list:
+    """``initial``'s weights for head layer ``name``, carried across the two heads of :mod:`.model`
+    (the dense layer is the 1x1 class-map convolution with its kernel flattened)."""
+    names = {layer.name for layer in initial.layers}
+    if name == CLASS_MAPS_LAYER and CLASS_MAPS_LAYER not in names:
+        kernel, bias = initial.get_layer("probabilities").get_weights()
+        return [kernel[None, None], bias]
+    if name == "probabilities" and CLASS_MAPS_LAYER in names:
+        kernel, bias = initial.get_layer(CLASS_MAPS_LAYER).get_weights()
+        return [kernel[0, 0], bias]
+    return initial.get_layer(name).get_weights()
+
+
 def _start_from(model, initial, same_classes: bool) -> None:
     """Copy ``initial``'s weights into ``model``: all of them for the same classes (fine-tuning),
     else every layer but the softmax head (transfer learning, e.g. to a small binary set)."""
-    if same_classes:
-        model.set_weights(initial.get_weights())
-        return
     for layer in model.layers:
-        if layer.name == "probabilities" or not layer.weights:
+        if not layer.weights or (layer.name in ("probabilities", CLASS_MAPS_LAYER) and not same_classes):
             continue
         try:
-            source = initial.get_layer(layer.name)
-            layer.set_weights(source.get_weights())
+            layer.set_weights(_head_weights(initial, layer.name))
         except ValueError as error:  # a missing layer or another shape: not the same architecture
             raise DatasetError(f"the model to start from does not have this run's architecture "
                                f"(layer {layer.name}: {error}); give the same --width and --depth") from None
@@ -265,10 +276,13 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
 
         initial = load_model(config.init_from)
         if initial.card.image_size != config.image_size:
-            raise DatasetError(f"{config.init_from} takes {initial.card.image_size} px inputs; this run needs "
-                               f"{config.image_size} px (give --image-size {initial.card.image_size})")
+            # The network is convolutions and global pooling, so its weights fit any input size;
+            # fine-tuning at a larger one is how a model trained small is moved to a finer grid
+            # (Touvron et al., 2019, arXiv:1906.06423).
+            print(f"fine-tuning {initial.card.image_size} px weights at {config.image_size} px", flush=True)
     with distribution.strategy.scope():
-        model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+        model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout,
+                        config.pooling)
         if initial is not None:
             _start_from(model, initial.model, same_classes=initial.card.classes == classes)
         model.compile(
@@ -303,7 +317,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     # Ship an uncompiled float32 copy: no optimizer state (a third of the size),
     # and it runs everywhere, CPUs included, whatever precision trained it.
     keras.mixed_precision.set_global_policy("float32")
-    shipped = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout)
+    shipped = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout,
+                        config.pooling)
     shipped.set_weights(model.get_weights())
     model = shipped
 

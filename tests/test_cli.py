@@ -133,8 +133,35 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
     history, before = (json.loads((folder / "history.json").read_text()) for folder in (tuned, out))
     assert history["initialised_from"] == {"name": original["name"], "best_epoch": before["best_epoch"],
                                            "epochs": before["epochs"]}
+    from brain_cnn.model_folder import load_model
+
+    larger = tmp_path / "larger"  # convolutions and global pooling: the weights fit a larger input
+    assert main(["train", "--data", str(root), "--out", str(larger), "--epochs", "1", "--image-size", "64",
+                 "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "1", "--learning-rate", "1e-9",
+                 "--init-from", str(out), "--split", str(out / "split.json"), "--no-evaluate"]) == 0
+    before, after = load_model(out), load_model(larger)
+    assert after.card.image_size == 64 and after.model.input_shape[1] == 64
+    for name in ("stem_conv", "probabilities"):
+        weights = zip(before.model.get_layer(name).get_weights(), after.model.get_layer(name).get_weights())
+        assert all(float(abs(a - b).max()) < 1e-3 for a, b in weights)
     assert main(["train", "--data", str(root), "--out", str(tmp_path / "bad"), "--image-size", "64",
-                 "--init-from", str(out)]) == 2  # another input size cannot start from these weights
+                 "--init-from", str(out)]) == 2  # another width and depth cannot start from these weights
+
+
+@pytest.mark.slow
+def test_fine_tune_to_the_max_head_and_predict_with_it(trained, tmp_path, capsys):
+    root, out = trained
+    peak = tmp_path / "max"
+    assert main(["train", "--data", str(root), "--out", str(peak), "--epochs", "1", "--image-size", "48",
+                 "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "2", "--pooling", "max",
+                 "--init-from", str(out), "--split", str(out / "split.json")]) == 0
+    card = json.loads((peak / "card.json").read_text())
+    assert card["training"]["pooling"] == "max" and card["training"]["initialised_from"]["head"] == "kept"
+    assert (peak / "evaluation.json").is_file()
+    capsys.readouterr()
+    assert main(["predict", "--model", str(peak), "--json", str(root / "Testing")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all("probabilities" in r or "cannot_assess" in r for r in lines)
 
 
 @pytest.mark.slow
