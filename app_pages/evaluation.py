@@ -118,6 +118,9 @@ if explanations:
                "pointing game: the heat map's maximum falls inside the box; energy: share of the heat map inside "
                "the box; IoU: the half-maximum region against the box.")
     st.dataframe([{"method": m, **v} for m, v in explanations["methods"].items()], hide_index=True)
+    if explanations.get("by_class"):
+        st.caption("Pointing game by tumour type (images):")
+        st.dataframe(dashboards.pointing_by_class(explanations["by_class"]), hide_index=True)
     box_root = resolve_data_root(explanations.get("boxes", "")).parent
     examples = explanations.get("examples", [])
     if examples and box_root.is_dir():

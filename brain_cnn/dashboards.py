@@ -19,6 +19,7 @@ __all__ = [
     "reliability_figure",
     "history_figure",
     "per_class_rows",
+    "pointing_by_class",
     "slice_profile_figure",
 ]
 
@@ -131,6 +132,13 @@ def per_class_rows(split: dict[str, Any]) -> list[dict[str, Any]]:
     for average in ("macro", "weighted"):
         rows.append({"class": f"{average} average", **split[average], "support": split["count"]})
     return rows
+
+
+def pointing_by_class(by_class: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows for a table of the pointing game: one per tumour type, a column per explanation method."""
+    return [{"tumour type": label, "images": next(iter(rows.values()))["images"],
+             **{method: row["pointing_game"] for method, row in rows.items()}}
+            for label, rows in by_class.items()]
 
 
 def slice_profile_figure(case, selected: int | None = None) -> go.Figure:

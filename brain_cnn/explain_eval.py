@@ -99,18 +99,23 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
             score = score_heatmap(explainer.heatmap(model_input, classes.index(box.label), method), target)
             scores[method].append(score)
             per_method[method] = score
-        used.append({"file": box.path, "box": list(target), "scores": per_method})
-    summary = {
-        method: {
-            "images": len(values),
-            "pointing_game": round(float(np.mean([v["hit"] for v in values])), 4) if values else None,
-            "energy_in_box": round(float(np.mean([v["energy"] for v in values])), 4) if values else None,
-            "iou": round(float(np.mean([v["iou"] for v in values])), 4) if values else None,
-        }
-        for method, values in scores.items()
-    }
-    return {"methods": summary, "examples": used[:examples], "per_image": used, "skipped": skipped,
-            "image_size": image_size}
+        used.append({"file": box.path, "label": box.label, "box": list(target), "scores": per_method})
+    # Per tumour type too: types differ in size and place (a pituitary tumour is a few
+    # per cent of the slice), and a reader should know for which the heat map can be trusted.
+    by_class = {label: {method: _summary([u["scores"][method] for u in used if u["label"] == label])
+                        for method in methods}
+                for label in sorted({u["label"] for u in used})}
+    area = lambda b: (b[2] - b[0]) * (b[3] - b[1]) / image_size**2  # noqa: E731
+    box_share = {label: round(float(np.mean([area(u["box"]) for u in used if u["label"] == label])), 4)
+                 for label in by_class}
+    return {"methods": {method: _summary(values) for method, values in scores.items()}, "by_class": by_class,
+            "box_share_by_class": box_share,
+            "examples": used[:examples], "per_image": used, "skipped": skipped, "image_size": image_size}
+
+
+def _summary(values: list[dict[str, float]]) -> dict[str, Any]:
+    mean = lambda key: round(float(np.mean([v[key] for v in values])), 4) if values else None  # noqa: E731
+    return {"images": len(values), "pointing_game": mean("hit"), "energy_in_box": mean("energy"), "iou": mean("iou")}
 
 
 def draw_box(rgb: np.ndarray, box: list[int] | tuple[int, int, int, int], colour=(0, 255, 0)) -> np.ndarray:

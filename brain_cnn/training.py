@@ -36,6 +36,7 @@ class TrainConfig:
     depth: int = 4
     dropout: float = 0.3
     pooling: str = "average"  # the head: "average" or "max" (see brain_cnn.model)
+    dilate_last_stage: bool = False  # a last block twice as fine (see brain_cnn.model)
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
@@ -282,7 +283,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             print(f"fine-tuning {initial.card.image_size} px weights at {config.image_size} px", flush=True)
     with distribution.strategy.scope():
         model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout,
-                        config.pooling)
+                        config.pooling, config.dilate_last_stage)
         if initial is not None:
             _start_from(model, initial.model, same_classes=initial.card.classes == classes)
         model.compile(
@@ -318,7 +319,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     # and it runs everywhere, CPUs included, whatever precision trained it.
     keras.mixed_precision.set_global_policy("float32")
     shipped = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout,
-                        config.pooling)
+                        config.pooling, config.dilate_last_stage)
     shipped.set_weights(model.get_weights())
     model = shipped
 

@@ -146,3 +146,26 @@ def test_screening_results_show_on_evaluation_and_card(tiny_model, monkeypatch, 
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)
     assert "Screened on hospital (12 images)" in shown and "trained without hospital" in shown
+
+
+def test_explanation_scores_show_on_evaluation_by_tumour_type(tiny_model, monkeypatch, tmp_path):
+    from conftest import encode
+
+    from brain_cnn.cli import main
+
+    folder = tmp_path / "models" / "explained"
+    shutil.copytree(tiny_model, folder)
+    (tmp_path / "boxed" / "tumor").mkdir(parents=True)
+    (tmp_path / "boxed" / "tumor" / "a.png").write_bytes(encode(phantom(96, lesion=True)))
+    (tmp_path / "boxed" / "boxes.csv").write_text("path,label,x_center,y_center,width,height\n"
+                                                  "tumor/a.png,tumor,0.5,0.5,0.3,0.3\n")
+    assert main(["explain-eval", "--model", str(folder), "--boxes", str(tmp_path / "boxed" / "boxes.csv")]) == 0
+    monkeypatch.setenv("BRAIN_CNN_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
+    monkeypatch.chdir(PROJECT)
+    at = switch(AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run(), "evaluation")
+    assert not at.exception
+    assert "Do the heat maps point at the tumour?" in [s.value for s in at.subheader]
+    assert any(c.value.startswith("Pointing game by tumour type") for c in at.caption)
+    captions = [shown.caption for element in at.get("image") for shown in element.proto.imgs]
+    assert any(c.endswith(": a.png") for c in captions)  # the boxed example, drawn with its heat map

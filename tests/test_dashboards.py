@@ -45,3 +45,12 @@ def test_history_and_tables():
     assert [r["class"] for r in rows] == CLASSES + ["macro average", "weighted average"]
     bars = dashboards.probability_bars({"a": 0.2, "b": 0.8})
     assert bars.data[0].marker.color[1] != bars.data[0].marker.color[0]
+
+
+def test_pointing_game_table_has_a_row_per_tumour_type():
+    by_class = {"glioma": {"Grad-CAM": {"images": 3, "pointing_game": 0.5}, "Score-CAM": {"images": 3, "pointing_game": 1.0}},
+                "pituitary": {"Grad-CAM": {"images": 2, "pointing_game": 0.0}, "Score-CAM": {"images": 2, "pointing_game": 0.5}}}
+    assert dashboards.pointing_by_class(by_class) == [
+        {"tumour type": "glioma", "images": 3, "Grad-CAM": 0.5, "Score-CAM": 1.0},
+        {"tumour type": "pituitary", "images": 2, "Grad-CAM": 0.0, "Score-CAM": 0.5},
+    ]

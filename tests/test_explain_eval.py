@@ -31,13 +31,25 @@ def test_explain_eval_command_writes_into_the_report(tiny_model, tmp_path, capsy
 
     folder = tmp_path / "m"
     shutil.copytree(tiny_model, folder)
-    (tmp_path / "data" / "tumor").mkdir(parents=True)
-    (tmp_path / "data" / "tumor" / "a.png").write_bytes(encode(phantom(96, lesion=True)))
+    for label, seed in (("tumor", 0), ("notumor", 1)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        (tmp_path / "data" / label / "a.png").write_bytes(encode(phantom(96, lesion=True, seed=seed)))
     (tmp_path / "data" / "boxes.csv").write_text("path,label,x_center,y_center,width,height\n"
-                                                 "tumor/a.png,tumor,0.5,0.5,0.3,0.3\nmissing.png,tumor,0.5,0.5,0.1,0.1\n")
+                                                 "tumor/a.png,tumor,0.5,0.5,0.3,0.3\nmissing.png,tumor,0.5,0.5,0.1,0.1\n"
+                                                 "notumor/a.png,notumor,0.3,0.3,0.2,0.2\n")
     assert main(["explain-eval", "--model", str(folder), "--boxes", str(tmp_path / "data" / "boxes.csv")]) == 0
     report = json.loads((folder / "evaluation.json").read_text())
-    methods = report["explanations"]["methods"]
-    assert set(methods) == {"Grad-CAM", "Grad-CAM++", "Score-CAM"} and methods["Grad-CAM"]["images"] == 1
+    methods, by_class = report["explanations"]["methods"], report["explanations"]["by_class"]
+    assert set(methods) == {"Grad-CAM", "Grad-CAM++", "Score-CAM"} and methods["Grad-CAM"]["images"] == 2
     assert len(report["explanations"]["skipped"]) == 1
-    assert "pointing game" in capsys.readouterr().out
+    assert set(by_class) == {"tumor", "notumor"} and by_class["tumor"]["Score-CAM"]["images"] == 1
+    for method, row in methods.items():  # two types of one image each: the overall figure is their mean
+        for key in ("pointing_game", "energy_in_box", "iou"):
+            assert row[key] == pytest.approx((by_class["tumor"][method][key] + by_class["notumor"][method][key]) / 2,
+                                             abs=1e-4)
+    out = capsys.readouterr().out
+    assert "pointing game" in out and "by tumour type: notumor (1, box " in out
+    # The box's share of the model input: 0.3 x 0.3 of the image, more of the head crop.
+    (x0, y0, x1, y1), = [u["box"] for u in report["explanations"]["per_image"] if u["label"] == "tumor"]
+    share = report["explanations"]["box_share_by_class"]["tumor"]
+    assert share == pytest.approx((x1 - x0) * (y1 - y0) / 48**2, abs=1e-4) and share > 0.09

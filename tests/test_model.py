@@ -59,3 +59,11 @@ def _softmax(x):
 
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+def test_a_dilated_last_stage_keeps_the_weights_on_a_finer_map():
+    plain = build_model(3, image_size=64, width=4, depth=3)
+    fine = build_model(3, image_size=64, width=4, depth=3, dilate_last_stage=True)
+    assert plain.get_layer(LAST_CONV_LAYER).output.shape[1:3] == (8, 8)
+    assert fine.get_layer(LAST_CONV_LAYER).output.shape[1:3] == (16, 16)
+    assert [w.shape for w in plain.get_weights()] == [w.shape for w in fine.get_weights()]
