@@ -16,7 +16,7 @@ Two heads (``pooling``):
   class (class maps) and each class keeps its highest place (Oquab et al.,
   2015, "Is object localization for free?"; Durand et al., 2017, WILDCAT).
   A slice is called a tumour type because some place looks like it, which is
-  how a tumour is defined, and that place is where Grad-CAM peaks.
+  how a tumour is defined.
 
 With the same weights the two heads differ only in the pooling (the dense
 layer is a 1x1 convolution applied after averaging), so a model trained with

@@ -134,11 +134,8 @@ def test_screening_results_show_on_evaluation_and_card(tiny_model, monkeypatch, 
     fold = {k: report[k] for k in ("overall", "by_sequence", "seen_in_training", "count")}
     (folder / "loso.json").write_text(json.dumps({"folds": {"hospital": {**fold, "trained_on": ["phantoms"]}}}))
     refresh_card(folder)
-    monkeypatch.setenv("BRAIN_CNN_MODELS", str(models))
     monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
-    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.chdir(PROJECT)
-    at = switch(AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run(), "evaluation")
+    at = _page_over(models, "evaluation", monkeypatch, tmp_path)
     assert not at.exception
     assert "Tumour screening on other data sets" in [s.value for s in at.subheader]
     assert len(at.dataframe) >= 3
@@ -160,12 +157,17 @@ def test_explanation_scores_show_on_evaluation_by_tumour_type(tiny_model, monkey
     (tmp_path / "boxed" / "boxes.csv").write_text("path,label,x_center,y_center,width,height\n"
                                                   "tumor/a.png,tumor,0.5,0.5,0.3,0.3\n")
     assert main(["explain-eval", "--model", str(folder), "--boxes", str(tmp_path / "boxed" / "boxes.csv")]) == 0
-    monkeypatch.setenv("BRAIN_CNN_MODELS", str(tmp_path / "models"))
-    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.chdir(PROJECT)
-    at = switch(AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run(), "evaluation")
+    at = _page_over(tmp_path / "models", "evaluation", monkeypatch, tmp_path)
     assert not at.exception
     assert "Do the heat maps point at the tumour?" in [s.value for s in at.subheader]
     assert any(c.value.startswith("Pointing game by tumour type") for c in at.caption)
     captions = [shown.caption for element in at.get("image") for shown in element.proto.imgs]
     assert any(c.endswith(": a.png") for c in captions)  # the boxed example, drawn with its heat map
+
+
+def _page_over(models, page: str, monkeypatch, tmp_path) -> AppTest:
+    """The app over the model folders in ``models``, switched to ``page``."""
+    monkeypatch.setenv("BRAIN_CNN_MODELS", str(models))
+    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
+    monkeypatch.chdir(PROJECT)
+    return switch(AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run(), page)
