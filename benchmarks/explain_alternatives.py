@@ -115,7 +115,7 @@ def main() -> None:
         head = cv2.erode((pixels > 20).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)
         target = classes.index(entry.label)
         for layer in ("last_conv", "stage2_b", "stage1_b"):
-            cam = np.asarray(gradcam(CategoricalScore([target]), batch, penultimate_layer=layer)[0], np.float32)
+            cam = np.asarray(gradcam(CategoricalScore([target]), batch, penultimate_layer=layer, seek_penultimate_conv_layer=False)[0], np.float32)
             cam = cv2.resize(np.nan_to_num(cam), (size, size)) if cam.shape[0] != size else np.nan_to_num(cam)
             add(f"Grad-CAM {layer}", cam, box)
             add(f"Grad-CAM {layer}, head mask", cam * head, box)
@@ -123,15 +123,15 @@ def main() -> None:
         def contrast(output, c=target):
             return output[:, c] - output[:, normal]
 
-        add("Grad-CAM of class minus no tumour", gradcam(contrast, batch, penultimate_layer="last_conv")[0], box)
-        add("Grad-CAM++ of class minus no tumour", gradcam_pp(contrast, batch, penultimate_layer="last_conv")[0], box)
+        add("Grad-CAM of class minus no tumour", gradcam(contrast, batch, penultimate_layer="last_conv", seek_penultimate_conv_layer=False)[0], box)
+        add("Grad-CAM++ of class minus no tumour", gradcam_pp(contrast, batch, penultimate_layer="last_conv", seek_penultimate_conv_layer=False)[0], box)
         others = [i for i in range(len(classes)) if i not in (target, normal)]
 
         def among_types(output, c=target, others=others):
             return output[:, c] - tf.reduce_logsumexp(tf.gather(output, others, axis=1), axis=1)
 
         add("Grad-CAM++ of type against other tumour types",
-            gradcam_pp(among_types, batch, penultimate_layer="last_conv")[0], box)
+            gradcam_pp(among_types, batch, penultimate_layer="last_conv", seek_penultimate_conv_layer=False)[0], box)
         add("occlusion sensitivity, 32 px squares", occlusion(run, pixels, target), box)
         smooth = np.asarray(saliency(contrast, batch, smooth_samples=20, smooth_noise=0.1)[0], np.float32)
         add("SmoothGrad of class minus no tumour", smooth, box)

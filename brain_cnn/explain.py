@@ -88,9 +88,13 @@ class Explainer:
         options = dict(METHODS[method].options)
         if "max_N" in options:  # Score-CAM: no more masks than the layer has channels
             options["max_N"] = min(options["max_N"], int(self.model.get_layer(self.layer).output.shape[-1]))
-        # Score-CAM runs model.predict, whose progress bar would clutter logs.
+        # Score-CAM runs model.predict, whose progress bar would clutter logs. Without
+        # seek_penultimate_conv_layer=False, tf-keras-vis replaces a named layer that is not a
+        # convolution (ours ends in ReLU) by the nearest convolution before it, i.e. the raw
+        # output before batch normalisation and ReLU, and explains that instead of the block.
         with contextlib.redirect_stdout(io.StringIO()):
-            cam = visualizer(CategoricalScore([int(class_index)]), batch, penultimate_layer=self.layer, **options)
+            cam = visualizer(CategoricalScore([int(class_index)]), batch, penultimate_layer=self.layer,
+                             seek_penultimate_conv_layer=False, **options)
         cam = np.nan_to_num(np.asarray(cam[0], dtype=np.float32))
         top = float(cam.max())
         return cam / top if top > 0 else cam

@@ -55,3 +55,26 @@ def test_every_method_explains_the_max_head(method):
     heatmap = explainer.heatmap(phantom(48, lesion=True)[:, :, None], 1, method)
     assert heatmap.shape == (48, 48) and not np.isnan(heatmap).any()
     assert heatmap.min() >= 0 and heatmap.max() <= 1 + 1e-6
+
+
+def test_grad_cam_of_the_max_head_is_its_class_map():
+    """Max pooling sends a class's gradient to its highest place only, so the Grad-CAM weights are that
+    class's 1x1 kernel and Grad-CAM of the block's output is the class map (less its bias)."""
+    import keras
+    from scipy.ndimage import zoom
+
+    from brain_cnn.model import CLASS_MAPS_LAYER
+
+    keras.utils.set_random_seed(3)
+    model = build_model(3, image_size=48, width=4, depth=2, pooling="max")
+    kernel, bias = model.get_layer(CLASS_MAPS_LAYER).get_weights()
+    # Positive weights on non-negative features: every class map is above its bias somewhere, as in a
+    # trained network (Grad-CAM keeps only the positive part).
+    model.get_layer(CLASS_MAPS_LAYER).set_weights([np.abs(kernel), bias])
+    image = phantom(48, lesion=True)[:, :, None]
+    maps = np.asarray(keras.Model(model.inputs, model.get_layer(CLASS_MAPS_LAYER).output)(image[None].astype(np.float32)))[0]
+    explainer = Explainer(model)
+    for target in range(3):
+        heatmap = explainer.heatmap(image, target, "Grad-CAM")
+        enlarged = zoom(maps[..., target] - bias[target], 48 / maps.shape[0], order=1)  # as tf-keras-vis enlarges
+        assert np.corrcoef(heatmap.ravel(), enlarged.ravel())[0, 1] > 0.999
