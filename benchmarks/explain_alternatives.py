@@ -114,8 +114,13 @@ def main() -> None:
         pixels = image[..., 0].astype(np.float32)
         head = cv2.erode((pixels > 20).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)
         target = classes.index(entry.label)
+
+        def cam_of(visualizer, score, layer="last_conv", batch=batch):
+            # The named block's output itself (tf-keras-vis would otherwise seek the convolution before it).
+            return visualizer(score, batch, penultimate_layer=layer, seek_penultimate_conv_layer=False)[0]
+
         for layer in ("last_conv", "stage2_b", "stage1_b"):
-            cam = np.asarray(gradcam(CategoricalScore([target]), batch, penultimate_layer=layer, seek_penultimate_conv_layer=False)[0], np.float32)
+            cam = np.asarray(cam_of(gradcam, CategoricalScore([target]), layer), np.float32)
             cam = cv2.resize(np.nan_to_num(cam), (size, size)) if cam.shape[0] != size else np.nan_to_num(cam)
             add(f"Grad-CAM {layer}", cam, box)
             add(f"Grad-CAM {layer}, head mask", cam * head, box)
@@ -123,15 +128,15 @@ def main() -> None:
         def contrast(output, c=target):
             return output[:, c] - output[:, normal]
 
-        add("Grad-CAM of class minus no tumour", gradcam(contrast, batch, penultimate_layer="last_conv", seek_penultimate_conv_layer=False)[0], box)
-        add("Grad-CAM++ of class minus no tumour", gradcam_pp(contrast, batch, penultimate_layer="last_conv", seek_penultimate_conv_layer=False)[0], box)
+        add("Grad-CAM of class minus no tumour", cam_of(gradcam, contrast), box)
+        add("Grad-CAM++ of class minus no tumour", cam_of(gradcam_pp, contrast), box)
         others = [i for i in range(len(classes)) if i not in (target, normal)]
 
         def among_types(output, c=target, others=others):
             return output[:, c] - tf.reduce_logsumexp(tf.gather(output, others, axis=1), axis=1)
 
         add("Grad-CAM++ of type against other tumour types",
-            gradcam_pp(among_types, batch, penultimate_layer="last_conv", seek_penultimate_conv_layer=False)[0], box)
+            cam_of(gradcam_pp, among_types), box)
         add("occlusion sensitivity, 32 px squares", occlusion(run, pixels, target), box)
         smooth = np.asarray(saliency(contrast, batch, smooth_samples=20, smooth_noise=0.1)[0], np.float32)
         add("SmoothGrad of class minus no tumour", smooth, box)

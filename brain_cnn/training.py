@@ -141,6 +141,14 @@ def _history_of(folder: Path) -> dict:
     return {"best_epoch": history.get("best_epoch"), "epochs": history.get("epochs", [])}
 
 
+def _network(config: TrainConfig, num_classes: int):
+    """The run's network as its configuration describes it."""
+    from .model import build_model
+
+    return build_model(num_classes, config.image_size, 1, config.width, config.depth, config.dropout,
+                       config.pooling, config.dilate_last_stage)
+
+
 def _head_weights(initial, name: str) -> list:
     """``initial``'s weights for head layer ``name``, carried across the two heads of :mod:`.model`
     (the dense layer is the 1x1 class-map convolution with its kernel flattened)."""
@@ -256,8 +264,6 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
           + (", mixed precision" if distribution.mixed_precision else ""), flush=True)
 
     # Model
-    from .model import build_model
-
     steps = -(-len(train_split.labels) // global_batch)
     if config.max_steps:
         steps = min(steps, config.max_steps)
@@ -282,8 +288,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             # (Touvron et al., 2019, arXiv:1906.06423).
             print(f"fine-tuning {initial.card.image_size} px weights at {config.image_size} px", flush=True)
     with distribution.strategy.scope():
-        model = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout,
-                        config.pooling, config.dilate_last_stage)
+        model = _network(config, len(classes))
         if initial is not None:
             _start_from(model, initial.model, same_classes=initial.card.classes == classes)
         model.compile(
@@ -318,8 +323,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     # Ship an uncompiled float32 copy: no optimizer state (a third of the size),
     # and it runs everywhere, CPUs included, whatever precision trained it.
     keras.mixed_precision.set_global_policy("float32")
-    shipped = build_model(len(classes), config.image_size, 1, config.width, config.depth, config.dropout,
-                        config.pooling, config.dilate_last_stage)
+    shipped = _network(config, len(classes))
     shipped.set_weights(model.get_weights())
     model = shipped
 
