@@ -42,7 +42,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = _config(args, args.data, args.out)
     config.add_data, config.exclude = args.add_data or [], args.exclude or []
     config.name, config.split, config.init_from = args.name, args.split, args.init_from
-    train(config, evaluate_after=not args.no_evaluate)
+    try:
+        train(config, evaluate_after=not args.no_evaluate)
+    except KeyboardInterrupt:
+        from .resume import RESUME_DIR
+
+        if not (Path(config.out) / RESUME_DIR).is_dir():
+            raise
+        print(f"interrupted: {Path(config.out) / RESUME_DIR} holds the run up to its last finished epoch; "
+              "the same command continues it", file=sys.stderr)
+        return 130
     return 0
 
 

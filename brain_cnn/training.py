@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import resume
 from .dataset import SplitManifest, discover, make_split
 from .errors import DatasetError
 from .model import CLASS_MAPS_LAYER
@@ -109,6 +110,10 @@ def _averaged_weights(batches, refresh_steps: int = 50):
     import tensorflow as tf
 
     class AveragedWeights(keras.callbacks.SwapEMAWeights):
+        def resumed(self):
+            """A resumed run's weights were saved at an epoch's end, with the average swapped in."""
+            self._ema_weights_in_model = True
+
         def set_model(self, model):
             super().set_model(model)
             # Calling the model in training mode updates only the moving statistics here:
@@ -121,6 +126,21 @@ def _averaged_weights(batches, refresh_steps: int = 50):
                 self._refresh(x)
 
     return AveragedWeights(swap_on_epoch=True)
+
+
+def _early_stopping(patience: int, records: list[dict]):
+    """Early stopping on validation loss that, in a resumed run, counts the epochs run before."""
+    import keras
+
+    class EarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if records:
+                losses = [r["val_loss"] for r in records]
+                self.best = min(losses)
+                self.wait = len(losses) - 1 - int(np.argmin(losses))
+
+    return EarlyStopping(monitor="val_loss", patience=patience)
 
 
 def _sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -222,19 +242,26 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
 
     from .distribute import choose_strategy
 
-    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out)
+    settings = json.loads(json.dumps(asdict(config)))  # as the state file holds them
+    state = resume.saved_state(out, settings)
+    done = state["epoch"] if state else 0
+    # A resumed run draws other shuffles and augmentations than the first part did
+    # rather than replaying epoch 1's.
+    keras.utils.set_random_seed(config.seed + done)
     distribution = choose_strategy(config.strategy)
     replicas = distribution.replicas
     global_batch = config.batch_size * replicas
     if distribution.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
     # Data
     folder = discover(config.data)
     if len(folder.classes) < 2:
         raise DatasetError(f"{folder.root} has only one class ({folder.classes}); need at least two")
+    if state:
+        print(f"resuming the interrupted run in {out}: {done} of {config.epochs} epochs done", flush=True)
     if config.split:
         manifest = SplitManifest.load(config.split)
         if Path(manifest.root).resolve() != folder.root.resolve():
@@ -298,26 +325,35 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=["accuracy"],
         )
+        if state:
+            resume.restore(model, out, state)
 
     # Fit
     checkpoint = out / "best.weights.h5"
-    # The swap goes first so that validation and the checkpoint see the averaged weights.
-    callbacks = [_averaged_weights(train_data)] if config.ema_momentum > 0 else []
+    records = list(state["records"]) if state else []
+    callbacks = []
+    if config.ema_momentum > 0:  # the swap goes first so that validation and the checkpoint see the averaged weights
+        callbacks.append(_averaged_weights(train_data))
+        if state:
+            callbacks[0].resumed()
     callbacks += [
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=min((r["val_loss"] for r in records), default=None)),
+        _early_stopping(config.patience, records),
+        resume.state_saver(out, settings, records),
         _epoch_logger(config.epochs),
     ]
-    fit_started = time.perf_counter()
-    history = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
-        verbose=1 if sys.stdout.isatty() else 0,
-    )
-    seconds = time.perf_counter() - fit_started
+    if not (state and state["stopped"]):
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=done,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=1 if sys.stdout.isatty() else 0,
+        )
+    seconds = sum(r["seconds"] for r in records)
     model.load_weights(checkpoint)
     checkpoint.unlink()
     # Ship an uncompiled float32 copy: no optimizer state (a third of the size),
@@ -328,12 +364,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     model = shipped
 
     # Save
-    epochs_run = len(history.history["loss"])
-    best_epoch = int(np.argmin(history.history["val_loss"])) + 1
-    records = [
-        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items() if k != "learning_rate"}}
-        for i in range(epochs_run)
-    ]
+    epochs_run = len(records)
+    best_epoch = int(np.argmin([r["val_loss"] for r in records])) + 1
     history_record = {"best_epoch": best_epoch, "epochs": records}
     if initial is not None:  # the run this one continues, so the whole path to the weights stays visible
         history_record["initialised_from"] = {"name": initial.card.name, **_history_of(Path(config.init_from))}
@@ -363,7 +395,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
                                      "training": initial.card.training}} if initial is not None else {}),
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 1),  # the epochs' time, summed over the parts of a resumed run
             "parameters": int(model.count_params()),
             "optimizer": "AdamW, cosine decay with 1-epoch warm-up"
                          + (f", weight averaging (EMA {config.ema_momentum}, batch-norm statistics re-estimated "
@@ -386,6 +418,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         sha256=sha256_file(out / MODEL_FILE),
     )
     card.save(out)
+    resume.finish(out)
     print(f"saved {out} (best epoch {best_epoch}/{epochs_run}, {seconds / 60:.1f} min)", flush=True)
 
     # Evaluate on the held-out splits of the same manifest

@@ -93,6 +93,19 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith("error: model folder not found")
 
 
+def test_ctrl_c_in_training_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    import brain_cnn.training as training
+
+    def stopped_after_an_epoch(config, evaluate_after=True):
+        (Path(config.out) / "resume").mkdir(parents=True)  # what a finished epoch leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", stopped_after_an_epoch)
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted:") and "the same command continues it" in err and "\n" not in err
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
 def test_help_says_what_each_command_does(command):
     result = subprocess.run([sys.executable, "-m", "brain_cnn", command, "--help"], capture_output=True,

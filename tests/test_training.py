@@ -48,3 +48,88 @@ def test_weight_averaging_ships_the_weights_it_validated(split_dataset, tmp_path
     card = json.loads((folder / "card.json").read_text())
     assert card["training"]["ema_momentum"] == 0.8
     assert "weight averaging" in card["training"]["optimizer"]
+
+
+class _Interrupted(Exception):
+    """Stands for a run killed between epochs (a closed terminal, a reboot, a session's end)."""
+
+
+def _killed_after(monkeypatch, epochs: int) -> None:
+    """Make the next training run stop dead after ``epochs`` epochs, its state already saved."""
+    import keras
+
+    import brain_cnn.training as training
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == epochs:
+                raise _Interrupted
+
+    monkeypatch.setattr(training, "_epoch_logger", lambda total: Kill())
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.8], ids=["plain", "averaged"])
+def test_an_interrupted_run_continues_where_it_stopped(split_dataset, tmp_path, monkeypatch, capsys, ema):
+    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=4, image_size=48, width=4,
+                         depth=2, batch_size=8, seed=3, augmentation=None, ema_momentum=ema, patience=10)
+    with monkeypatch.context() as patch:
+        _killed_after(patch, 2)
+        with pytest.raises(_Interrupted):
+            train(config, evaluate_after=False)
+    folder = tmp_path / "run"
+    state = json.loads((folder / "resume" / "state.json").read_text())
+    assert state["epoch"] == 2 and len(state["records"]) == 2
+    assert not (folder / "model.keras").exists()
+
+    train(config, evaluate_after=False)
+    assert "resuming the interrupted run" in capsys.readouterr().out
+    history = json.loads((folder / "history.json").read_text())
+    # The first two epochs are the ones run before the interruption; two more followed, not four.
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3, 4]
+    assert history["epochs"][:2] == state["records"]
+    assert not (folder / "resume").exists()
+    card = json.loads((folder / "card.json").read_text())
+    assert card["training"]["epochs_run"] == 4
+    assert card["training"]["seconds"] == pytest.approx(sum(e["seconds"] for e in history["epochs"]), abs=0.2)
+    # The shipped weights are the checkpoint of the best epoch, whichever part of the run it fell in.
+    assert _validation_loss(folder) == pytest.approx(history["epochs"][history["best_epoch"] - 1]["val_loss"],
+                                                     rel=1e-3, abs=1e-4)
+
+
+def test_a_resumed_run_keeps_the_optimizer_and_its_schedule(split_dataset, tmp_path, monkeypatch):
+    import keras
+
+    import brain_cnn.training as training
+
+    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=3, image_size=48, width=4,
+                         depth=2, batch_size=8, seed=3, augmentation=None)
+    with monkeypatch.context() as patch:
+        _killed_after(patch, 1)
+        with pytest.raises(_Interrupted):
+            train(config, evaluate_after=False)
+    seen = {}
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["iterations"] = int(self.model.optimizer.iterations.numpy())
+
+    monkeypatch.setattr(training, "_epoch_logger", lambda total: Watch())
+    train(config, evaluate_after=False)
+    # 48 training phantoms less a tenth for validation, in batches of 8: the step count (and with
+    # it the learning-rate schedule) starts where epoch 1 left it, not at zero.
+    assert seen["iterations"] == 6
+
+
+def test_an_interrupted_run_is_not_continued_with_other_settings(split_dataset, tmp_path, monkeypatch):
+    from brain_cnn.errors import BrainCnnError
+
+    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=3, image_size=48, width=4,
+                         depth=2, batch_size=8, seed=3, augmentation=None)
+    with monkeypatch.context() as patch:
+        _killed_after(patch, 1)
+        with pytest.raises(_Interrupted):
+            train(config, evaluate_after=False)
+    config.epochs = 5
+    with pytest.raises(BrainCnnError, match=r"interrupted run \(1 of 3 epochs done\).*epochs 3, now 5.*delete"):
+        train(config, evaluate_after=False)
+    assert (tmp_path / "run" / "resume" / "state.json").is_file()  # nothing the user ran is lost

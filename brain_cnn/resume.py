@@ -1,0 +1,102 @@
+"""An interrupted training run continues where it stopped.
+
+At the end of every epoch the run's state (the weights with the optimizer's
+moments and step count, the figures of every epoch so far, the settings) is
+written into ``OUT/resume/``. The same command run again restores it and goes
+on with the next epoch, so a run of hours on a CPU survives a closed terminal,
+a reboot or a session that ends; ``loso`` folds continue the same way. The
+state is removed once the model folder is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import BrainCnnError
+
+__all__ = ["RESUME_DIR", "saved_state", "restore", "state_saver", "finish"]
+
+RESUME_DIR = "resume"
+STATE_FILE = "state.json"
+
+
+def saved_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The interrupted run in ``out``, or None if there is none.
+
+    Raises:
+        BrainCnnError: the run there was started with other settings (continuing it
+            with these would mix two recipes), or its state file is damaged.
+    """
+    path = out / RESUME_DIR / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        saved, done = state["settings"], int(state["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BrainCnnError(f"the saved state of the interrupted run in {out} is damaged; "
+                            f"delete {out / RESUME_DIR} to start the run again") from None
+    if saved != settings:
+        changed = "; ".join(f"{key} {saved.get(key)!r}, now {settings.get(key)!r}"
+                            for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key))
+        raise BrainCnnError(f"{out} holds an interrupted run ({done} of {saved.get('epochs')} epochs done) with "
+                            f"other settings ({changed}); run it with its own settings to continue it, or delete "
+                            f"{out / RESUME_DIR} to start over")
+    return state
+
+
+def restore(model, out: Path, state: dict[str, Any]) -> None:
+    """Load the saved weights and optimizer state into the compiled ``model``."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(out / RESUME_DIR / state["weights"])
+    except (OSError, ValueError, KeyError) as error:
+        # E.g. state saved on a GPU with mixed precision (a loss-scaling optimizer) and loaded on a CPU.
+        raise BrainCnnError(f"the interrupted run in {out} cannot continue here ({str(error).splitlines()[0]}); "
+                            f"delete {out / RESUME_DIR} to start over") from None
+
+
+def state_saver(out: Path, settings: dict[str, Any], records: list[dict[str, Any]]):
+    """A callback that appends each epoch's figures to ``records`` and saves the run's state.
+
+    It must come after the callbacks that checkpoint and stop, so that what it saves
+    is what they decided.
+    """
+    import keras
+
+    folder = out / RESUME_DIR
+
+    class SaveRunState(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            records.append({"epoch": epoch + 1,
+                            **{k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"},
+                            "seconds": round(time.perf_counter() - self.started, 1)})
+            folder.mkdir(parents=True, exist_ok=True)
+            weights = f"epoch-{epoch + 1}.weights.h5"
+            self.model.save_weights(folder / weights)
+            state = {"settings": settings, "epoch": epoch + 1, "weights": weights,
+                     "stopped": bool(self.model.stop_training), "records": records}
+            # The state file names its weights file and is replaced in one step, so a run
+            # killed at any moment leaves either the old state or the new one, never half.
+            partial = folder / (STATE_FILE + ".partial")
+            partial.write_text(json.dumps(state, indent=1))
+            os.replace(partial, folder / STATE_FILE)
+            for old in folder.glob("epoch-*.weights.h5"):
+                if old.name != weights:
+                    old.unlink()
+
+    return SaveRunState()
+
+
+def finish(out: Path) -> None:
+    """Remove the saved state once the run's model folder is written."""
+    shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
