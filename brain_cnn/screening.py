@@ -216,15 +216,21 @@ def refresh_card(folder: str | Path) -> None:
     if not card_path.is_file():
         return
     card = json.loads(card_path.read_text())
-    dataset = card.get("dataset", {})
-    trained = {dataset.get("name")} | {s["name"].split(" (")[0] for s in dataset.get("sources", []) if "label_map" in s}
-    card["validated_on"] = validation_statements(read_external(folder), loso, trained)
+    card["validated_on"] = validation_statements(read_external(folder), loso, trained_data_sets(card))
     report_path = folder / EVALUATION_FILE
     if report_path.is_file():  # the limitations mention where it was validated
         from .evaluation import limitations
 
         card["limitations"] = limitations(card, json.loads(report_path.read_text()))
     card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def trained_data_sets(card: dict[str, Any]) -> set[str]:
+    """The data sets some of whose images a model (its card) trained on: the main one and each added one."""
+    dataset = card.get("dataset", {})
+    # Cards written before sources carried "data_set" have only the display name, "NAME (training split of ...)".
+    return {dataset.get("name")} | {s.get("data_set") or s["name"].split(" (")[0]
+                                    for s in dataset.get("sources", []) if "label_map" in s}
 
 
 def read_external(folder: str | Path) -> dict[str, Any]:

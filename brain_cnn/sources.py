@@ -56,8 +56,9 @@ def parse_source(text: str) -> SourceSpec:
 class SourceReport:
     """What one added data set contributed, for the model card."""
 
-    name: str
+    name: str  # for people: the folder's name, and which split of it when a manifest chose one
     label_map: str
+    data_set: str = ""  # the folder's name alone, as screening reports and LOSO folds name data sets
     used: dict[str, int] = field(default_factory=dict)  # training label -> images
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> images
 
@@ -76,7 +77,7 @@ def mapped_samples(spec: SourceSpec, root: Path, classes: list[str]) -> tuple[li
     if mapping is None:
         raise DatasetError(f"no bundled label map for {source_root.name}; give one as {spec.data}=MAP.json")
     no_tumour = [c for c in classes if is_no_tumour(c)]
-    report = SourceReport(name, mapping.description)
+    report = SourceReport(name, mapping.description, source_root.name)
     samples = []
     for sample in source_samples:
         target = mapping.target(sample.label, classes)

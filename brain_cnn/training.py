@@ -220,7 +220,8 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> li
         if excluded is not None:  # the hashes of every mapped sample cover the ones still kept
             samples, dropped = drop_near_duplicates(samples, hashes, excluded)
         manifest.splits["train"] += samples
-        reports.append({"name": report.name, "label_map": report.label_map, "used": report.used,
+        reports.append({"name": report.name, "data_set": report.data_set, "label_map": report.label_map,
+                        "used": report.used,
                         "left_out": report.left_out, "near_duplicates_of_validation_or_test": leaking,
                         "excluded_near_duplicates_of_held_out": dropped, "training_images": len(samples)})
         print(f"added {report.name}: {len(samples)} training images ({leaking} near duplicates of "

@@ -122,3 +122,14 @@ def test_card_sentences_say_when_a_screened_set_was_partly_in_training():
     lines = validation_statements(external, None, {"brain-tumor-mri", "brain-tumor-44c"})
     assert lines[0].endswith("(a source it was partly trained on, so not independent).")
     assert lines[1].endswith("(goal met).")
+
+
+def test_the_data_sets_a_model_trained_on_come_from_its_card():
+    from brain_cnn.screening import trained_data_sets
+
+    card = {"dataset": {"name": "brain-tumor-mri", "sources": [
+        {"name": "scans (2024) (training split of runs/x/split.json)", "data_set": "scans (2024)", "label_map": "m"},
+        {"name": "brain-tumor-44c (training split of models/brain-tumor-44c/split.json)", "label_map": "m"},  # older card
+        {"name": "brain-tumor-mri", "excluded_near_duplicates_of_held_out": 3},  # the main set's exclusion entry
+    ]}}
+    assert trained_data_sets(card) == {"brain-tumor-mri", "scans (2024)", "brain-tumor-44c"}

@@ -27,6 +27,7 @@ def test_added_images_are_mapped_onto_the_models_classes(tmp_path):
     assert all(s.path.startswith("../brain-tumor-44c/") for s in samples)
     assert (main_root / samples[0].path).is_file()
     assert report.left_out == {"lesion": 1} and report.used["glioma"] == 2
+    assert report.data_set == "brain-tumor-44c"
 
 
 def test_an_unknown_data_set_needs_a_map(tmp_path):
@@ -78,6 +79,7 @@ def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     assert "../brain-tumor-yes-no/yes/leak.jpg" not in train_files
     assert not [p for p in train_files if p.startswith("Training/tumor/")]
     assert card["dataset"]["held_out"] == ["held"]
+    assert sources["brain-tumor-yes-no"]["data_set"] == "brain-tumor-yes-no"
 
 
 def test_a_split_manifest_adds_only_its_training_split(tmp_path):
