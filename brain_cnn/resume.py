@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import BrainCnnError
 
-__all__ = ["RESUME_DIR", "saved_state", "restore", "state_saver", "finish"]
+__all__ = ["RESUME_DIR", "saved_state", "precision", "restore", "state_saver", "finish"]
 
 RESUME_DIR = "resume"
 STATE_FILE = "state.json"
@@ -50,19 +50,45 @@ def saved_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     return state
 
 
-def restore(model, out: Path, state: dict[str, Any]) -> None:
-    """Load the saved weights and optimizer state into the compiled ``model``."""
+def precision(out: Path, state: dict[str, Any], mixed_here: bool) -> bool:
+    """Whether the resumed run trains in mixed precision: as its first part did.
+
+    Mixed precision wraps the optimizer in loss scaling, whose saved state a plain
+    optimizer cannot take, nor the other way round. A run begun in float32 (a CPU)
+    continues in float32 on a GPU; one begun in mixed precision needs a GPU.
+    """
+    started_mixed = state.get("precision") == "mixed_float16"
+    if started_mixed and not mixed_here:
+        raise BrainCnnError(f"the interrupted run in {out} was started in mixed precision on a GPU; continue it "
+                            f"on a GPU, or delete {out / RESUME_DIR} to start over")
+    if mixed_here and not started_mixed:
+        print("continuing in float32, the precision the run was started in", flush=True)
+    return started_mixed
+
+
+def restore(model, out: Path, state: dict[str, Any], steps_per_epoch: int) -> None:
+    """Load the saved weights and optimizer state into the compiled ``model``.
+
+    Raises:
+        BrainCnnError: the saved state does not fit this run.
+    """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(out / RESUME_DIR / state["weights"])
     except (OSError, ValueError, KeyError) as error:
-        # E.g. state saved on a GPU with mixed precision (a loss-scaling optimizer) and loaded on a CPU.
         raise BrainCnnError(f"the interrupted run in {out} cannot continue here ({str(error).splitlines()[0]}); "
                             f"delete {out / RESUME_DIR} to start over") from None
+    # Keras skips optimizer state it cannot match with a mere warning; a reset step count would
+    # silently restart the learning-rate schedule, so the count is checked.
+    steps = int(model.optimizer.iterations.numpy())
+    if steps != state["epoch"] * steps_per_epoch:
+        raise BrainCnnError(f"the interrupted run in {out} cannot continue here: its optimizer state holds {steps} "
+                            f"steps, not the {state['epoch'] * steps_per_epoch} of {state['epoch']} epochs of "
+                            f"{steps_per_epoch} steps; delete {out / RESUME_DIR} to start over")
 
 
-def state_saver(out: Path, settings: dict[str, Any], records: list[dict[str, Any]]):
+def state_saver(out: Path, settings: dict[str, Any], records: list[dict[str, Any]], mixed: bool):
     """A callback that appends each epoch's figures to ``records`` and saves the run's state.
 
     It must come after the callbacks that checkpoint and stop, so that what it saves
@@ -84,6 +110,7 @@ def state_saver(out: Path, settings: dict[str, Any], records: list[dict[str, Any
             weights = f"epoch-{epoch + 1}.weights.h5"
             self.model.save_weights(folder / weights)
             state = {"settings": settings, "epoch": epoch + 1, "weights": weights,
+                     "precision": "mixed_float16" if mixed else "float32",
                      "stopped": bool(self.model.stop_training), "records": records}
             # The state file names its weights file and is replaced in one step, so a run
             # killed at any moment leaves either the old state or the new one, never half.

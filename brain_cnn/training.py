@@ -253,7 +253,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     distribution = choose_strategy(config.strategy)
     replicas = distribution.replicas
     global_batch = config.batch_size * replicas
-    if distribution.mixed_precision:
+    mixed = resume.precision(out, state, distribution.mixed_precision) if state else distribution.mixed_precision
+    if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -289,7 +290,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
                               augmentation=config.augmentation, weights=_sample_weights(train_split.labels))
     val_data = make_dataset(val_split, classes, global_batch, training=False)
     print(f"strategy: {distribution.name}, {replicas} replica(s), global batch {global_batch}"
-          + (", mixed precision" if distribution.mixed_precision else ""), flush=True)
+          + (", mixed precision" if mixed else ""), flush=True)
 
     # Model
     steps = -(-len(train_split.labels) // global_batch)
@@ -327,7 +328,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             metrics=["accuracy"],
         )
         if state:
-            resume.restore(model, out, state)
+            resume.restore(model, out, state, steps)
 
     # Fit
     checkpoint = out / "best.weights.h5"
@@ -341,7 +342,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=min((r["val_loss"] for r in records), default=None)),
         _early_stopping(config.patience, records),
-        resume.state_saver(out, settings, records),
+        resume.state_saver(out, settings, records, mixed),
         _epoch_logger(config.epochs),
     ]
     if not (state and state["stopped"]):
@@ -403,7 +404,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
                             "for the averaged weights)" if config.ema_momentum > 0 else ""),
             "distribution": {"strategy": distribution.name, "replicas": replicas, "global_batch": global_batch,
                              "peak_learning_rate": peak,
-                             "precision": "mixed_float16" if distribution.mixed_precision else "float32"},
+                             "precision": "mixed_float16" if mixed else "float32"},
             "loss": "categorical cross-entropy, balanced class weights"
                     + ("; tumours of unstated type spread over the tumour classes" if added else ""),
         },

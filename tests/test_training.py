@@ -133,3 +133,25 @@ def test_an_interrupted_run_is_not_continued_with_other_settings(split_dataset, 
     with pytest.raises(BrainCnnError, match=r"interrupted run \(1 of 3 epochs done\).*epochs 3, now 5.*delete"):
         train(config, evaluate_after=False)
     assert (tmp_path / "run" / "resume" / "state.json").is_file()  # nothing the user ran is lost
+
+
+def test_saved_state_that_does_not_fit_the_run_is_refused_not_half_loaded(split_dataset, tmp_path, monkeypatch):
+    from brain_cnn.errors import BrainCnnError
+
+    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=3, image_size=48, width=4,
+                         depth=2, batch_size=8, seed=3, augmentation=None)
+    with monkeypatch.context() as patch:
+        _killed_after(patch, 1)
+        with pytest.raises(_Interrupted):
+            train(config, evaluate_after=False)
+    path = tmp_path / "run" / "resume" / "state.json"
+    saved = json.loads(path.read_text())
+    assert saved["precision"] == "float32"
+    # An optimizer whose step count disagrees with the epochs done (Keras would only warn) ...
+    path.write_text(json.dumps({**saved, "epoch": 2}))
+    with pytest.raises(BrainCnnError, match="holds 6 steps, not the 12 of 2 epochs of 6 steps"):
+        train(config, evaluate_after=False)
+    # ... and a run begun in mixed precision on a GPU, continued on a CPU.
+    path.write_text(json.dumps({**saved, "precision": "mixed_float16"}))
+    with pytest.raises(BrainCnnError, match="started in mixed precision on a GPU; continue it on a GPU"):
+        train(config, evaluate_after=False)
