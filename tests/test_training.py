@@ -68,14 +68,20 @@ def _killed_after(monkeypatch, epochs: int) -> None:
     monkeypatch.setattr(training, "_epoch_logger", lambda total: Kill())
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.8], ids=["plain", "averaged"])
-def test_an_interrupted_run_continues_where_it_stopped(split_dataset, tmp_path, monkeypatch, capsys, ema):
-    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=4, image_size=48, width=4,
-                         depth=2, batch_size=8, seed=3, augmentation=None, ema_momentum=ema, patience=10)
+def _interrupted_run(data, out, monkeypatch, after: int, **recipe) -> TrainConfig:
+    """A tiny run on ``data`` killed after ``after`` epochs; returns its settings."""
+    config = TrainConfig(data=str(data), out=str(out), image_size=48, width=4, depth=2, batch_size=8, seed=3,
+                         augmentation=None, **{"epochs": 3, **recipe})
     with monkeypatch.context() as patch:
-        _killed_after(patch, 2)
+        _killed_after(patch, after)
         with pytest.raises(_Interrupted):
             train(config, evaluate_after=False)
+    return config
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.8], ids=["plain", "averaged"])
+def test_an_interrupted_run_continues_where_it_stopped(split_dataset, tmp_path, monkeypatch, capsys, ema):
+    config = _interrupted_run(split_dataset, tmp_path / "run", monkeypatch, after=2, epochs=4, ema_momentum=ema)
     folder = tmp_path / "run"
     state = json.loads((folder / "resume" / "state.json").read_text())
     assert state["epoch"] == 2 and len(state["records"]) == 2
@@ -101,12 +107,7 @@ def test_a_resumed_run_keeps_the_optimizer_and_its_schedule(split_dataset, tmp_p
 
     import brain_cnn.training as training
 
-    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=3, image_size=48, width=4,
-                         depth=2, batch_size=8, seed=3, augmentation=None)
-    with monkeypatch.context() as patch:
-        _killed_after(patch, 1)
-        with pytest.raises(_Interrupted):
-            train(config, evaluate_after=False)
+    config = _interrupted_run(split_dataset, tmp_path / "run", monkeypatch, after=1)
     seen = {}
 
     class Watch(keras.callbacks.Callback):
@@ -123,12 +124,7 @@ def test_a_resumed_run_keeps_the_optimizer_and_its_schedule(split_dataset, tmp_p
 def test_an_interrupted_run_is_not_continued_with_other_settings(split_dataset, tmp_path, monkeypatch):
     from brain_cnn.errors import BrainCnnError
 
-    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=3, image_size=48, width=4,
-                         depth=2, batch_size=8, seed=3, augmentation=None)
-    with monkeypatch.context() as patch:
-        _killed_after(patch, 1)
-        with pytest.raises(_Interrupted):
-            train(config, evaluate_after=False)
+    config = _interrupted_run(split_dataset, tmp_path / "run", monkeypatch, after=1)
     config.epochs = 5
     with pytest.raises(BrainCnnError, match=r"interrupted run \(1 of 3 epochs done\).*epochs 3, now 5.*delete"):
         train(config, evaluate_after=False)
@@ -138,12 +134,7 @@ def test_an_interrupted_run_is_not_continued_with_other_settings(split_dataset, 
 def test_saved_state_that_does_not_fit_the_run_is_refused_not_half_loaded(split_dataset, tmp_path, monkeypatch):
     from brain_cnn.errors import BrainCnnError
 
-    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "run"), epochs=3, image_size=48, width=4,
-                         depth=2, batch_size=8, seed=3, augmentation=None)
-    with monkeypatch.context() as patch:
-        _killed_after(patch, 1)
-        with pytest.raises(_Interrupted):
-            train(config, evaluate_after=False)
+    config = _interrupted_run(split_dataset, tmp_path / "run", monkeypatch, after=1)
     path = tmp_path / "run" / "resume" / "state.json"
     saved = json.loads(path.read_text())
     assert saved["precision"] == "float32"
