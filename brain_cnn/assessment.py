@@ -133,7 +133,14 @@ def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
     calls = predictor.call_slices(scan, inputs)
     slices = [SliceAssessment(label, crop, x, call)
               for label, crop, x, call in zip(scan.slice_labels, crops, inputs, calls)]
-    return CaseAssessment(name, scan.kind, sha, slices, scan.header, scan.notes)
+    notes = list(scan.notes)
+    if scan.sequence is not None:  # how far this model can be trusted on this kind of scan
+        from .screening import read_external, sequence_note, trained_data_sets
+
+        card = predictor.card
+        notes.append(sequence_note(scan.sequence.name, scan.sequence.evidence, read_external(predictor.loaded.folder),
+                                   trained_data_sets({"dataset": card.dataset})))
+    return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes)
 
 
 def assess(predictor, data: bytes, name: str, axis: int = AXES["axial"]) -> CaseAssessment:

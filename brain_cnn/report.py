@@ -58,6 +58,8 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
     pdf.set_font("Helvetica", "", 10)
     for warning in chosen.warnings:
         pdf.multi_cell(0, 5, _latin1("Warning: " + warning), new_x="LMARGIN", new_y="NEXT")
+    for note in case.notes:  # what the reader decided, and how far the model goes on this kind of scan
+        pdf.multi_cell(0, 5, _latin1("Note: " + note), new_x="LMARGIN", new_y="NEXT")
     top = pdf.get_y() + 2
     pdf.image(_png(chosen.display), x=15, y=top, w=85, h=85)
     pdf.image(_png(overlay), x=110, y=top, w=85, h=85)

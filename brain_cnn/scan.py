@@ -29,6 +29,7 @@ import numpy as np
 
 from .decode import MAX_BYTES, MAX_PIXELS, decode_image_with_colour
 from .errors import UnreadableImageError
+from .sequences import SEQUENCE_TAGS, HeaderSequence, sequence_from_header
 
 __all__ = ["Scan", "read_scan", "read_study", "group_series", "is_dicom", "is_nifti", "AXES"]
 
@@ -45,6 +46,8 @@ _SAFE_HEADER = {
     "SliceThickness": "slice thickness (mm)",
     "PixelSpacing": "pixel spacing (mm)",
     "MagneticFieldStrength": "field strength (T)",
+    "RepetitionTime": "TR (ms)",
+    "EchoTime": "TE (ms)",
 }
 
 
@@ -59,6 +62,7 @@ class Scan:
     header: dict[str, str] = field(default_factory=dict)  # de-identified summary
     notes: list[str] = field(default_factory=list)  # what the reader decided, for the user
     colourfulness: float = 0.0  # of the original file; greyscale formats are 0
+    sequence: HeaderSequence | None = None  # the MRI sequence, where a DICOM header tells it
 
     @property
     def is_volume(self) -> bool:
@@ -107,8 +111,20 @@ def _header(ds) -> dict[str, str]:
     for keyword, label in _SAFE_HEADER.items():
         value = ds.get(keyword)
         if value not in (None, ""):
-            summary[label] = ", ".join(str(v) for v in value) if keyword == "PixelSpacing" else str(value)
+            if keyword == "PixelSpacing":
+                summary[label] = ", ".join(str(v) for v in value)
+            elif keyword in ("RepetitionTime", "EchoTime"):
+                try:
+                    summary[label] = f"{float(value):g}"
+                except (TypeError, ValueError):
+                    summary[label] = str(value)
+            else:
+                summary[label] = str(value)
     return summary
+
+
+def _sequence(ds) -> HeaderSequence | None:
+    return sequence_from_header({keyword: ds.get(keyword) for keyword in SEQUENCE_TAGS})
 
 
 def _dicom_values(ds, name: str) -> np.ndarray:
@@ -228,7 +244,7 @@ def _read_dicom(data: bytes, name: str) -> Scan:
     values = _dicom_values(ds, name)
     slices = _dicom_display(ds, values)
     labels = [f"frame {i + 1}" for i in range(len(slices))] if len(slices) > 1 else [name]
-    return Scan(name, "dicom", slices, labels, _header(ds))
+    return Scan(name, "dicom", slices, labels, _header(ds), sequence=_sequence(ds))
 
 
 def read_study(files: list[tuple[str, bytes]]) -> Scan:
@@ -282,7 +298,7 @@ def _read_study(files: list[tuple[str, bytes]]) -> Scan:
         position = _slice_position(ds)
         base = f"{position:.1f} mm" if position is not None else f"#{ds.get('InstanceNumber', '?')}"
         labels += [base] if len(v) == 1 else [f"{base} frame {i + 1}" for i in range(len(v))]
-    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes)
+    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes, sequence=_sequence(first))
 
 
 def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:

@@ -34,7 +34,7 @@ from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from .pipeline import decode_samples
 from .prediction import predict_outputs
 
-__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "group_screening", "screen_data", "evaluate_screening", "screening_table",
+__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "sequence_note", "group_screening", "screen_data", "evaluate_screening", "screening_table",
            "read_external", "screening_rows", "validation_statements", "refresh_card"]
 
 EXTERNAL_FILE = "external.json"
@@ -231,6 +231,35 @@ def trained_data_sets(card: dict[str, Any]) -> set[str]:
     # Cards written before sources carried "data_set" have only the display name, "NAME (training split of ...)".
     return {dataset.get("name")} | {s.get("data_set") or s["name"].split(" (")[0]
                                     for s in dataset.get("sources", []) if "label_map" in s}
+
+
+def sequence_note(sequence: str, evidence: str, external: dict[str, Any], trained_on: set[str]) -> str:
+    """What a reader of one scan should know of the model on that scan's MRI sequence.
+
+    Taken from the model's screening reports (``external.json``): the figures on
+    that sequence of another source, one the model did not train on when there
+    is one, without the images it trained on.
+    """
+    found = sorted(((name, report) for name, report in external.items()
+                    if sequence in _unseen(report).get("by_sequence", {})),
+                   key=lambda item: item[1].get("data_name") in trained_on)
+    head = f"{sequence} scan ({evidence})."
+    if not found:
+        return (f"{head} This model has not been screened on {sequence} slices of another source, so how well it "
+                "finds tumours on them is not known.")
+    name, report = found[0]
+    g = _unseen(report)["by_sequence"][sequence]
+    source = ("a source it was partly trained on" if report.get("data_name") in trained_on
+              else "a source it was not trained on")
+    found_kept = []
+    if g["sensitivity"] is not None:
+        found_kept.append(f"found {g['sensitivity']:.0%} of {g['tumour']} tumour slices")
+    if g["specificity"] is not None:
+        found_kept.append(f"kept {g['specificity']:.0%} of {g['no_tumour']} normal slices normal")
+    text = f"{head} On {sequence} slices of {name} ({source}) this model {' and '.join(found_kept)}."
+    if g["sensitivity"] is not None and g["sensitivity"] < GOAL["sensitivity"]:
+        text += " A 'no tumour' call on this scan does not rule a tumour out."
+    return text
 
 
 def read_external(folder: str | Path) -> dict[str, Any]:

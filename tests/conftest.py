@@ -62,8 +62,11 @@ def write_class_folder(folder: Path, per_class: dict[str, int], size: int = 64, 
 
 def make_dicom(pixels: np.ndarray, *, photometric: str = "MONOCHROME2", slope: float = 1.0, intercept: float = 0.0,
                window: tuple[float, float] | None = None, position: float | None = None, series: str = "1.2.826.0.1.1",
-               instance: int = 1, compress: str | None = None, pixel_data: bool = True) -> bytes:
-    """A de-novo MR DICOM file (with made-up patient identifiers) from a (rows, cols) or (frames, rows, cols) array."""
+               instance: int = 1, compress: str | None = None, pixel_data: bool = True, **elements) -> bytes:
+    """A de-novo MR DICOM file (with made-up patient identifiers) from a (rows, cols) or (frames, rows, cols) array.
+
+    ``elements`` set or override header elements by keyword (e.g. ``EchoTime=100``).
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -79,6 +82,8 @@ def make_dicom(pixels: np.ndarray, *, photometric: str = "MONOCHROME2", slope: f
     ds.Modality, ds.BodyPartExamined, ds.SeriesDescription = "MR", "BRAIN", "AX T1 POST"
     ds.SliceThickness, ds.PixelSpacing = 5, [0.5, 0.5]
     ds.SeriesInstanceUID, ds.InstanceNumber = series, instance
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
     if position is not None:
         ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, position], [1, 0, 0, 0, 1, 0]
     if pixel_data:

@@ -79,6 +79,9 @@ def test_worklist_and_volumes(app):
     assert not at.exception
     assert at.toggle[0].label.startswith("Read DICOM files of the same series as one study")
     assert any(sub.value == "3-file series" for sub in at.subheader)
+    # The series' header says contrast-enhanced T1, and the page says what is known of the model on such scans.
+    assert any(w.value.startswith("T1C+ scan (series description 'AX T1 POST'). This model has not been screened")
+               for w in at.warning)
     assert any(s.label == "Slice" for s in at.slider)
     assert any(sub.value == "Worklist" for sub in at.subheader)
     # The NIfTI volume can be re-sliced along another plane.

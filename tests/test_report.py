@@ -15,7 +15,8 @@ def case(name="DOE_JANE_0042.dcm"):
     grey = phantom(128, lesion=True)
     slice_ = SliceAssessment("slice 3", grey, grey[:48, :48, None],
                              SliceCall({"glioma": 0.55, "meningioma": 0.40, "notumor": 0.05}))
-    return CaseAssessment(name, "dicom", "ab" * 32, [slice_, slice_], {"modality": "MR", "body part": "BRAIN"})
+    return CaseAssessment(name, "dicom", "ab" * 32, [slice_, slice_], {"modality": "MR", "body part": "BRAIN"},
+                          ["T2 scan (TR 4000 ms, TE 100 ms). A 'no tumour' call on this scan does not rule a tumour out."])
 
 
 def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
@@ -30,4 +31,5 @@ def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
     assert "Tumour suspected: most likely glioma (55%)" in text
     assert "not a diagnosis" in text and "f" * 64 in text and "Grad-CAM" in text
     assert "Close call" in text and "modality: MR" in text
+    assert "Note: T2 scan (TR 4000 ms, TE 100 ms)." in text
     assert "DOE" not in text and "JANE" not in text

@@ -106,3 +106,12 @@ def test_bad_clinical_files_get_their_own_message(make, message):
     name = "x.nii" if "nifti" in message.lower() else "x.dcm"
     with pytest.raises(UnreadableImageError, match=message):
         read_scan(make(), name)
+
+
+def test_the_mri_sequence_is_read_from_the_header():
+    assert read_scan(make_dicom(ramp()), "t1c.dcm").sequence.name == "T1C+"  # "AX T1 POST"
+    scan = read_scan(make_dicom(ramp(), SeriesDescription="", RepetitionTime=4000, EchoTime=100), "t2.dcm")
+    assert scan.sequence.name == "T2" and scan.sequence.evidence == "TR 4000 ms, TE 100 ms"
+    assert scan.header["TR (ms)"] == "4000" and scan.header["TE (ms)"] == "100"
+    assert read_scan(make_dicom(ramp(), SeriesDescription="survey"), "s.dcm").sequence is None
+    assert read_scan(encode(phantom(64)), "x.png").sequence is None  # an image has no header

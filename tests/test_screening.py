@@ -133,3 +133,27 @@ def test_the_data_sets_a_model_trained_on_come_from_its_card():
         {"name": "brain-tumor-mri", "excluded_near_duplicates_of_held_out": 3},  # the main set's exclusion entry
     ]}}
     assert trained_data_sets(card) == {"brain-tumor-mri", "scans (2024)", "brain-tumor-44c"}
+
+
+def _screened(name, data_name, sequence, sensitivity, specificity, tumour=100, normal=50):
+    group = {"tumour": tumour, "no_tumour": normal, "sensitivity": sensitivity, "specificity": specificity}
+    return {name: {"data_name": data_name, "seen_in_training": 0, "by_sequence": {sequence: group}}}
+
+
+def test_a_scans_sequence_note_gives_the_models_figures_on_that_sequence():
+    from brain_cnn.screening import sequence_note
+
+    external = {**_screened("own, test split", "own", "T2", 0.97, 0.95), **_screened("other", "other", "T2", 0.33, 0.98)}
+    note = sequence_note("T2", "TR 4000 ms, TE 100 ms", external, trained_on={"main", "own"})
+    # A source the model never trained on speaks for new scans before one it partly trained on.
+    assert note == ("T2 scan (TR 4000 ms, TE 100 ms). On T2 slices of other (a source it was not trained on) this "
+                    "model found 33% of 100 tumour slices and kept 98% of 50 normal slices normal. A 'no tumour' call "
+                    "on this scan does not rule a tumour out.")
+    partly = sequence_note("T2", "TR 4000 ms, TE 100 ms", external, trained_on={"main", "own", "other"})
+    assert "of own, test split (a source it was partly trained on) this model found 97%" in partly
+    assert "does not rule" not in partly  # found at least 90 % of the tumours
+    no_normals = sequence_note("T1C+", "e", _screened("x", "x", "T1C+", 0.5, None), set())
+    assert "found 50% of 100 tumour slices." in no_normals
+    assert sequence_note("FLAIR", "e", external, set()).endswith(
+        "This model has not been screened on FLAIR slices of another source, so how well it finds tumours on them "
+        "is not known.")
