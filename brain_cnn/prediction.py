@@ -169,7 +169,8 @@ class Predictor:
         Yields one dict per slice: ``{"file", "label", "probabilities"}``, or
         ``{"file", "label": None, "cannot_assess"}`` for a slice the gate refuses
         (plus ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM,
-        NIfTI), or ``{"file", "error"}`` for a file that cannot be read.
+        NIfTI, and ``"sequence"``, e.g. "T2", where a DICOM header tells it), or
+        ``{"file", "error"}`` for a file that cannot be read.
         """
 
         def decode(path):
@@ -193,4 +194,6 @@ class Predictor:
                         result = self._result(str(path), call)
                         if scan.is_volume:
                             result.update(slice=scan.slice_labels[i], slice_index=i)
+                        if scan.sequence is not None:
+                            result["sequence"] = scan.sequence.name
                         yield result

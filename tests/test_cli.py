@@ -129,6 +129,7 @@ def test_predict_reads_dicom_and_nifti_one_line_per_slice(trained, tmp_path, cap
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [Path(r["file"]).name for r in lines] == ["IM0001"] + ["head.nii.gz"] * 4
     assert [r.get("slice_index") for r in lines] == [None, 0, 1, 2, 3]
+    assert [r.get("sequence") for r in lines] == ["T1C+"] + [None] * 4  # from the DICOM header ("AX T1 POST")
     assert all(("probabilities" in r) != ("cannot_assess" in r) for r in lines)
 
 
