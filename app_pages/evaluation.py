@@ -132,12 +132,14 @@ if explanations:
             try:
                 data = (box_root / example["file"]).read_bytes()
                 shown = assess_upload(folder, data, example["file"], audited=False).slices[0]
-                heat = heatmap_for(folder, shown, digest(data))
+                with st.spinner(f"Computing {DEFAULT_METHOD} for {example['file'].split('/')[-1]} ..."):
+                    heat = heatmap_for(folder, shown, digest(data))
             except (OSError, BrainCnnError):
                 continue
-            hit = example["scores"][DEFAULT_METHOD]["hit"]
+            hit = example["scores"].get(DEFAULT_METHOD, {}).get("hit")  # None: a report made before the method
+            verdict = {None: "", 0.0: "miss: ", 1.0: "hit: "}[hit]
             cell.image(draw_box(overlay_heatmap(shown.model_input[..., 0], heat, 0.45), example["box"]),
-                       caption=f"{'hit' if hit else 'miss'}: {example['file'].split('/')[-1]}", width="stretch")
+                       caption=f"{verdict}{example['file'].split('/')[-1]}", width="stretch")
 
 st.subheader(f"Misclassified {split_name} images ({len(split.get('misclassified', []))})")
 wrong = split.get("misclassified", [])

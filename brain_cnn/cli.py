@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_eval = commands.add_parser(
         "explain-eval",
         help="measure the explanation methods against tumour bounding boxes",
-        description="For each explanation method (Grad-CAM, Grad-CAM++, Score-CAM) and each boxed image: "
+        description="For each explanation method (Grad-CAM, Grad-CAM++, Score-CAM, Occlusion) and each boxed image: "
         "pointing game (heat-map maximum inside the box), share of heat-map energy inside the box, and "
         "IoU of the half-maximum region with the box. Results go into the model's evaluation.json.",
     )

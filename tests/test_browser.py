@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from brain_cnn.explain import DEFAULT_METHOD
+
 from conftest import PROJECT, encode, phantom
 
 CHROMIUM = Path(os.environ.get("BRAIN_CNN_CHROMIUM", "/usr/bin/chromium"))
@@ -94,7 +96,7 @@ def test_upload_shows_the_call_and_the_heat_map(page, server, tmp_path):
     page.get_by_text("Upload a scan to see").wait_for()
     page.locator("input[type=file]").set_input_files(str(scan))
     page.get_by_text("phantom-scan.png").first.wait_for()
-    page.get_by_text("Grad-CAM for").wait_for()  # the overlay's caption appears with the heat map
+    page.get_by_text(f"{DEFAULT_METHOD} for").wait_for()  # the overlay's caption appears with the heat map
     # The tiny test model may call the phantom or refuse it; either is a visible answer.
     page.locator("text=/Tumour suspected|No tumour seen|Cannot assess/").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "diagnose.png"), full_page=True)

@@ -41,6 +41,27 @@ def test_grad_cam_points_at_the_evidence():
     assert heatmap[2:14, 2:14].mean() > 0.9 and heatmap[18:, 18:].mean() < 0.1
 
 
+def test_occlusion_points_at_the_evidence_and_only_there():
+    """A network whose class 1 score is the brightness of the top-left quadrant: hiding that quadrant's
+    bright square lowers the score, hiding anything else changes nothing."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((40, 40, 1))
+    quadrant = layers.Cropping2D(((0, 20), (0, 20)))(inputs)
+    pooled = layers.GlobalAveragePooling2D()(quadrant)
+    outputs = layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant([[-0.05, 0.05]]))(pooled)
+    image = np.zeros((40, 40, 1), np.uint8)
+    image[4:12, 4:12] = 200  # evidence, inside the quadrant the network reads
+    image[28:36, 28:36] = 200  # just as bright, where the network does not look
+    heatmap = Explainer(keras.Model(inputs, outputs)).heatmap(image, 1, "Occlusion")
+    peak = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    assert 4 <= peak[0] < 12 and 4 <= peak[1] < 12
+    assert heatmap[28:36, 28:36].max() == 0 and heatmap.max() == pytest.approx(1.0)
+    # For class 0 hiding the evidence makes the class likelier: a rise, which counts as nothing.
+    assert Explainer(keras.Model(inputs, outputs)).heatmap(image, 0, "Occlusion").max() == 0
+
+
 def test_overlay_blends_colour_over_grey():
     grey = np.full((40, 60), 100, np.uint8)
     heat = np.zeros((10, 10), np.float32)

@@ -40,7 +40,7 @@ def test_explain_eval_command_writes_into_the_report(tiny_model, tmp_path, capsy
     assert main(["explain-eval", "--model", str(folder), "--boxes", str(tmp_path / "data" / "boxes.csv")]) == 0
     report = json.loads((folder / "evaluation.json").read_text())
     methods, by_class = report["explanations"]["methods"], report["explanations"]["by_class"]
-    assert set(methods) == {"Grad-CAM", "Grad-CAM++", "Score-CAM"} and methods["Grad-CAM"]["images"] == 2
+    assert set(methods) == {"Grad-CAM", "Grad-CAM++", "Score-CAM", "Occlusion"} and methods["Occlusion"]["images"] == 2
     assert len(report["explanations"]["skipped"]) == 1
     assert set(by_class) == {"tumor", "notumor"} and by_class["tumor"]["Score-CAM"]["images"] == 1
     for method, row in methods.items():  # two types of one image each: the overall figure is their mean
