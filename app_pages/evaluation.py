@@ -17,6 +17,7 @@ from brain_cnn.explain import overlay_heatmap
 from brain_cnn.loso import LOSO_FILE
 from brain_cnn.screening import EXTERNAL_FILE, screening_rows
 
+GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
 
 st.title("Evaluation")
@@ -150,13 +151,15 @@ elif not root.is_dir():
     st.info(f"The data folder {root} is not reachable from this machine, so the images cannot be shown.")
 else:
     shown = wrong[:12]
+    # Twelve maps at once: the fast method here; Diagnose offers every method for one scan.
+    st.caption(f"Heat maps: {GALLERY_METHOD}, for the predicted class.")
     grid = st.columns(4)
     for i, case in enumerate(shown):
         cell = grid[i % 4]
         try:
             data = (root / case["file"]).read_bytes()
             shown_slice = assess_upload(folder, data, case["file"], audited=False).slices[0]
-            heatmap = heatmap_for(folder, shown_slice, digest(data))
+            heatmap = heatmap_for(folder, shown_slice, digest(data), GALLERY_METHOD)
         except (OSError, BrainCnnError) as error:
             cell.error(f"{case['file']}: {error}")
             continue
