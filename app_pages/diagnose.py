@@ -8,10 +8,12 @@ from brain_cnn.app_support import (
     assess_upload,
     heatmap_for,
     predictor_for,
+    read_report,
 )
 from brain_cnn.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain import DEFAULT_METHOD, METHODS, overlay_heatmap
+from brain_cnn.explain_eval import trust_note
 from brain_cnn.report import case_report_pdf
 from brain_cnn.scan import AXES, group_series, is_dicom, is_nifti
 from brain_cnn.worklist import worklist_csv, worklist_row
@@ -111,6 +113,7 @@ for number, case in enumerate(cases):
     original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the head)", clamp=True, width="stretch")
     explained = list(chosen.probabilities)[chosen.class_index]
     overlaid.image(overlay, caption=f"{method} for '{explained}'", width="stretch")
+    overlaid.caption(trust_note((read_report(folder) or {}).get("explanations"), method))
     if not chosen.refused:
         chart.plotly_chart(probability_bars(chosen.probabilities), key=f"bars-{number}")
     chart.download_button(

@@ -25,7 +25,8 @@ from .decode import decode_image
 from .explain import METHODS, Explainer
 from .preprocess import crop_to_head_with_offset, read_file, resize_square
 
-__all__ = ["Box", "read_boxes", "box_in_model_input", "score_heatmap", "evaluate_explanations", "draw_box"]
+__all__ = ["Box", "read_boxes", "box_in_model_input", "score_heatmap", "evaluate_explanations", "trust_note",
+           "draw_box"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,20 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
 def _summary(values: list[dict[str, float]]) -> dict[str, Any]:
     mean = lambda key: round(float(np.mean([v[key] for v in values])), 4) if values else None  # noqa: E731
     return {"images": len(values), "pointing_game": mean("hit"), "energy_in_box": mean("energy"), "iou": mean("iou")}
+
+
+def trust_note(explanations: dict[str, Any] | None, method: str) -> str:
+    """What a heat map of ``method`` is worth, from a model's measured ``explanations`` (evaluation.json)."""
+    measured = (explanations or {}).get("methods", {}).get(method)
+    if not measured or measured.get("pointing_game") is None:
+        return (f"{method} has not been measured against expert tumour boxes for this model. Read the map as the "
+                "region that mattered to the call, not as an outline of a tumour.")
+    by_type = ", ".join(f"{label} {figures[method]['pointing_game']:.0%}"
+                        for label, figures in explanations.get("by_class", {}).items()
+                        if figures.get(method, {}).get("pointing_game") is not None)
+    return (f"Against expert tumour boxes, the peak of {method} fell inside the tumour for "
+            f"{measured['pointing_game']:.0%} of {measured['images']} test images" + (f" ({by_type})" if by_type else "")
+            + ". Read the map as the region that mattered to the call, not as an outline of a tumour.")
 
 
 def draw_box(rgb: np.ndarray, box: list[int] | tuple[int, int, int, int], colour=(0, 255, 0)) -> np.ndarray:

@@ -61,9 +61,12 @@ def test_diagnose_with_uploads_good_and_bad(app, tmp_path):
     assert any("report.jpg" in e and "PDF" in e for e in errors)
     assert any("empty.png" in e and "empty" in e for e in errors)
     assert any("Tumour suspected" in t or "No tumour seen" in t or "Cannot assess" in t for t in texts(at))
+    # Beside the overlay: what the method's maps are worth (the tiny model was never measured on boxes).
+    assert any(c.value.startswith("Occlusion has not been measured against expert tumour boxes") for c in at.caption)
     # Changing the method reuses the cached assessment and draws another heat map.
     at.selectbox[0].set_value("Grad-CAM++").run()
     assert not at.exception
+    assert any(c.value.startswith("Grad-CAM++ has not been measured") for c in at.caption)
     # The assessment went into the audit trail, once, without the file name.
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(lines) == 1 and "scan.png" not in lines[0]

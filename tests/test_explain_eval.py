@@ -53,3 +53,17 @@ def test_explain_eval_command_writes_into_the_report(tiny_model, tmp_path, capsy
     (x0, y0, x1, y1), = [u["box"] for u in report["explanations"]["per_image"] if u["label"] == "tumor"]
     share = report["explanations"]["box_share_by_class"]["tumor"]
     assert share == pytest.approx((x1 - x0) * (y1 - y0) / 48**2, abs=1e-4) and share > 0.09
+
+
+def test_the_trust_note_gives_the_measured_figures_or_says_there_are_none():
+    from brain_cnn.explain_eval import trust_note
+
+    explanations = {"methods": {"Occlusion": {"images": 161, "pointing_game": 0.342}},
+                    "by_class": {"glioma": {"Occlusion": {"pointing_game": 0.11}},
+                                 "pituitary": {"Occlusion": {"pointing_game": 0.443}}}}
+    assert trust_note(explanations, "Occlusion") == (
+        "Against expert tumour boxes, the peak of Occlusion fell inside the tumour for 34% of 161 test images "
+        "(glioma 11%, pituitary 44%). Read the map as the region that mattered to the call, not as an outline "
+        "of a tumour.")
+    for missing in (None, {}, explanations):
+        assert trust_note(missing, "Score-CAM").startswith("Score-CAM has not been measured against expert tumour boxes")
