@@ -105,6 +105,7 @@ class CaseAssessment:
     slices: list[SliceAssessment]
     header: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sequence: str | None = None  # the MRI sequence, where a DICOM header tells it ("T2", "T1C+", ...)
 
     @property
     def is_volume(self) -> bool:
@@ -140,7 +141,8 @@ def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
         card = predictor.card
         notes.append(sequence_note(scan.sequence.name, scan.sequence.evidence, read_external(predictor.loaded.folder),
                                    trained_data_sets({"dataset": card.dataset})))
-    return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes)
+    return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes,
+                          scan.sequence.name if scan.sequence is not None else None)
 
 
 def assess(predictor, data: bytes, name: str, axis: int = AXES["axial"]) -> CaseAssessment:

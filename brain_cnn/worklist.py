@@ -18,6 +18,7 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
         "file": case.name,
         "slices": len(case.slices),
         "slice": chosen.label_text if case.is_volume else "",
+        "sequence": case.sequence or "",  # a "no tumour" on a sequence the model misses tumours on reads differently
         "class": chosen.label or "",
         "probability": round(chosen.confidence, 4) if chosen.confidence is not None else None,
         "tumour probability": round(chosen.tumour_probability, 4) if chosen.tumour_probability is not None else None,
@@ -40,5 +41,5 @@ def audit_entry(case: CaseAssessment, model_name: str, model_sha256: str) -> dic
     """What the audit trail keeps of an assessment: no image, no identifiers."""
     row = worklist_row(case)
     return {"input_sha256": case.sha256, "kind": case.kind, "slices": row["slices"], "model": model_name,
-            "model_sha256": model_sha256, "result": row["class"] or "cannot assess",
+            "model_sha256": model_sha256, "sequence": row["sequence"], "result": row["class"] or "cannot assess",
             "probability": row["probability"], "flags": row["flags"]}

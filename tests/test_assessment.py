@@ -54,6 +54,7 @@ def test_a_file_and_a_volume_are_assessed_through_the_predictor(tiny_model):
                                        for z in (3.0, 1.0, 2.0)])
     assert [s.label_text for s in series.slices] == ["1.0 mm", "2.0 mm", "3.0 mm"]
     assert len(series.sha256) == 64
+    assert series.sequence == "T1C+" and case.sequence is None  # an image file has no header
     # The series says it is a contrast-enhanced T1; the tiny model was screened on no other source.
     assert series.notes == ["T1C+ scan (series description 'AX T1 POST'). This model has not been screened on T1C+ "
                             "slices of another source, so how well it finds tumours on them is not known."]

@@ -28,6 +28,7 @@ def test_audit_entry_keeps_no_image_and_no_name():
 def test_worklist_rows_and_csv():
     row = worklist_row(case("x.dcm"))
     assert row["slices"] == 2 and row["class"] == "glioma" and row["probability"] == 0.55
+    assert row["sequence"] == ""  # the test case's header told none
     csv_text = worklist_csv([row, row])
-    assert csv_text.splitlines()[0].startswith("file,slices,slice,class,probability")
+    assert csv_text.splitlines()[0].startswith("file,slices,slice,sequence,class,probability")
     assert len(csv_text.splitlines()) == 3
