@@ -113,9 +113,10 @@ for number, case in enumerate(cases):
     original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the head)", clamp=True, width="stretch")
     explained = list(chosen.probabilities)[chosen.class_index]
     overlaid.image(overlay, caption=f"{method} for '{explained}'", width="stretch")
-    overlaid.caption(trust_note((read_report(folder) or {}).get("explanations"), method))
+    worth = trust_note((read_report(folder) or {}).get("explanations"), method)
+    overlaid.caption(worth)
     if not chosen.refused:
         chart.plotly_chart(probability_bars(chosen.probabilities), key=f"bars-{number}")
     chart.download_button(
-        "PDF report", case_report_pdf(case, chosen, overlay, method, card.name, card.sha256),
+        "PDF report", case_report_pdf(case, chosen, overlay, method, card.name, card.sha256, heat_map_note=worth),
         f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf", "application/pdf", key=f"pdf-{number}")

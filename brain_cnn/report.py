@@ -34,8 +34,12 @@ def _latin1(text: str) -> str:
 
 
 def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.ndarray, method: str,
-                    model_name: str, model_sha256: str, when: datetime | None = None) -> bytes:
-    """The PDF bytes of a one-page report on ``chosen``, a slice of ``case``."""
+                    model_name: str, model_sha256: str, when: datetime | None = None,
+                    heat_map_note: str | None = None) -> bytes:
+    """The PDF bytes of a one-page report on ``chosen``, a slice of ``case``.
+
+    ``heat_map_note`` says what the heat map is worth (see :func:`brain_cnn.explain_eval.trust_note`).
+    """
     from fpdf import FPDF
 
     when = when or datetime.now(timezone.utc)
@@ -68,6 +72,8 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
     pdf.cell(95, 5, "Scan, cropped to the head")
     explained = list(chosen.probabilities)[chosen.class_index]
     pdf.cell(0, 5, _latin1(f"{method} heat map for '{explained}'"), new_x="LMARGIN", new_y="NEXT")
+    if heat_map_note:
+        pdf.multi_cell(0, 4, _latin1(heat_map_note), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(0, 7, "Class probabilities (temperature-calibrated)", new_x="LMARGIN", new_y="NEXT")

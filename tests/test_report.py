@@ -22,7 +22,8 @@ def case(name="DOE_JANE_0042.dcm"):
 def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
     c = case()
     overlay = np.dstack([c.slices[0].display] * 3)
-    pdf = case_report_pdf(c, c.slices[0], overlay, "Grad-CAM", "brain-tumor-mri", "f" * 64)
+    pdf = case_report_pdf(c, c.slices[0], overlay, "Grad-CAM", "brain-tumor-mri", "f" * 64,
+                          heat_map_note="Against expert tumour boxes, the peak of Grad-CAM fell inside the tumour for 22%.")
     assert pdf.startswith(b"%PDF") and len(pdf) > 2000
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed to read the text back")
@@ -32,4 +33,5 @@ def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
     assert "not a diagnosis" in text and "f" * 64 in text and "Grad-CAM" in text
     assert "Close call" in text and "modality: MR" in text
     assert "Note: T2 scan (TR 4000 ms, TE 100 ms)." in text
+    assert "the peak of Grad-CAM fell inside the tumour for 22%" in text
     assert "DOE" not in text and "JANE" not in text
