@@ -9,9 +9,9 @@ IoU (as ``brain-cnn explain-eval`` defines them) of:
 * SmoothGrad saliency of that contrast, raw and blurred;
 * Grad-CAM++ of "this tumour type against the other tumour types" (what tells
   the types apart, leaving the no-tumour class out);
-* occlusion sensitivity (Zeiler & Fergus, 2014, arXiv:1311.2901): the drop in
-  the class's log-odds when a black 32 px square covers each place (stride
-  8), which asks the network itself, with no gradients or layers involved;
+* occlusion sensitivity (Zeiler & Fergus, 2014, arXiv:1311.2901; the app's
+  method, :func:`brain_cnn.explain.occlusion_map`): the drop in the class's
+  log-odds when a black 32 px square covers each place (stride 8 at 160 px);
 * two baselines that ignore the network: the image centre, and the brightest
   region of the head.
 
@@ -37,31 +37,6 @@ import numpy as np  # noqa: E402
 warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
 
 
-def occlusion(run, pixels: np.ndarray, target: int, patch: int = 32, stride: int = 8) -> np.ndarray:
-    """Mean drop of the target's log-odds over the black squares covering each pixel (negative drops count 0)."""
-    size = pixels.shape[0]
-
-    def log_odds(images: np.ndarray) -> np.ndarray:
-        probs = np.concatenate([run(np.ascontiguousarray(images[i:i + 64, ..., None]))[1]
-                                for i in range(0, len(images), 64)])
-        p = np.clip(probs[:, target], 1e-7, 1 - 1e-7)
-        return np.log(p) - np.log1p(-p)
-
-    places = [(y, x) for y in range(-patch // 2, size - patch // 2, stride)
-              for x in range(-patch // 2, size - patch // 2, stride)]
-    covered = []
-    for y, x in places:
-        image = pixels.copy()
-        image[max(0, y):y + patch, max(0, x):x + patch] = 0
-        covered.append(image)
-    drops = log_odds(pixels[None]) - log_odds(np.stack(covered))
-    heat, count = np.zeros((size, size)), np.zeros((size, size))
-    for drop, (y, x) in zip(drops, places):
-        heat[max(0, y):y + patch, max(0, x):x + patch] += drop
-        count[max(0, y):y + patch, max(0, x):x + patch] += 1
-    return np.maximum(heat / np.maximum(count, 1), 0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/brain-tumor-mri")
@@ -79,7 +54,7 @@ def main() -> None:
     import tensorflow as tf
 
     from brain_cnn.decode import decode_image
-    from brain_cnn.engines import forward
+    from brain_cnn.explain import occlusion_map
     from brain_cnn.explain_eval import box_in_model_input, read_boxes, score_heatmap
     from brain_cnn.metrics import is_no_tumour
     from brain_cnn.model_folder import load_model
@@ -89,7 +64,6 @@ def main() -> None:
     loaded = load_model(args.model)
     model, classes, size = loaded.model, loaded.card.classes, loaded.card.image_size
     normal = next(i for i, c in enumerate(classes) if is_no_tumour(c))
-    run = forward(model)
     gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
     gradcam_pp = GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True)
     saliency = Saliency(model, model_modifier=ReplaceToLinear(), clone=True)
@@ -137,7 +111,7 @@ def main() -> None:
 
         add("Grad-CAM++ of type against other tumour types",
             cam_of(gradcam_pp, among_types), box)
-        add("occlusion sensitivity, 32 px squares", occlusion(run, pixels, target), box)
+        add("occlusion sensitivity, 32 px squares", occlusion_map(model, image[..., 0], target), box)
         smooth = np.asarray(saliency(contrast, batch, smooth_samples=20, smooth_noise=0.1)[0], np.float32)
         add("SmoothGrad of class minus no tumour", smooth, box)
         add("SmoothGrad of class minus no tumour, blurred", cv2.GaussianBlur(smooth, (0, 0), 4), box)

@@ -115,8 +115,8 @@ def _header(ds) -> dict[str, str]:
                 summary[label] = ", ".join(str(v) for v in value)
             elif keyword in ("RepetitionTime", "EchoTime"):
                 try:
-                    summary[label] = f"{float(value):g}"
-                except (TypeError, ValueError):
+                    summary[label] = f"{_first(value):g}"  # "4000", not pydicom's "4000.0"
+                except ValueError:
                     summary[label] = str(value)
             else:
                 summary[label] = str(value)
