@@ -117,11 +117,16 @@ if explanations:
     st.subheader("Do the heat maps point at the tumour?")
     st.caption(f"{len(explanations['per_image'])} test images with expert tumour boxes ({explanations.get('boxes', '')}); "
                "pointing game: the heat map's maximum falls inside the box; energy: share of the heat map inside "
-               "the box; IoU: the half-maximum region against the box.")
+               "the box; IoU: the half-maximum region against the box; peak off brain: the maximum falls on the "
+               "skull, the scalp or outside the head, where no brain tumour can be.")
     st.dataframe([{"method": m, **v} for m, v in explanations["methods"].items()], hide_index=True)
     if explanations.get("by_class"):
         st.caption("Pointing game by tumour type (images):")
         st.dataframe(dashboards.pointing_by_class(explanations["by_class"]), hide_index=True)
+        if any(row.get("peak_off_brain") is not None for rows in explanations["by_class"].values()
+               for row in rows.values()):
+            st.caption("Peak off the brain by tumour type (images):")
+            st.dataframe(dashboards.pointing_by_class(explanations["by_class"], "peak_off_brain"), hide_index=True)
     box_root = resolve_data_root(explanations.get("boxes", "")).parent
     examples = explanations.get("examples", [])
     if examples and box_root.is_dir():

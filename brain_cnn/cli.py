@@ -194,13 +194,16 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
     report["explanations"] = result
     report_path.write_text(json.dumps(report, indent=1))
     print(f"{len(result['per_image'])} boxed images ({len(result['skipped'])} skipped); written to {report_path}")
-    print(f"  {'method':<12} pointing game  energy in box  IoU (half-max)")
+    print(f"  {'method':<12} pointing game  energy in box  IoU (half-max)  peak off the brain")
     for method, row in result["methods"].items():
-        print(f"  {method:<12} {row['pointing_game']:.3f}          {row['energy_in_box']:.3f}          {row['iou']:.3f}")
-    print("  pointing game by tumour type: " + "; ".join(
-        f"{label} ({next(iter(rows.values()))['images']}, box {result['box_share_by_class'][label]:.1%} of the input): "
-        + ", ".join(f"{method} {row['pointing_game']:.3f}" for method, row in rows.items())
-        for label, rows in result["by_class"].items()))
+        off = "n/a" if row["peak_off_brain"] is None else f"{row['peak_off_brain']:.3f}"
+        print(f"  {method:<12} {row['pointing_game']:.3f}          {row['energy_in_box']:.3f}          "
+              f"{row['iou']:.3f}           {off}")
+    for key, title in (("pointing_game", "pointing game"), ("peak_off_brain", "peak off the brain")):
+        print(f"  {title} by tumour type: " + "; ".join(
+            f"{label} ({next(iter(rows.values()))['images']}, box {result['box_share_by_class'][label]:.1%} of the "
+            "input): " + ", ".join(f"{method} {row[key]:.3f}" for method, row in rows.items() if row[key] is not None)
+            for label, rows in result["by_class"].items()))
     return 0
 
 

@@ -134,10 +134,10 @@ def per_class_rows(split: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def pointing_by_class(by_class: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Rows for a table of the pointing game: one per tumour type, a column per explanation method."""
+def pointing_by_class(by_class: dict[str, dict[str, dict[str, Any]]], key: str = "pointing_game") -> list[dict[str, Any]]:
+    """Rows for a table of the pointing game (or another ``key`` of explain-eval): one per tumour type, a column per method."""
     return [{"tumour type": label, "images": next(iter(rows.values()))["images"],
-             **{method: row["pointing_game"] for method, row in rows.items()}}
+             **{method: row.get(key) for method, row in rows.items()}}
             for label, rows in by_class.items()]
 
 

@@ -6,7 +6,10 @@ fractions of the image) and for each explanation method of the app:
 * pointing game (Zhang et al., 2018, arXiv:1608.00507): the heat map's
   maximum falls inside the box;
 * energy share: the fraction of the heat map's total inside the box;
-* IoU of the heat map thresholded at half its maximum with the box.
+* IoU of the heat map thresholded at half its maximum with the box;
+* peak off the brain: the maximum falls on the skull, the scalp or outside
+  the head, where no brain tumour can be. A network that scores well there
+  has learned something about the picture, not the tumour.
 
 Heat maps are computed for the image's true class on the model input (the
 head crop); boxes are carried into the same coordinates.
@@ -19,14 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .decode import decode_image
 from .explain import METHODS, Explainer
-from .preprocess import crop_to_head_with_offset, read_file, resize_square
+from .preprocess import crop_to_head_with_offset, head_mask, read_file, resize_square
 
-__all__ = ["Box", "read_boxes", "box_in_model_input", "score_heatmap", "evaluate_explanations", "trust_note",
-           "draw_box"]
+__all__ = ["Box", "read_boxes", "box_in_model_input", "brain_region", "score_heatmap", "evaluate_explanations",
+           "trust_note", "draw_box"]
+
+# Skull and scalp together are about 1 cm thick on a head about 15 cm across, and
+# the model input is the head cropped to fill the square: a band of 7 % of the side
+# inside the head's outline holds them.
+RIM = 0.07
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,22 @@ def box_in_model_input(box: Box, original_shape: tuple[int, int], offset: tuple[
     return clip(x0), clip(y0), max(clip(x1), clip(x0) + 1), max(clip(y1), clip(y0) + 1)
 
 
-def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
-    """Pointing hit, energy share inside the box and IoU of the half-maximum region with the box."""
+def brain_region(pixels: np.ndarray) -> np.ndarray | None:
+    """Where the brain can be in a model input (S, S): the head less its outer :data:`RIM`; None if no head is found."""
+    head = head_mask(pixels)
+    if head is None:
+        return None
+    # Padded with background so the image edge counts as the head's outline when the crop cuts it.
+    depth = cv2.distanceTransform(np.pad(head.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return depth >= RIM * pixels.shape[0]
+
+
+def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int],
+                  brain: np.ndarray | None = None) -> dict[str, float]:
+    """Pointing hit, energy share inside the box and IoU of the half-maximum region with the box.
+
+    With ``brain`` (:func:`brain_region`), also whether the peak is off the brain.
+    """
     x0, y0, x1, y1 = box
     inside = np.zeros_like(heatmap, dtype=bool)
     inside[y0:y1, x0:x1] = True
@@ -68,11 +91,14 @@ def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int]) -> dict[s
     total = float(heatmap.sum())
     region = heatmap >= 0.5 * float(heatmap.max()) if heatmap.max() > 0 else np.zeros_like(inside)
     union = float((region | inside).sum())
-    return {
+    score = {
         "hit": float(inside[peak]),
         "energy": float(heatmap[inside].sum() / total) if total > 0 else 0.0,
         "iou": float((region & inside).sum() / union) if union else 0.0,
     }
+    if brain is not None:
+        score["off_brain"] = float(not brain[peak])
+    return score
 
 
 def evaluate_explanations(model, classes: list[str], image_size: int, data_root: str | Path, boxes: list[Box],
@@ -95,9 +121,10 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
         square, offset = crop_to_head_with_offset(grey)
         model_input = resize_square(square, image_size)
         target = box_in_model_input(box, grey.shape, offset, square.shape[0], image_size)
+        brain = brain_region(model_input[..., 0])
         per_method = {}
         for method in methods:
-            score = score_heatmap(explainer.heatmap(model_input, classes.index(box.label), method), target)
+            score = score_heatmap(explainer.heatmap(model_input, classes.index(box.label), method), target, brain)
             scores[method].append(score)
             per_method[method] = score
         used.append({"file": box.path, "label": box.label, "box": list(target), "scores": per_method})
@@ -115,8 +142,17 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
 
 
 def _summary(values: list[dict[str, float]]) -> dict[str, Any]:
-    mean = lambda key: round(float(np.mean([v[key] for v in values])), 4) if values else None  # noqa: E731
-    return {"images": len(values), "pointing_game": mean("hit"), "energy_in_box": mean("energy"), "iou": mean("iou")}
+    def mean(key):
+        present = [v[key] for v in values if key in v]
+        return round(float(np.mean(present)), 4) if present else None
+
+    return {"images": len(values), "pointing_game": mean("hit"), "energy_in_box": mean("energy"), "iou": mean("iou"),
+            "peak_off_brain": mean("off_brain")}
+
+
+def _by_type(explanations: dict[str, Any], method: str, key: str, least: float = 0.0) -> str:
+    values = {label: figures.get(method, {}).get(key) for label, figures in explanations.get("by_class", {}).items()}
+    return ", ".join(f"{label} {v:.0%}" for label, v in values.items() if v is not None and v >= least)
 
 
 def trust_note(explanations: dict[str, Any] | None, method: str) -> str:
@@ -125,12 +161,15 @@ def trust_note(explanations: dict[str, Any] | None, method: str) -> str:
     if not measured or measured.get("pointing_game") is None:
         return (f"{method} has not been measured against expert tumour boxes for this model. Read the map as the "
                 "region that mattered to the call, not as an outline of a tumour.")
-    by_type = ", ".join(f"{label} {figures[method]['pointing_game']:.0%}"
-                        for label, figures in explanations.get("by_class", {}).items()
-                        if figures.get(method, {}).get("pointing_game") is not None)
-    return (f"Against expert tumour boxes, the peak of {method} fell inside the tumour for "
-            f"{measured['pointing_game']:.0%} of {measured['images']} test images" + (f" ({by_type})" if by_type else "")
-            + ". Read the map as the region that mattered to the call, not as an outline of a tumour.")
+    by_type = _by_type(explanations, method, "pointing_game")
+    note = (f"Against expert tumour boxes, the peak of {method} fell inside the tumour for "
+            f"{measured['pointing_game']:.0%} of {measured['images']} test images" + (f" ({by_type})" if by_type else ""))
+    # Only worth a reader's time when it happens often enough to mislead: a tenth of one type.
+    off_types = _by_type(explanations, method, "peak_off_brain", least=0.10)
+    if off_types:
+        note += (f", and on the skull, the scalp or outside the head for {measured['peak_off_brain']:.0%} "
+                 f"({off_types})")
+    return note + ". Read the map as the region that mattered to the call, not as an outline of a tumour."
 
 
 def draw_box(rgb: np.ndarray, box: list[int] | tuple[int, int, int, int], colour=(0, 255, 0)) -> np.ndarray:

@@ -54,3 +54,6 @@ def test_pointing_game_table_has_a_row_per_tumour_type():
         {"tumour type": "glioma", "images": 3, "Grad-CAM": 0.5, "Score-CAM": 1.0},
         {"tumour type": "pituitary", "images": 2, "Grad-CAM": 0.0, "Score-CAM": 0.5},
     ]
+    by_class["glioma"]["Grad-CAM"]["peak_off_brain"] = 0.25  # another figure; a report without it gives None
+    assert dashboards.pointing_by_class(by_class, "peak_off_brain")[0] == {
+        "tumour type": "glioma", "images": 3, "Grad-CAM": 0.25, "Score-CAM": None}

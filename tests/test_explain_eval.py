@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from brain_cnn.explain_eval import Box, box_in_model_input, score_heatmap
+from brain_cnn.explain_eval import RIM, Box, box_in_model_input, brain_region, score_heatmap
 
 
 def test_scores_of_a_heat_map_on_its_box():
@@ -11,7 +11,23 @@ def test_scores_of_a_heat_map_on_its_box():
     score = score_heatmap(heat, (2, 2, 4, 4))
     assert score["hit"] == 1.0 and score["energy"] == pytest.approx(4 / 4.2) and score["iou"] == 1.0
     miss = score_heatmap(heat, (6, 6, 10, 10))
-    assert miss["hit"] == 0.0 and miss["iou"] == 0.0
+    assert miss["hit"] == 0.0 and miss["iou"] == 0.0 and "off_brain" not in miss
+    brain = np.zeros((10, 10), bool)
+    assert score_heatmap(heat, (2, 2, 4, 4), brain)["off_brain"] == 1.0
+    brain[2:4, 2:4] = True
+    assert score_heatmap(heat, (6, 6, 10, 10), brain)["off_brain"] == 0.0
+
+
+def test_the_brain_region_leaves_out_the_skull_scalp_band_and_the_background():
+    from conftest import phantom
+
+    image = phantom(160, margin=0.02)  # a head that fills the input, as after the crop to the head
+    brain = brain_region(image)
+    row = brain[80]
+    edge = np.flatnonzero(image[80] > 45)[0]  # the head's outline on the middle row
+    assert brain[80, 80] and not brain[2, 2]
+    assert not row[: edge + int(RIM * 160) - 1].any() and row[edge + int(RIM * 160) + 2]
+    assert brain_region(np.zeros((160, 160), np.uint8)) is None
 
 
 def test_box_follows_the_head_crop_and_resize():
@@ -44,11 +60,11 @@ def test_explain_eval_command_writes_into_the_report(tiny_model, tmp_path, capsy
     assert len(report["explanations"]["skipped"]) == 1
     assert set(by_class) == {"tumor", "notumor"} and by_class["tumor"]["Score-CAM"]["images"] == 1
     for method, row in methods.items():  # two types of one image each: the overall figure is their mean
-        for key in ("pointing_game", "energy_in_box", "iou"):
+        for key in ("pointing_game", "energy_in_box", "iou", "peak_off_brain"):
             assert row[key] == pytest.approx((by_class["tumor"][method][key] + by_class["notumor"][method][key]) / 2,
                                              abs=1e-4)
     out = capsys.readouterr().out
-    assert "pointing game" in out and "by tumour type: notumor (1, box " in out
+    assert "pointing game" in out and "by tumour type: notumor (1, box " in out and "peak off the brain by" in out
     # The box's share of the model input: 0.3 x 0.3 of the image, more of the head crop.
     (x0, y0, x1, y1), = [u["box"] for u in report["explanations"]["per_image"] if u["label"] == "tumor"]
     share = report["explanations"]["box_share_by_class"]["tumor"]
@@ -67,3 +83,11 @@ def test_the_trust_note_gives_the_measured_figures_or_says_there_are_none():
         "of a tumour.")
     for missing in (None, {}, explanations):
         assert trust_note(missing, "Score-CAM").startswith("Score-CAM has not been measured against expert tumour boxes")
+    # A peak on the skull or scalp is named for the types where it happens to a tenth or more.
+    explanations["methods"]["Occlusion"]["peak_off_brain"] = 0.09
+    explanations["by_class"]["glioma"]["Occlusion"]["peak_off_brain"] = 0.18
+    explanations["by_class"]["pituitary"]["Occlusion"]["peak_off_brain"] = 0.02
+    assert ("(glioma 11%, pituitary 44%), and on the skull, the scalp or outside the head for 9% (glioma 18%). "
+            in trust_note(explanations, "Occlusion"))
+    explanations["by_class"]["glioma"]["Occlusion"]["peak_off_brain"] = 0.05
+    assert "skull" not in trust_note(explanations, "Occlusion")

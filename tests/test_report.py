@@ -35,3 +35,21 @@ def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
     assert "Note: T2 scan (TR 4000 ms, TE 100 ms)." in text
     assert "the peak of Grad-CAM fell inside the tumour for 22%" in text
     assert "DOE" not in text and "JANE" not in text
+
+
+def test_the_longest_notes_still_fit_on_one_page():
+    import re
+
+    from brain_cnn.explain_eval import trust_note
+
+    by_class = {label: {"Occlusion": {"pointing_game": 0.44, "peak_off_brain": 0.18}}
+                for label in ("glioma", "meningioma", "pituitary")}
+    note = trust_note({"methods": {"Occlusion": {"images": 161, "pointing_game": 0.34, "peak_off_brain": 0.09}},
+                       "by_class": by_class}, "Occlusion")
+    c = case()
+    c.notes.extend(["On T2 slices of brain-tumor-44c (a source it was not trained on) this model found 33% of 1041 "
+                    "tumour slices and kept 98% of 267 normal slices normal. A 'no tumour' call on this scan does not "
+                    "rule a tumour out."] * 2)
+    pdf = case_report_pdf(c, c.slices[0], np.dstack([c.slices[0].display] * 3), "Occlusion", "brain-tumor-mri",
+                          "f" * 64, heat_map_note=note)
+    assert "skull" in note and len(re.findall(rb"/Type /Page\b(?!s)", pdf)) == 1
