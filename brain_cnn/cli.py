@@ -68,6 +68,7 @@ def _config(args: argparse.Namespace, data: str, out: str):
         dropout=args.dropout,
         pooling=args.pooling,
         dilate_last_stage=args.dilate_last_stage,
+        brain_only=args.brain_only,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
@@ -230,6 +231,9 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dilate-last-stage", action="store_true",
                         help="no pooling before the last stage, dilated convolutions in it: a last block twice as "
                         "fine for heat maps (about 1.7x the computation)")
+    parser.add_argument("--brain-only", action="store_true",
+                        help="black out the skull, the scalp and the background inside the network, so it can only "
+                        "use the brain (explain-eval's 'peak off the brain' says how often heat maps land there)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="batch size per replica (default 32); the learning rate scales with the replicas")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")

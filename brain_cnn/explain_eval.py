@@ -27,15 +27,10 @@ import numpy as np
 
 from .decode import decode_image
 from .explain import METHODS, Explainer
-from .preprocess import crop_to_head_with_offset, head_mask, read_file, resize_square
+from .preprocess import RIM, crop_to_head_with_offset, head_mask, read_file, resize_square
 
 __all__ = ["Box", "read_boxes", "box_in_model_input", "brain_region", "score_heatmap", "evaluate_explanations",
            "trust_note", "draw_box"]
-
-# Skull and scalp together are about 1 cm thick on a head about 15 cm across, and
-# the model input is the head cropped to fill the square: a band of 7 % of the side
-# inside the head's outline holds them.
-RIM = 0.07
 
 
 @dataclass(frozen=True)

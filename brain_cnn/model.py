@@ -54,6 +54,7 @@ def build_model(
     dropout: float = 0.3,
     pooling: str = "average",
     dilate_last_stage: bool = False,
+    brain_only: bool = False,
 ):
     """Build the (uncompiled) classifier.
 
@@ -71,6 +72,9 @@ def build_model(
             weights and field of view on a map twice as fine (10x10 becomes
             20x20 at 160 px), for heat maps that can point at small tumours;
             about 1.7 times the computation.
+        brain_only: black out the skull, the scalp and the background first
+            (:class:`brain_cnn.layers.BrainOnly`), so the network can only
+            use the brain.
 
     Returns:
         A ``keras.Model`` taking ``uint8``-range float input (0..255).
@@ -88,6 +92,10 @@ def build_model(
         raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    if brain_only:
+        from .layers import BrainOnly
+
+        x = BrainOnly(name="brain_only")(x)
     x = _conv_bn_relu(x, width, "stem", kernel=5, strides=2)
     filters = width
     for stage in range(depth):

@@ -130,6 +130,8 @@ def load_model(folder: str | Path) -> LoadedModel:
         )
     import keras
 
+    from . import layers  # noqa: F401 - registers the custom layers, so safe mode can rebuild them
+
     try:
         model = keras.models.load_model(weights, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive

@@ -38,6 +38,13 @@ MAX_ASPECT = 8
 DECODE_WORKERS = min(8, (os.cpu_count() or 1) * 2)
 
 
+# The head is what is brighter than a fifth of the slice's brightest level, capped at this.
+HEAD_LEVEL = 45.0
+# Skull and scalp together are about 1 cm thick on a head about 15 cm across, and
+# after the crop the head fills the square: a band of 7 % of the side inside the
+# head's outline holds them (see brain_cnn.layers.BrainOnly, brain_cnn.explain_eval).
+RIM = 0.07
+
 HeadBox = tuple[int, int, int, int]  # (x0, y0, x1, y1) in the decoded slice
 
 
@@ -48,7 +55,7 @@ def _largest_blob(grey: np.ndarray):
     level = float(np.percentile(blurred, 99.5))
     if level < 8:  # blank or nearly black image
         return None
-    threshold = min(45.0, 0.2 * level)
+    threshold = min(HEAD_LEVEL, 0.2 * level)
     mask = (blurred > threshold).astype(np.uint8)
     kernel = np.ones((5, 5), np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel, iterations=2)

@@ -163,14 +163,17 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_fine_tune_to_the_max_head_and_predict_with_it(trained, tmp_path, capsys):
+def test_fine_tune_to_the_max_head_seeing_the_brain_only_and_predict_with_it(trained, tmp_path, capsys):
+    from brain_cnn.model_folder import load_model
+
     root, out = trained
     peak = tmp_path / "max"
     assert main(["train", "--data", str(root), "--out", str(peak), "--epochs", "1", "--image-size", "48",
                  "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "2", "--pooling", "max",
-                 "--init-from", str(out), "--split", str(out / "split.json")]) == 0
+                 "--brain-only", "--init-from", str(out), "--split", str(out / "split.json")]) == 0
     card = json.loads((peak / "card.json").read_text())
     assert card["training"]["pooling"] == "max" and card["training"]["initialised_from"]["head"] == "kept"
+    assert card["training"]["brain_only"] and load_model(peak).model.get_layer("brain_only")
     assert (peak / "evaluation.json").is_file()
     capsys.readouterr()
     assert main(["predict", "--model", str(peak), "--json", str(root / "Testing")]) == 0
