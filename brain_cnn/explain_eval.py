@@ -18,16 +18,16 @@ head crop); boxes are carried into the same coordinates.
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .decode import decode_image
 from .explain import METHODS, Explainer
-from .preprocess import RIM, crop_to_head_with_offset, head_mask, read_file, resize_square
+from .preprocess import crop_to_head_with_offset, read_file, resize_square
 
 __all__ = ["Box", "read_boxes", "box_in_model_input", "brain_region", "score_heatmap", "evaluate_explanations",
            "trust_note", "draw_box"]
@@ -64,13 +64,20 @@ def box_in_model_input(box: Box, original_shape: tuple[int, int], offset: tuple[
 
 
 def brain_region(pixels: np.ndarray) -> np.ndarray | None:
-    """Where the brain can be in a model input (S, S): the head less its outer :data:`RIM`; None if no head is found."""
-    head = head_mask(pixels)
-    if head is None:
-        return None
-    # Padded with background so the image edge counts as the head's outline when the crop cuts it.
-    depth = cv2.distanceTransform(np.pad(head.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    return depth >= RIM * pixels.shape[0]
+    """Where the brain can be in a model input (S, S): what :class:`~brain_cnn.layers.BrainOnly` keeps; None if no head.
+
+    The same mask a brain-only network sees through, so "peak off the brain"
+    means the same for every model.
+    """
+    mask = np.asarray(_brain_only().brain_mask(pixels[None, ..., None].astype(np.float32) / 255.0))[0, ..., 0] > 0.5
+    return mask if mask.any() else None
+
+
+@functools.lru_cache(maxsize=1)
+def _brain_only():
+    from .layers import BrainOnly
+
+    return BrainOnly()
 
 
 def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int],

@@ -59,12 +59,13 @@ def _seen_from_both_sides(mask, axis: int):
 class BrainOnly(keras.layers.Layer):
     """Multiply a (N, S, S, 1) slice in [0, 1] by its brain mask.
 
-    The mask follows :func:`brain_cnn.preprocess.head_mask` and
-    :func:`brain_cnn.explain_eval.brain_region` with tensor operations: the
-    bright part of the blurred slice (above a fifth of its brightest level,
-    at most :data:`~brain_cnn.preprocess.HEAD_LEVEL`), opened to drop speckle,
-    holes filled where head lies on both sides in both directions, then the
-    outer :data:`~brain_cnn.preprocess.RIM` of the side eroded away.
+    The mask (also what ``explain-eval`` calls the brain): the bright part
+    of the blurred slice (above a fifth of its brightest level, at most
+    :data:`~brain_cnn.preprocess.HEAD_LEVEL`, as the head crop finds it),
+    opened to drop speckle; filled wherever head lies on both sides across
+    and down (ventricles, necrosis; the sinuses beside the sella, so a
+    pituitary tumour stays in); less the outer :data:`~brain_cnn.preprocess.RIM`
+    of the side.
     """
 
     def __init__(self, rim: float = RIM, **kwargs):

@@ -23,7 +23,6 @@ __all__ = [
     "find_head",
     "crop_to_head",
     "crop_to_head_with_offset",
-    "head_mask",
     "prepare",
     "resize_square",
     "load_scan",
@@ -42,29 +41,10 @@ DECODE_WORKERS = min(8, (os.cpu_count() or 1) * 2)
 HEAD_LEVEL = 45.0
 # Skull and scalp together are about 1 cm thick on a head about 15 cm across, and
 # after the crop the head fills the square: a band of 7 % of the side inside the
-# head's outline holds them (see brain_cnn.layers.BrainOnly, brain_cnn.explain_eval).
+# head's outline holds them (see brain_cnn.layers.BrainOnly).
 RIM = 0.07
 
 HeadBox = tuple[int, int, int, int]  # (x0, y0, x1, y1) in the decoded slice
-
-
-def _largest_blob(grey: np.ndarray):
-    """Outline of the largest bright blob of a slice (the head), or None when there is none worth the name."""
-    height, width = grey.shape
-    blurred = cv2.GaussianBlur(grey, (5, 5), 0)
-    level = float(np.percentile(blurred, 99.5))
-    if level < 8:  # blank or nearly black image
-        return None
-    threshold = min(HEAD_LEVEL, 0.2 * level)
-    mask = (blurred > threshold).astype(np.uint8)
-    kernel = np.ones((5, 5), np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel, iterations=2)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    largest = max(contours, key=cv2.contourArea)
-    _, _, w, h = cv2.boundingRect(largest)
-    return None if w * h < 0.05 * width * height else largest
 
 
 def find_head(grey: np.ndarray) -> HeadBox:
@@ -75,24 +55,26 @@ def find_head(grey: np.ndarray) -> HeadBox:
     the same scale. If nothing sensible is found the whole image is kept.
     """
     height, width = grey.shape
-    largest = _largest_blob(grey)
-    if largest is None:
-        return (0, 0, width, height)
+    whole = (0, 0, width, height)
+    blurred = cv2.GaussianBlur(grey, (5, 5), 0)
+    level = float(np.percentile(blurred, 99.5))
+    if level < 8:  # blank or nearly black image
+        return whole
+    threshold = min(HEAD_LEVEL, 0.2 * level)
+    mask = (blurred > threshold).astype(np.uint8)
+    kernel = np.ones((5, 5), np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel, iterations=2)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return whole
+    largest = max(contours, key=cv2.contourArea)
     x, y, w, h = cv2.boundingRect(largest)
+    if w * h < 0.05 * width * height:
+        return whole
     margin = int(round(0.02 * max(w, h)))
     return (
         max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)
     )
-
-
-def head_mask(grey: np.ndarray) -> np.ndarray | None:
-    """The head as a filled ``bool`` mask (dark ventricles and necrosis included), or None if none is found."""
-    largest = _largest_blob(grey)
-    if largest is None:
-        return None
-    mask = np.zeros(grey.shape, np.uint8)
-    cv2.drawContours(mask, [largest], -1, 1, thickness=cv2.FILLED)
-    return mask.astype(bool)
 
 
 def crop_to_head(grey: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from brain_cnn.explain_eval import RIM, Box, box_in_model_input, brain_region, score_heatmap
+from brain_cnn.explain_eval import Box, box_in_model_input, brain_region, score_heatmap
 
 
 def test_scores_of_a_heat_map_on_its_box():
@@ -18,15 +18,15 @@ def test_scores_of_a_heat_map_on_its_box():
     assert score_heatmap(heat, (6, 6, 10, 10), brain)["off_brain"] == 0.0
 
 
-def test_the_brain_region_leaves_out_the_skull_scalp_band_and_the_background():
+def test_peaks_off_the_brain_are_judged_by_the_mask_a_brain_only_network_sees_through():
     from conftest import phantom
 
-    image = phantom(160, margin=0.02)  # a head that fills the input, as after the crop to the head
+    from brain_cnn.layers import BrainOnly
+
+    image = phantom(160, lesion=True, margin=0.02)
+    seen = np.asarray(BrainOnly().brain_mask(image[None, ..., None].astype(np.float32) / 255))[0, ..., 0] > 0.5
     brain = brain_region(image)
-    row = brain[80]
-    edge = np.flatnonzero(image[80] > 45)[0]  # the head's outline on the middle row
-    assert brain[80, 80] and not brain[2, 2]
-    assert not row[: edge + int(RIM * 160) - 1].any() and row[edge + int(RIM * 160) + 2]
+    assert brain[80, 80] and not brain[2, 2] and np.array_equal(brain, seen)
     assert brain_region(np.zeros((160, 160), np.uint8)) is None
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from brain_cnn.errors import UnreadableImageError
-from brain_cnn.preprocess import crop_to_head, find_head, head_mask, load_scan, prepare
+from brain_cnn.preprocess import crop_to_head, find_head, load_scan, prepare
 
 from conftest import encode, phantom
 
@@ -59,12 +59,3 @@ def test_extremely_elongated_images_are_refused():
     with pytest.raises(UnreadableImageError, match="too elongated"):
         prepare(np.full((48, 65584), 100, np.uint8), 32)
 
-
-def test_head_mask_is_the_filled_head_and_none_on_a_blank_slice():
-    from conftest import phantom
-
-    image = phantom(96)
-    image[40:56, 40:56] = 0  # a dark hole inside (ventricles, necrosis) is still head
-    mask = head_mask(image)
-    assert mask[48, 48] and mask[48, 30] and not mask[2, 2] and not mask[48, 5]
-    assert head_mask(np.zeros((40, 40), np.uint8)) is None
