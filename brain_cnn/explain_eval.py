@@ -8,8 +8,8 @@ fractions of the image) and for each explanation method of the app:
 * energy share: the fraction of the heat map's total inside the box;
 * IoU of the heat map thresholded at half its maximum with the box;
 * peak off the brain: the maximum falls on the skull, the scalp or outside
-  the head, where no brain tumour can be. A network that scores well there
-  has learned something about the picture, not the tumour.
+  the head, where no brain tumour can be: evidence the network took from
+  how the picture was taken, not from a tumour.
 
 Heat maps are computed for the image's true class on the model input (the
 head crop); boxes are carried into the same coordinates.
