@@ -17,6 +17,7 @@ def test_brain_only_keeps_the_brain_and_blacks_out_skull_scalp_and_background():
     edge = np.flatnonzero(image[80] > 45)[0]  # the head's outline on the middle row
     assert kept[80, 60] == pytest.approx(image[80, 60] / 255.0) and kept[2, 2] == 0
     assert not row[: edge + round(RIM * 160) - 1].any() and row[edge + round(RIM * 160) + 2]
+    assert np.asarray(BrainOnly().brain_mask(image[None, ..., None].astype(np.float32) / 255.0))[0, 80, 80, 0] == 1
     assert np.asarray(BrainOnly().brain_mask(np.zeros((1, 32, 32, 1), np.float32))).max() == 0
 
 

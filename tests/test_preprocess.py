@@ -58,4 +58,3 @@ def test_unreadable_paths_have_clear_messages(tmp_path):
 def test_extremely_elongated_images_are_refused():
     with pytest.raises(UnreadableImageError, match="too elongated"):
         prepare(np.full((48, 65584), 100, np.uint8), 32)
-
