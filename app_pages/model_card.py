@@ -52,5 +52,9 @@ for item in card.limitations or ["None recorded."]:
 st.subheader("Training")
 st.json(card.training, expanded=False)
 st.markdown(f"Created {card.created}; libraries: " + ", ".join(f"{k} {v}" for k, v in card.versions.items()))
-st.markdown("**SHA-256 of model.keras**")
-st.code(card.sha256, language=None)
+if card.members:
+    st.markdown("**An ensemble**: the mean of its members' probabilities. SHA-256 of each member's model.keras:")
+    st.code("\n".join(f"{m['folder']}  {m['sha256']}" for m in card.members), language=None)
+else:
+    st.markdown("**SHA-256 of model.keras**")
+    st.code(card.sha256, language=None)

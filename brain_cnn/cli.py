@@ -1,4 +1,4 @@
-"""Command line: ``brain-cnn train | evaluate | predict``.
+"""Command line: ``brain-cnn train | evaluate | predict | ...`` (``brain-cnn --help`` lists them).
 
 TensorFlow is imported only inside the commands, so ``--help`` is instant.
 Errors a user can cause print one line (``error: ...``) and exit with 2.
@@ -208,6 +208,17 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from .ensemble import make_ensemble
+    from .evaluation import evaluate_model_folder, summary_table
+
+    out = make_ensemble(args.members, args.out, args.name)
+    print(f"saved {out} ({len(args.members)} members)", flush=True)
+    if not args.no_evaluate:
+        print(summary_table(evaluate_model_folder(out, batch_size=args.batch_size)))
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_model
 
@@ -373,6 +384,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help=argparse.SUPPRESS)
     loso.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
     loso.set_defaults(run=_cmd_loso)
+
+    ensemble = commands.add_parser(
+        "ensemble",
+        help="combine trained models into one that averages their probabilities",
+        description="Write the model folder OUT for an ensemble of MEMBER folders: the mean of their softmax "
+        "probabilities. It holds a card and a split (the members' common validation and test splits, the union "
+        "of their training splits), no weights: loading checks each member's checksum. Then it is evaluated "
+        "like a trained model (flip averaging, temperature and gate chosen on its validation split).",
+    )
+    ensemble.add_argument("members", nargs="+", metavar="MEMBER",
+                          help="model folders trained with the same classes, input size and validation/test split")
+    ensemble.add_argument("--out", required=True, help="the ensemble's model folder, e.g. models/NAME")
+    ensemble.add_argument("--name", help="model name (default: the folder's name)")
+    ensemble.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    ensemble.add_argument("--no-evaluate", action="store_true", help="only write the folder")
+    ensemble.set_defaults(run=_cmd_ensemble)
 
     export = commands.add_parser(
         "export",

@@ -85,9 +85,16 @@ def features_model(model):
     import keras
     from keras import layers
 
+    from .ensemble import members_of
     from .model import LAST_CONV_LAYER
     from .ood import FEATURE_LAYERS
 
+    members = members_of(model)
+    if members:  # an ensemble: each member's features side by side, the mean of their probabilities
+        image = keras.Input(shape=tuple(model.input_shape[1:]), name="image")
+        both = [features_model(member)(image) for member in members]
+        features = layers.Concatenate()([f for f, _ in both])
+        return keras.Model(image, [features, layers.Average()([p for _, p in both])])
     names = {layer.name for layer in model.layers}
 
     def pool(name):

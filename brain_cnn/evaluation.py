@@ -148,18 +148,24 @@ def _saved_train_samples(folder: Path):
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 
 
-def _pretraining_hashes(training: dict[str, Any], image_size: int):
-    """Hashes of the training and validation images of the model a run started from, if it is reachable."""
-    start = training.get("initialised_from") or {}
-    folder = Path(start.get("folder", ""))
-    if not start or not (folder / SPLIT_FILE).is_file():
-        return None
-    manifest = SplitManifest.load(folder / SPLIT_FILE)
-    if not Path(manifest.root).is_dir():
-        return None
-    samples = manifest.splits.get("train", []) + manifest.splits.get("validation", [])
-    decoded = decode_samples(samples, manifest.root, manifest.classes, image_size)
-    return hash_prepared(decoded.images, decoded.files)
+def _pretraining_hashes(training: dict[str, Any], image_size: int) -> list:
+    """Hashes of the training and validation images of the models a run (or an ensemble's members) started from.
+
+    Only those whose folder and data are reachable here; an empty list if none is.
+    """
+    starts = [training.get("initialised_from")] + [m.get("initialised_from") for m in training.get("members", [])]
+    hashes = []
+    for start in filter(None, starts):
+        folder = Path(start.get("folder", ""))
+        if not (folder / SPLIT_FILE).is_file():
+            continue
+        manifest = SplitManifest.load(folder / SPLIT_FILE)
+        if not Path(manifest.root).is_dir():
+            continue
+        samples = manifest.splits.get("train", []) + manifest.splits.get("validation", [])
+        decoded = decode_samples(samples, manifest.root, manifest.classes, image_size)
+        hashes.append(hash_prepared(decoded.images, decoded.files))
+    return hashes
 
 
 def _deduplicated(outputs, train, temperature: float, classes: list[str],
@@ -172,11 +178,11 @@ def _deduplicated(outputs, train, temperature: float, classes: list[str],
         seen = hash_prepared(np.concatenate([train.images, validation.images]), train.files + validation.files)
     duplicated = files_with_near_duplicates(hash_prepared(test.images, test.files), seen)
     pretrained = _pretraining_hashes(card_training or {}, test.images.shape[1])
-    if pretrained is not None:  # images the starting weights were trained on are not unseen either
-        duplicated |= files_with_near_duplicates(hash_prepared(test.images, test.files), pretrained)
+    for hashes in pretrained:  # images the starting weights were trained on are not unseen either
+        duplicated |= files_with_near_duplicates(hash_prepared(test.images, test.files), hashes)
     keep = np.array([f not in duplicated for f in test.files])
     result = {"removed": int((~keep).sum()), "count": int(keep.sum()),
-              "includes_pretraining": pretrained is not None,
+              "includes_pretraining": bool(pretrained),
               "max_hash_bits": NEAR_DUPLICATE_BITS,
               "method": "256-bit DCT hash of the head crop; exact pixel matches and hashes within "
                         f"{NEAR_DUPLICATE_BITS} bits of a training or validation image are removed"}

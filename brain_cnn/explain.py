@@ -13,7 +13,8 @@ Four methods, each a small :class:`ExplanationMethod`:
 
 The three class activation maps explain the last convolution block
 (:data:`brain_cnn.model.LAST_CONV_LAYER`) with the softmax replaced by a
-linear output, as the papers prescribe.
+linear output, as the papers prescribe. An ensemble's map is the mean of its
+members' maps; its occlusion map asks the ensemble itself.
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ class Explainer:
     """Class activation maps for one loaded model; visualizers are built once per method."""
 
     def __init__(self, model, layer: str = LAST_CONV_LAYER):
+        from .ensemble import members_of
+
         self.model = model
         self.layer = layer
         self._visualizers: dict[str, Any] = {}
+        self.members = [Explainer(member, layer) for member in members_of(model)]
 
     def _visualizer(self, method: str):
         if method not in METHODS:
@@ -94,6 +98,10 @@ class Explainer:
         """
         if method == OCCLUSION:
             heat = occlusion_map(self.model, image[..., 0], int(class_index), **METHODS[method].options)
+            top = float(heat.max())
+            return heat / top if top > 0 else heat
+        if self.members:  # an ensemble: the mean of its members' maps, each of its own last block
+            heat = np.mean([member.heatmap(image, class_index, method) for member in self.members], axis=0)
             top = float(heat.max())
             return heat / top if top > 0 else heat
         from tf_keras_vis.utils.scores import CategoricalScore

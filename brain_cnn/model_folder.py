@@ -1,7 +1,8 @@
 """A trained model on disk: ``model.keras`` plus the card that says what it is.
 
 ``models/NAME/`` holds ``model.keras``, ``card.json``, ``history.json``,
-``evaluation.json`` and ``split.json``. The card records the SHA-256 of the
+``evaluation.json`` and ``split.json`` (an ensemble's folder names its member
+folders instead of holding weights: see :mod:`brain_cnn.ensemble`). The card records the SHA-256 of the
 weights file; :func:`load_model` refuses a file whose digest differs, and
 deserialises with Keras safe mode (no arbitrary code from a model file).
 """
@@ -50,6 +51,7 @@ class ModelCard:
     )
     limitations: list[str] = field(default_factory=list)
     validated_on: list[str] = field(default_factory=list)  # other data sets screened (brain_cnn.screening)
+    members: list[dict[str, str]] = field(default_factory=list)  # an ensemble's member folders (brain_cnn.ensemble)
 
     @property
     def mixed_precision(self) -> bool:
@@ -118,6 +120,10 @@ def load_model(folder: str | Path) -> LoadedModel:
     """
     folder = Path(folder)
     card = load_card(folder)
+    if card.members:
+        from .ensemble import load_members
+
+        return LoadedModel(folder=folder, card=card, model=load_members(folder, card)[0], gate=_load_gate(folder, card))
     weights = folder / MODEL_FILE
     if not weights.is_file():
         raise ModelFolderError(f"{folder.name}: {MODEL_FILE} is missing")

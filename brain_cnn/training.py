@@ -17,9 +17,9 @@ import numpy as np
 
 from . import resume
 from .dataset import SplitManifest, discover, make_split
-from .errors import DatasetError
+from .errors import DatasetError, ModelFolderError
 from .model import CLASS_MAPS_LAYER
-from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, sha256_file
+from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, load_card, sha256_file
 from .pipeline import decode_samples, make_dataset
 
 __all__ = ["TrainConfig", "train", "library_versions"]
@@ -245,6 +245,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     from .distribute import choose_strategy
 
     out = Path(config.out)
+    if config.init_from and load_card(config.init_from).members:  # checked before hours of data loading
+        raise ModelFolderError(f"{config.init_from} is an ensemble; start from one of its members")
     settings = json.loads(json.dumps(asdict(config)))  # as the state file holds them
     state = resume.saved_state(out, settings)
     done = state["epoch"] if state else 0
