@@ -114,7 +114,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size)
         print(screening_table(report))
         return 0
-    report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size)
+    report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size,
+                                   flip=_FLIP[args.flip])
     print(summary_table(report))
     return 0
 
@@ -208,6 +209,15 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+_FLIP = {"auto": None, "on": True, "off": False}
+
+
+def _add_flip_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flip", choices=list(_FLIP), default="auto",
+                        help="flip averaging (each slice and its mirror image) on the model's own data: auto "
+                        "chooses it on the validation split; off halves the inference cost (default auto)")
+
+
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from .ensemble import make_ensemble
     from .evaluation import evaluate_model_folder, summary_table
@@ -215,7 +225,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     out = make_ensemble(args.members, args.out, args.name)
     print(f"saved {out} ({len(args.members)} members)", flush=True)
     if not args.no_evaluate:
-        print(summary_table(evaluate_model_folder(out, batch_size=args.batch_size)))
+        print(summary_table(evaluate_model_folder(out, batch_size=args.batch_size, flip=_FLIP[args.flip])))
     return 0
 
 
@@ -313,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", action="append",
                           help="split to evaluate (test, validation, train, all); repeatable; default test and validation")
     evaluate.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    _add_flip_option(evaluate)
     evaluate.add_argument("--screening", action="store_true",
                           help="tumour / no-tumour screening view per source and MRI sequence, written to "
                           "external.json (automatic when DATA's classes are not the model's)")
@@ -399,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--name", help="model name (default: the folder's name)")
     ensemble.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     ensemble.add_argument("--no-evaluate", action="store_true", help="only write the folder")
+    _add_flip_option(ensemble)
     ensemble.set_defaults(run=_cmd_ensemble)
 
     export = commands.add_parser(

@@ -63,8 +63,13 @@ def evaluate_model_folder(
     data: str | Path | None = None,
     splits: list[str] | None = None,
     batch_size: int = 64,
+    flip: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write the report; returns it.
+
+    ``flip`` decides flip averaging on the model's own data: None chooses it on
+    the validation split; True or False fixes it (off halves the inference cost).
+    Any other data is evaluated as the card says.
 
     Raises:
         ModelFolderError: the model folder is unusable.
@@ -84,7 +89,10 @@ def evaluate_model_folder(
     # or fitted on the model's own training and validation splits only; any
     # other evaluation uses what the card already holds.
     refit = own and "validation" in decoded_splits
-    flip = _choose_flip(loaded.model, decoded_splits["validation"], batch_size) if refit else card.flip_averaging
+    if not refit:
+        flip = card.flip_averaging
+    elif flip is None:
+        flip = _choose_flip(loaded.model, decoded_splits["validation"], batch_size)
     outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip,
                                                               card.mixed_precision))
                for split, decoded in decoded_splits.items()}
@@ -215,7 +223,8 @@ def _refit_gate(folder: Path, decoded, validation_features, batch_size, model, f
         "file": GATE_FILE,
         "sha256": sha256_file(folder / GATE_FILE),
         "method": "min class Mahalanobis distance of the globally pooled outputs of layers "
-                  f"{', '.join(FEATURE_LAYERS)}, concatenated (shared Ledoit-Wolf covariance)",
+                  f"{', '.join(FEATURE_LAYERS)}, concatenated (shared Ledoit-Wolf covariance)"
+                  + (" of the first member" if raw.get("members") else ""),
         "fitted_on": f"{len(decoded.labels)} training images; threshold at the "
                      f"{gate.percentile}th percentile of validation distances",
         "threshold": round(gate.threshold, 3),

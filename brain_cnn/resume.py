@@ -25,8 +25,11 @@ RESUME_DIR = "resume"
 STATE_FILE = "state.json"
 
 
-def saved_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+def saved_state(out: Path, settings: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The interrupted run in ``out``, or None if there is none.
+
+    A setting the saved run does not name (an option added since it started)
+    matches if it has its default value in ``defaults``: the run was made as that default makes it.
 
     Raises:
         BrainCnnError: the run there was started with other settings (continuing it
@@ -41,6 +44,7 @@ def saved_state(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         raise BrainCnnError(f"the saved state of the interrupted run in {out} is damaged; "
                             f"delete {out / RESUME_DIR} to start the run again") from None
+    saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved and k in settings}, **saved}
     if saved != settings:
         changed = "; ".join(f"{key} {saved.get(key)!r}, now {settings.get(key)!r}"
                             for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key))

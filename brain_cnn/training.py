@@ -248,7 +248,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     if config.init_from and load_card(config.init_from).members:  # checked before hours of data loading
         raise ModelFolderError(f"{config.init_from} is an ensemble; start from one of its members")
     settings = json.loads(json.dumps(asdict(config)))  # as the state file holds them
-    state = resume.saved_state(out, settings)
+    defaults = json.loads(json.dumps(asdict(TrainConfig(data="", out=""))))
+    state = resume.saved_state(out, settings, defaults)
     done = state["epoch"] if state else 0
     # A resumed run draws other shuffles and augmentations than the first part did
     # rather than replaying epoch 1's.

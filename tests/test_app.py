@@ -177,3 +177,22 @@ def _page_over(models, page: str, monkeypatch, tmp_path) -> AppTest:
     monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
     monkeypatch.chdir(PROJECT)
     return switch(AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run(), page)
+
+
+def test_an_ensemble_diagnoses_and_its_card_names_its_members(tiny_model, monkeypatch, tmp_path):
+    from brain_cnn.ensemble import make_ensemble
+    from brain_cnn.evaluation import evaluate_model_folder
+
+    models = tmp_path / "models"
+    members = [shutil.copytree(tiny_model, models / name) for name in ("a", "b")]
+    evaluate_model_folder(make_ensemble(members, models / "a-and-b"))
+    at = _page_over(models, "diagnose", monkeypatch, tmp_path)
+    at.sidebar.selectbox[0].set_value("a-and-b")
+    at = upload(at.run(), [("scan.png", encode(phantom(128, lesion=True), "PNG"), "image/png")])
+    assert not at.exception
+    # An answer: a call, or the tiny members' gate refusing the phantom ("cannot assess"), no other error.
+    assert len(at.success) + len(at.warning) + len(at.error) and all(e.icon == ":material/block:" for e in at.error)
+    at = switch(at, "model_card")
+    assert not at.exception
+    assert any("An ensemble" in m.value for m in at.markdown)
+    assert "../a  " in at.code[0].value and "../b  " in at.code[0].value

@@ -109,3 +109,18 @@ def test_saved_state_that_does_not_fit_the_run_is_refused_not_half_loaded(split_
     path.write_text(json.dumps({**saved, "precision": "mixed_float16"}))
     with pytest.raises(BrainCnnError, match="started in mixed precision on a GPU; continue it on a GPU"):
         train(config, evaluate_after=False)
+
+
+def test_a_run_begun_before_an_option_existed_continues_if_the_option_keeps_its_default(tmp_path):
+    from brain_cnn import resume
+    from brain_cnn.errors import BrainCnnError
+
+    (tmp_path / resume.RESUME_DIR).mkdir()
+    (tmp_path / resume.RESUME_DIR / resume.STATE_FILE).write_text(
+        json.dumps({"settings": {"epochs": 60}, "epoch": 20}))  # saved by a version without brain_only
+    defaults = {"epochs": 40, "brain_only": False}
+    assert resume.saved_state(tmp_path, {"epochs": 60, "brain_only": False}, defaults)["epoch"] == 20
+    with pytest.raises(BrainCnnError, match="brain_only False, now True"):
+        resume.saved_state(tmp_path, {"epochs": 60, "brain_only": True}, defaults)
+    with pytest.raises(BrainCnnError, match="epochs 60, now 40"):
+        resume.saved_state(tmp_path, {"epochs": 40, "brain_only": False}, defaults)
