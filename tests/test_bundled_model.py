@@ -39,8 +39,6 @@ def test_bundled_models_reproduce_their_cards_on_the_official_test_split(tmp_pat
     assert test["count"] == 1311
     assert test["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-4)
     assert test["accuracy"] >= floor  # the shipped models score 0.9832 and 0.9863; catch a broken model, not noise
-    clean = test["without_near_duplicates"]
-    assert clean["count"] == card["metrics"]["test"]["without_near_duplicates"]["images"]
 
 
 @pytest.mark.slow
