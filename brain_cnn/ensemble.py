@@ -26,7 +26,7 @@ from typing import Any
 
 from .dataset import SplitManifest
 from .errors import ModelFolderError
-from .model_folder import SPLIT_FILE, LoadedModel, ModelCard, load_model
+from .model_folder import SPLIT_FILE, ModelCard, load_model
 
 __all__ = ["make_ensemble", "ensemble_network", "load_members", "members_of", "members_digest"]
 
@@ -54,8 +54,8 @@ def members_digest(digests: list[str]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
-def load_members(folder: Path, card: ModelCard) -> tuple[Any, list[LoadedModel]]:
-    """Load and check every member of an ensemble folder; return the combined network and the members.
+def load_members(folder: Path, card: ModelCard) -> Any:
+    """Load and check every member of an ensemble folder; return the combined network.
 
     Raises:
         ModelFolderError: a member is missing, unusable, changed since the ensemble was made,
@@ -77,7 +77,7 @@ def load_members(folder: Path, card: ModelCard) -> tuple[Any, list[LoadedModel]]
         loaded.append(member)
     if members_digest([m.card.sha256 for m in loaded]) != card.sha256:
         raise ModelFolderError(f"{folder.name}: the card's checksum does not match its members'")
-    return ensemble_network([m.model for m in loaded]), loaded
+    return ensemble_network([m.model for m in loaded])
 
 
 def _check_compatible(first: ModelCard, other: ModelCard, name: str, ensemble: str) -> None:

@@ -123,7 +123,7 @@ def load_model(folder: str | Path) -> LoadedModel:
     if card.members:
         from .ensemble import load_members
 
-        return LoadedModel(folder=folder, card=card, model=load_members(folder, card)[0], gate=_load_gate(folder, card))
+        return LoadedModel(folder=folder, card=card, model=load_members(folder, card), gate=_load_gate(folder, card))
     weights = folder / MODEL_FILE
     if not weights.is_file():
         raise ModelFolderError(f"{folder.name}: {MODEL_FILE} is missing")
