@@ -98,12 +98,10 @@ class Explainer:
         """
         if method == OCCLUSION:
             heat = occlusion_map(self.model, image[..., 0], int(class_index), **METHODS[method].options)
-            top = float(heat.max())
-            return heat / top if top > 0 else heat
+            return _peak_one(heat)
         if self.members:  # an ensemble: the mean of its members' maps, each of its own last block
             heat = np.mean([member.heatmap(image, class_index, method) for member in self.members], axis=0)
-            top = float(heat.max())
-            return heat / top if top > 0 else heat
+            return _peak_one(heat)
         from tf_keras_vis.utils.scores import CategoricalScore
 
         visualizer = self._visualizer(method)
@@ -118,9 +116,13 @@ class Explainer:
         with contextlib.redirect_stdout(io.StringIO()):
             cam = visualizer(CategoricalScore([int(class_index)]), batch, penultimate_layer=self.layer,
                              seek_penultimate_conv_layer=False, **options)
-        cam = np.nan_to_num(np.asarray(cam[0], dtype=np.float32))
-        top = float(cam.max())
-        return cam / top if top > 0 else cam
+        return _peak_one(np.nan_to_num(np.asarray(cam[0], dtype=np.float32)))
+
+
+def _peak_one(heat: np.ndarray) -> np.ndarray:
+    """A heat map scaled so its peak is 1 (an all-zero map stays zero)."""
+    top = float(heat.max())
+    return heat / top if top > 0 else heat
 
 
 def occlusion_map(model, pixels: np.ndarray, target: int, patch: float = 0.2, stride: float = 0.05,
