@@ -42,6 +42,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = _config(args, args.data, args.out)
     config.add_data, config.exclude = args.add_data or [], args.exclude or []
     config.name, config.split, config.init_from = args.name, args.split, args.init_from
+    config.teacher, config.teacher_weight = args.teacher, args.teacher_weight
+    config.teacher_temperature = args.teacher_temperature
     try:
         train(config, evaluate_after=not args.no_evaluate)
     except KeyboardInterrupt:
@@ -297,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", metavar="MODEL",
                        help="start from the weights of this model folder: fine-tuning with the same classes, "
                        "or transfer learning with a new softmax head for other classes (same size and architecture)")
+    train.add_argument("--teacher", metavar="MODEL",
+                       help="distillation: blend this model folder's probabilities (e.g. an ensemble's) into the "
+                       "training targets, to carry its accuracy into one network (same classes and input size)")
+    train.add_argument("--teacher-weight", type=float, default=0.5,
+                       help="the teacher's share of each target, 0 to 1 (default 0.5)")
+    train.add_argument("--teacher-temperature", type=float, default=2.0,
+                       help="soften the teacher's probabilities by this temperature before blending (default 2)")
     train.add_argument("--split", metavar="PATH",
                        help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
     train.add_argument("--add-data", action="append", metavar="DIR[=MAP.json]",

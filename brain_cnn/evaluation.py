@@ -157,11 +157,13 @@ def _saved_train_samples(folder: Path):
 
 
 def _pretraining_hashes(training: dict[str, Any], image_size: int) -> list:
-    """Hashes of the training and validation images of the models a run (or an ensemble's members) started from.
+    """Hashes of the training and validation images of the models a run (or an ensemble's members) started
+    from or was taught by.
 
     Only those whose folder and data are reachable here; an empty list if none is.
     """
-    starts = [training.get("initialised_from")] + [m.get("initialised_from") for m in training.get("members", [])]
+    starts = [training.get("initialised_from"), training.get("teacher")]
+    starts += [m.get("initialised_from") for m in training.get("members", [])]
     hashes = []
     for start in filter(None, starts):
         folder = Path(start.get("folder", ""))

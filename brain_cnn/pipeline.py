@@ -123,17 +123,19 @@ def targets(labels: np.ndarray, classes: list[str]) -> np.ndarray:
 
 
 def make_dataset(split: DecodedSplit, classes: list[str], batch_size: int, training: bool, seed: int = 0,
-                 augmentation: str | None = "standard", weights: np.ndarray | None = None):
+                 augmentation: str | None = "standard", weights: np.ndarray | None = None,
+                 soft_targets: np.ndarray | None = None):
     """A ``tf.data.Dataset`` of (float32 images in [0, 255], targets[, sample weights]).
 
     ``augmentation`` is None (none), ``"standard"`` (geometry, brightness, contrast)
-    or ``"scanner"`` (standard plus :func:`scanner_augment`).
+    or ``"scanner"`` (standard plus :func:`scanner_augment`). ``soft_targets`` (N, K)
+    replace the labels' one-hot targets (distillation, :mod:`.distillation`).
     """
     import tensorflow as tf
 
     if augmentation not in (None, *AUGMENTATIONS):
         raise ValueError(f"unknown augmentation {augmentation!r}; choose from {', '.join(AUGMENTATIONS)}")
-    columns = (split.images, targets(split.labels, classes))
+    columns = (split.images, targets(split.labels, classes) if soft_targets is None else soft_targets)
     if weights is not None:
         columns += (np.asarray(weights, np.float32),)
     data = tf.data.Dataset.from_tensor_slices(columns).cache()

@@ -52,6 +52,9 @@ class TrainConfig:
     augmentation: str | None = "standard"  # None, "standard" or "scanner" (see brain_cnn.pipeline)
     strategy: str = "auto"  # see brain_cnn.distribute
     init_from: str | None = None  # a model folder whose weights start the run (fine-tuning)
+    teacher: str | None = None  # a model folder whose probabilities blend into the targets (brain_cnn.distillation)
+    teacher_weight: float = 0.5  # the teacher's share of each target
+    teacher_temperature: float = 2.0  # softens the teacher's probabilities before blending
     split: str | None = None  # a saved split manifest to use instead of making one (e.g. from `audit --write-split`)
     add_data: list[str] = field(default_factory=list)  # more data sets for training: "DIR" or "DIR=MAP.json"
     exclude: list[str] = field(default_factory=list)  # held-out folders: their near duplicates leave training
@@ -247,6 +250,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     out = Path(config.out)
     if config.init_from and load_card(config.init_from).members:  # checked before hours of data loading
         raise ModelFolderError(f"{config.init_from} is an ensemble; start from one of its members")
+    if config.teacher:
+        load_card(config.teacher)  # a missing or broken teacher fails now, not after decoding
     settings = json.loads(json.dumps(asdict(config)))  # as the state file holds them
     defaults = json.loads(json.dumps(asdict(TrainConfig(data="", out=""))))
     state = resume.saved_state(out, settings, defaults)
@@ -290,8 +295,21 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             print(f"warning: skipped unreadable {reason}", file=sys.stderr)
     print(f"decoded {len(train_split.files) + len(val_split.files)} images in "
           f"{time.perf_counter() - started:.0f}s", flush=True)
+    soft_targets, teacher_card = None, None
+    if config.teacher:
+        from .distillation import blend, teacher_probabilities
+        from .pipeline import targets
+
+        started = time.perf_counter()
+        taught, teacher_card = teacher_probabilities(config.teacher, train_split.images, classes, config.image_size)
+        soft_targets = blend(targets(train_split.labels, classes), taught, config.teacher_weight,
+                             config.teacher_temperature)
+        agree = float(np.mean(taught.argmax(1) == train_split.labels))
+        print(f"teacher {teacher_card.name}: probabilities for {len(taught)} training images in "
+              f"{time.perf_counter() - started:.0f}s (its call agrees with the label on {agree:.1%})", flush=True)
     train_data = make_dataset(train_split, classes, global_batch, training=True, seed=config.seed,
-                              augmentation=config.augmentation, weights=_sample_weights(train_split.labels))
+                              augmentation=config.augmentation, weights=_sample_weights(train_split.labels),
+                              soft_targets=soft_targets)
     val_data = make_dataset(val_split, classes, global_batch, training=False)
     print(f"strategy: {distribution.name}, {replicas} replica(s), global batch {global_batch}"
           + (", mixed precision" if mixed else ""), flush=True)
@@ -394,11 +412,14 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         },
         training={
             **{k: v for k, v in asdict(config).items()
-               if k not in ("data", "out", "name", "split", "init_from", "add_data", "exclude")},
+               if k not in ("data", "out", "name", "split", "init_from", "add_data", "exclude", "teacher")
+               and not (k.startswith("teacher_") and not config.teacher)},
             **({"initialised_from": {"name": initial.card.name, "folder": str(config.init_from), "sha256": initial.card.sha256,
                                      "classes": initial.card.classes, "dataset": initial.card.dataset.get("name"),
                                      "head": "kept" if initial.card.classes == classes else "new",
                                      "training": initial.card.training}} if initial is not None else {}),
+            **({"teacher": {"name": teacher_card.name, "folder": str(config.teacher), "sha256": teacher_card.sha256,
+                            "training": teacher_card.training}} if teacher_card is not None else {}),
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "seconds": round(seconds, 1),  # the epochs' time, summed over the parts of a resumed run
@@ -410,7 +431,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
                              "peak_learning_rate": peak,
                              "precision": "mixed_float16" if mixed else "float32"},
             "loss": "categorical cross-entropy, balanced class weights"
-                    + ("; tumours of unstated type spread over the tumour classes" if added else ""),
+                    + ("; tumours of unstated type spread over the tumour classes" if added else "")
+                    + (f"; targets blend the labels with the teacher's probabilities (weight "
+                       f"{config.teacher_weight}, temperature {config.teacher_temperature})" if teacher_card else ""),
         },
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=library_versions(),
