@@ -51,6 +51,11 @@ for item in card.limitations or ["None recorded."]:
 
 st.subheader("Training")
 st.json(card.training, expanded=False)
+teacher = card.training.get("teacher")
+if teacher:
+    st.markdown(f"**Distilled** from `{teacher['name']}`: its training targets blend the labels with that model's "
+                f"probabilities (weight {card.training.get('teacher_weight')}, temperature "
+                f"{card.training.get('teacher_temperature')}). SHA-256 of the teacher's weights: `{teacher['sha256']}`")
 st.markdown(f"Created {card.created}; libraries: " + ", ".join(f"{k} {v}" for k, v in card.versions.items()))
 if card.members:
     st.markdown("**An ensemble**: the mean of its members' probabilities. SHA-256 of each member's model.keras:")

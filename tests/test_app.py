@@ -196,3 +196,18 @@ def test_an_ensemble_diagnoses_and_its_card_names_its_members(tiny_model, monkey
     assert not at.exception
     assert any("An ensemble" in m.value for m in at.markdown)
     assert "../a  " in at.code[0].value and "../b  " in at.code[0].value
+
+
+def test_a_distilled_models_card_names_its_teacher(tiny_model, monkeypatch, tmp_path):
+    import json
+
+    models = tmp_path / "models"
+    student = shutil.copytree(tiny_model, models / "student")
+    card = json.loads((student / "card.json").read_text())
+    card["training"].update(teacher={"name": "the-ensemble", "folder": "models/the-ensemble", "sha256": "ab" * 32},
+                            teacher_weight=0.5, teacher_temperature=2.0)
+    (student / "card.json").write_text(json.dumps(card))
+    at = _page_over(models, "model_card", monkeypatch, tmp_path)
+    assert not at.exception
+    line = next(m.value for m in at.markdown if m.value.startswith("**Distilled**"))
+    assert "the-ensemble" in line and "weight 0.5" in line and "ab" * 32 in line
