@@ -34,7 +34,7 @@ from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from .pipeline import decode_samples
 from .prediction import predict_outputs
 
-__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "sequence_note", "group_screening", "screen_data", "evaluate_screening", "screening_table",
+__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "sequence_note", "group_screening", "screen_data", "screening_outputs", "evaluate_screening", "screening_table",
            "read_external", "screening_rows", "validation_statements", "refresh_card"]
 
 EXTERNAL_FILE = "external.json"
@@ -142,18 +142,18 @@ def _groups(kinds, called, score, type_true, type_pred, sequences, folders, keep
     return result
 
 
-def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: str | Path | None = None,
-                       splits: list[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
-    """Screen every image of ``data`` with the model; write and return the report.
+def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = None,
+                      splits: list[str] | None = None, batch_size: int = 64):
+    """A loaded model's calibrated probabilities on every mapped image of ``data``.
+
+    Returns (data folder, label map, (sample, kind, model class, sequence) per decoded image,
+    the decoded images, probabilities (N, K), files with a near duplicate in the model's training data).
 
     Raises:
-        ModelFolderError: the model folder is unusable.
         DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
     """
-    loaded = load_model(model_folder)
-    folder, card = loaded.folder, loaded.card
-    negative = np.array([is_no_tumour(c) for c in card.classes])
-    if not negative.any():
+    card = loaded.card
+    if not any(is_no_tumour(c) for c in card.classes):
         raise DatasetError(f"{card.name} has no no-tumour class, so it cannot screen for tumours")
     found = open_data(data)
     mapping = load_label_map(label_map) if label_map else bundled_label_map(found.root)
@@ -167,6 +167,22 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     kept = [by_path[f] for f in decoded.files]
     _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
     probs = apply_temperature(raw, card.temperature)
+    seen = _seen_in_training(loaded.folder, card, decoded.images, decoded.files)
+    return found, mapping, kept, decoded, probs, seen
+
+
+def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: str | Path | None = None,
+                       splits: list[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
+    """Screen every image of ``data`` with the model; write and return the report.
+
+    Raises:
+        ModelFolderError: the model folder is unusable.
+        DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
+    """
+    loaded = load_model(model_folder)
+    folder, card = loaded.folder, loaded.card
+    found, mapping, kept, decoded, probs, seen = screening_outputs(loaded, data, label_map, splits, batch_size)
+    negative = np.array([is_no_tumour(c) for c in card.classes])
     predicted = probs.argmax(axis=1)
     kinds = np.array([r[1] for r in kept])
     called = ~negative[predicted]
@@ -175,7 +191,6 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     type_pred = np.array([card.classes[i] for i in predicted])
     sequences = np.array([r[3] for r in kept])
     folders = np.array([r[0].label for r in kept])
-    seen = _seen_in_training(folder, card, decoded.images, decoded.files)
     unseen = np.array([f not in seen for f in decoded.files])
     report: dict[str, Any] = {
         "model": card.name,
