@@ -35,7 +35,7 @@ test: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest
 
 benchmark: $(VENV)/.runtime
-	$(BIN)/python benchmarks/latency.py --model models/brain-tumor-mri
+	$(BIN)/python benchmarks/latency.py --model models/brain-tumor-mri-ensemble
 
 # A separate environment for the side-by-side benchmark (benchmarks/peers.py):
 # the peer package is never installed where the app or the tests run.

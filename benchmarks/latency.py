@@ -3,7 +3,7 @@
 Prints the machine, the library versions and medians over repeated runs. Not a
 test: figures depend on the machine and on what else it is doing.
 
-    python benchmarks/latency.py --model models/brain-tumor-mri [--images DIR] [--repeats 200]
+    python benchmarks/latency.py [--model models/brain-tumor-mri-ensemble] [--images DIR] [--repeats 200]
 
 Without --images it times synthetic phantom JPEGs of 512x512 (decode, head crop,
 resize and the network all included).
@@ -48,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/brain-tumor-mri")
+    parser.add_argument("--model", default="models/brain-tumor-mri-ensemble", help="default: the bundled default")
     parser.add_argument("--images", help="folder of real images to time (default: synthetic JPEGs)")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()

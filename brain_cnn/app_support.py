@@ -20,7 +20,7 @@ import streamlit as st
 from . import audit
 from .assessment import CaseAssessment, SliceAssessment, assess, assess_series
 from .explain import DEFAULT_METHOD, Explainer
-from .model_folder import EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
+from .model_folder import DEFAULT_MODEL, EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
 from .prediction import Predictor
 from .worklist import audit_entry
 
@@ -44,7 +44,6 @@ DISCLAIMER = (
     "Decision support, not a diagnosis. This research tool classifies single MRI slices; "
     "a qualified radiologist must read every study."
 )
-DEFAULT_MODEL = "brain-tumor-mri"
 
 
 def models_dir() -> Path:

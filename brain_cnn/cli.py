@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import BrainCnnError, DatasetError
+from .model_folder import DEFAULT_MODEL
 
 __all__ = ["main", "build_parser"]
 
@@ -350,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot judge (not a brain MRI slice) gets label null and a 'cannot_assess' reason.",
     )
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image file or folder")
-    predict.add_argument("--model", default="models/brain-tumor-mri", help="model folder (default: the bundled model)")
+    predict.add_argument("--model", default=f"models/{DEFAULT_MODEL}",
+                         help=f"model folder (default: the bundled default, models/{DEFAULT_MODEL})")
     predict.add_argument("--json", action="store_true", help="one JSON object per input line")
     predict.add_argument("--batch-size", type=int, default=32,
                          help="files decoded and classified together; bounds memory (default 32)")
