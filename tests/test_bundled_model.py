@@ -75,3 +75,13 @@ def test_bundled_model_reproduces_its_screening_of_the_yes_no_set(tmp_path):
     assert report["overall"]["sensitivity"] == pytest.approx(claimed["overall"]["sensitivity"], abs=1e-3)
     assert report["overall"]["specificity"] == pytest.approx(claimed["overall"]["specificity"], abs=1e-3)
     assert report["seen_in_training"] == claimed["seen_in_training"]
+
+
+@pytest.mark.slow
+def test_the_default_model_is_committed_loads_and_claims_the_goal():
+    """The folder the app opens first and `predict` uses exists, passes its checks, and its card claims 98.5 %."""
+    from brain_cnn.model_folder import DEFAULT_MODEL, load_model
+
+    loaded = load_model(PROJECT / "models" / DEFAULT_MODEL)
+    assert loaded.card.classes == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert loaded.card.metrics["test"]["accuracy"] >= 0.985 and loaded.card.metrics["test"]["images"] == 1311
