@@ -21,7 +21,7 @@ from .preprocess import PREPROCESSING_VERSION
 __all__ = ["DEFAULT_MODEL", "ModelCard", "LoadedModel", "sha256_file", "load_card", "load_model", "list_model_folders"]
 
 # The model the app opens first and `predict` uses without --model: the ensemble of the two
-# 4-class models, the most accurate under the 20 ms a slice budget (README, "The default model").
+# 4-class models, the most accurate under the 20 ms a slice budget (README, "The bundled model").
 DEFAULT_MODEL = "brain-tumor-mri-ensemble"
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
