@@ -24,3 +24,15 @@ def test_gate_refuses_far_features_and_keeps_the_validation_rate(tmp_path):
     gate.save(tmp_path / "g.npz")
     loaded = Gate.load(tmp_path / "g.npz")
     assert np.allclose(loaded.distances(far), gate.distances(far)) and loaded.threshold == gate.threshold
+
+
+def test_gate_distances_are_the_mahalanobis_distances_to_the_nearest_mean():
+    rng = np.random.default_rng(1)
+    root = rng.normal(size=(12, 12))
+    precision = root @ root.T / 12 + np.eye(12)
+    means = rng.normal(0, 3, (5, 12))
+    gate = Gate(means, precision, threshold=1.0, percentile=99.5)
+    features = rng.normal(0, 3, (9, 12)).astype(np.float32)  # the engines' dtype
+    direct = [min(float((f - m) @ precision @ (f - m)) for m in means) for f in features.astype(np.float64)]
+    assert np.allclose(gate.distances(features), direct, rtol=1e-9)
+    assert np.allclose(gate.distances(features[:1]), direct[:1], rtol=1e-9)  # the cached products are reused
