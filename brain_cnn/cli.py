@@ -272,9 +272,11 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
                         help="share held out for test when the folder has no splits (default 0.15)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--no-augment", action="store_true", help="turn augmentation off")
-    parser.add_argument("--augmentation", choices=["standard", "scanner"], default="standard",
+    parser.add_argument("--augmentation", choices=["standard", "scanner", "sequence"], default="standard",
                         help="standard: flips, rotation, zoom, shift, brightness, contrast; scanner: also random "
-                        "gamma, resolution (blur) and noise, to break scanner and sequence cues (default standard)")
+                        "gamma, resolution (blur) and noise, to break scanner cues; sequence: scanner plus, for half "
+                        "the images, a random intensity curve that may swap dark and bright, to break sequence "
+                        "cues (default standard)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,9 +20,9 @@ from .errors import DatasetError, UnreadableImageError
 from .preprocess import DECODE_WORKERS, load_scan
 
 __all__ = ["DecodedSplit", "decode_samples", "make_dataset", "augmenter", "AUGMENTATIONS", "scanner_augment",
-           "SOFT_TUMOUR"]
+           "intensity_remap", "SOFT_TUMOUR"]
 
-AUGMENTATIONS = ("standard", "scanner")
+AUGMENTATIONS = ("standard", "scanner", "sequence")
 # Label of an image known to show a tumour of a type the model has no class for
 # (e.g. a "yes" of a yes/no set): its target spreads evenly over the tumour classes.
 SOFT_TUMOUR = "tumour"
@@ -110,6 +110,36 @@ def scanner_augment(x, seed: int):
     return tf.clip_by_value(x, 0.0, 255.0)
 
 
+def intensity_remap(x, seed: int, knots: int = 6, share: float = 0.5):
+    """Map each of a ``share`` of the images of a float batch in [0, 255] through its own random intensity curve.
+
+    The curve is piecewise linear through ``knots`` evenly spaced points whose
+    heights are drawn at random, so it need not rise: what is dark may turn
+    bright and the reverse, as between T1 and T2 (fluid dark in one, bright in
+    the other). Black stays black so the head keeps its outline. A gamma curve
+    (:func:`scanner_augment`) only bends a rising line, so it leaves which tissue
+    is brighter, the cue that tells sequences apart, unchanged. The idea is that
+    of random intensity transforms for domain generalisation (e.g. GIN,
+    Ouyang et al., 2022, arXiv:2111.12525; SynthSeg, Billot et al., 2023).
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(x)
+    batch = shape[0]
+    heights = tf.random.uniform((batch, knots - 1), seed=seed + 7)
+    heights = tf.concat([tf.zeros((batch, 1)), heights], axis=1)
+    place = tf.reshape(tf.clip_by_value(x / 255.0, 0.0, 1.0), (batch, -1)) * (knots - 1)
+    low = tf.clip_by_value(tf.floor(place), 0.0, knots - 2.0)
+    weight = place - low
+    low = tf.cast(low, tf.int32)
+    below = tf.gather(heights, low, batch_dims=1)
+    above = tf.gather(heights, low + 1, batch_dims=1)
+    mapped = tf.reshape(255.0 * ((1.0 - weight) * below + weight * above), shape)
+    # The rest keep their real contrast: the network is tested on real scans.
+    remap = tf.random.uniform((batch, 1, 1, 1), seed=seed + 8) < share
+    return tf.where(remap, mapped, x)
+
+
 def targets(labels: np.ndarray, classes: list[str]) -> np.ndarray:
     """Training targets (N, K): one-hot, or an even spread over the tumour classes for label -1."""
     from .metrics import is_no_tumour
@@ -127,8 +157,9 @@ def make_dataset(split: DecodedSplit, classes: list[str], batch_size: int, train
                  soft_targets: np.ndarray | None = None):
     """A ``tf.data.Dataset`` of (float32 images in [0, 255], targets[, sample weights]).
 
-    ``augmentation`` is None (none), ``"standard"`` (geometry, brightness, contrast)
-    or ``"scanner"`` (standard plus :func:`scanner_augment`). ``soft_targets`` (N, K)
+    ``augmentation`` is None (none), ``"standard"`` (geometry, brightness, contrast),
+    ``"scanner"`` (standard plus :func:`scanner_augment`) or ``"sequence"``
+    (scanner after :func:`intensity_remap`). ``soft_targets`` (N, K)
     replace the labels' one-hot targets (distillation, :mod:`.distillation`).
     """
     import tensorflow as tf
@@ -148,7 +179,9 @@ def make_dataset(split: DecodedSplit, classes: list[str], batch_size: int, train
 
         def apply(x, *rest):
             x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
-            if augmentation == "scanner":
+            if augmentation == "sequence":
+                x = intensity_remap(x, seed)
+            if augmentation in ("scanner", "sequence"):
                 x = scanner_augment(x, seed)
             return (x, *rest)
 

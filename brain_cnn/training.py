@@ -49,7 +49,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.15
     seed: int = 42
-    augmentation: str | None = "standard"  # None, "standard" or "scanner" (see brain_cnn.pipeline)
+    augmentation: str | None = "standard"  # None, "standard", "scanner" or "sequence" (see brain_cnn.pipeline)
     strategy: str = "auto"  # see brain_cnn.distribute
     init_from: str | None = None  # a model folder whose weights start the run (fine-tuning)
     teacher: str | None = None  # a model folder whose probabilities blend into the targets (brain_cnn.distillation)

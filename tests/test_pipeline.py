@@ -3,7 +3,7 @@ import pytest
 
 from brain_cnn.dataset import Sample
 from brain_cnn.errors import DatasetError
-from brain_cnn.pipeline import decode_samples, make_dataset
+from brain_cnn.pipeline import decode_samples, intensity_remap, make_dataset
 
 from conftest import encode, phantom
 
@@ -31,7 +31,8 @@ def test_unknown_class_is_refused(folder):
         decode_samples([Sample("a/1.png", "zebra")], folder, ["a", "b"], 32)
 
 
-@pytest.mark.parametrize("training,augmentation", [(False, None), (True, "standard"), (True, "scanner")])
+@pytest.mark.parametrize("training,augmentation",
+                         [(False, None), (True, "standard"), (True, "scanner"), (True, "sequence")])
 def test_dataset_batches_float_images_in_range(folder, training, augmentation):
     split = decode_samples([Sample("a/1.png", "a"), Sample("b/2.jpg", "b")], folder, ["a", "b"], 32)
     batches = list(make_dataset(split, ["a", "b"], batch_size=2, training=training, seed=0,
@@ -41,3 +42,24 @@ def test_dataset_batches_float_images_in_range(folder, training, augmentation):
     assert float(images.numpy().min()) >= 0 and float(images.numpy().max()) <= 255
     if not training:  # evaluation sees exactly the decoded pixels
         assert np.array_equal(images.numpy().astype(np.uint8), split.images)
+
+
+def test_intensity_remap_keeps_black_and_can_swap_dark_and_bright():
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.float32), (64, 1))[None, ..., None]
+    batch = np.repeat(ramp, 32, axis=0)
+    mapped = intensity_remap(batch, seed=0, share=1.0).numpy()
+    assert mapped.shape == batch.shape and mapped.min() >= 0 and mapped.max() <= 255
+    assert np.all(mapped[:, :, 0] == 0)  # the background stays black: the head keeps its outline
+    # Of 32 random curves, some put the ramp's brightest end below its middle: T1 and T2 swap which is bright.
+    assert np.any(mapped[:, 0, -1, 0] < mapped[:, 0, 32, 0])
+    assert not np.allclose(mapped[0], mapped[1])  # each image its own curve
+    # Within a segment the curve is linear, so equal inputs stay equal and the map is a function of intensity.
+    assert np.allclose(mapped[:, 0], mapped[:, 63])
+
+
+def test_intensity_remap_leaves_the_other_images_as_they_are():
+    batch = np.random.default_rng(0).uniform(0, 255, (16, 8, 8, 1)).astype(np.float32)
+    assert np.array_equal(intensity_remap(batch, seed=0, share=0.0).numpy(), batch)
+    kept = intensity_remap(batch, seed=1, share=0.5).numpy()
+    same = [np.array_equal(k, b) for k, b in zip(kept, batch)]
+    assert 0 < sum(same) < len(batch)
