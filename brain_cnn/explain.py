@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -30,7 +30,8 @@ import numpy as np
 from .model import LAST_CONV_LAYER
 from .prediction import predict_probabilities
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "OCCLUSION", "Explainer", "occlusion_map", "overlay_heatmap"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "OCCLUSION", "OCCLUSION_FILLS", "Explainer", "occlusion_map",
+           "overlay_heatmap"]
 
 
 @dataclass(frozen=True)
@@ -125,23 +126,30 @@ def _peak_one(heat: np.ndarray) -> np.ndarray:
     return heat / top if top > 0 else heat
 
 
-def occlusion_map(model, pixels: np.ndarray, target: int, patch: float = 0.2, stride: float = 0.05,
-                  batch_size: int = 64) -> np.ndarray:
+def occlusion_map(model, pixels: np.ndarray, target: int | Sequence[int], patch: float = 0.2, stride: float = 0.05,
+                  batch_size: int = 64, fill: str = "black") -> np.ndarray:
     """Occlusion sensitivity of ``target`` for one ``uint8`` model input ``pixels`` (S, S).
 
-    A black square of side ``patch`` x S moves over the slice in steps of ``stride``
+    A square of side ``patch`` x S moves over the slice in steps of ``stride``
     x S (starting half outside, so the edges are covered as often as the middle);
     each pixel gets the mean drop of the target's log-odds over the squares that
     cover it. Rises (hiding a place makes the class likelier) count as zero.
+    ``target`` is a class index, or several (e.g. every tumour class: the
+    log-odds of their summed probability). ``fill`` is what the square shows:
+    ``"black"``, ``"blur"`` (the slice blurred at half the square's side) or
+    ``"mean"`` (the head's mean grey).
     """
     size = pixels.shape[0]
     side, step = max(1, round(patch * size)), max(1, round(stride * size))
     places = [(y, x) for y in range(-side // 2, size - side // 2, step) for x in range(-side // 2, size - side // 2, step)]
+    fills = _occlusion_fill(pixels, fill, side)
     covered = np.repeat(pixels[None, ..., None], len(places) + 1, axis=0)  # the first stays whole
     for i, (y, x) in enumerate(places, start=1):
-        covered[i, max(0, y):y + side, max(0, x):x + side] = 0
+        rows, cols = slice(max(0, y), y + side), slice(max(0, x), x + side)
+        covered[i, rows, cols, 0] = fills[rows, cols]
     # Through the product's inference engine (ONNX Runtime on CPUs): 400 passes are the whole cost.
-    p = np.clip(predict_probabilities(model, covered, batch_size)[:, target], 1e-7, 1 - 1e-7)
+    classes = [target] if np.isscalar(target) else list(target)
+    p = np.clip(predict_probabilities(model, covered, batch_size)[:, classes].sum(axis=1), 1e-7, 1 - 1e-7)
     log_odds = np.log(p) - np.log1p(-p)
     drops = log_odds[0] - log_odds[1:]
     heat, count = np.zeros((size, size)), np.zeros((size, size))
@@ -149,6 +157,21 @@ def occlusion_map(model, pixels: np.ndarray, target: int, patch: float = 0.2, st
         heat[max(0, y):y + side, max(0, x):x + side] += drop
         count[max(0, y):y + side, max(0, x):x + side] += 1
     return np.maximum(heat / np.maximum(count, 1), 0).astype(np.float32)
+
+
+OCCLUSION_FILLS = ("black", "blur", "mean")
+
+
+def _occlusion_fill(pixels: np.ndarray, fill: str, side: int) -> np.ndarray:
+    """What an occluding square shows at each place (S, S) ``uint8``."""
+    if fill == "black":
+        return np.zeros_like(pixels)
+    if fill == "blur":
+        return cv2.GaussianBlur(pixels, (0, 0), side / 2)
+    if fill == "mean":
+        head = pixels > 20  # the head, as the brain mask of explain_eval sees it, roughly
+        return np.full_like(pixels, int(round(float(pixels[head].mean()))) if head.any() else 0)
+    raise ValueError(f"unknown occlusion fill {fill!r}; choose from {', '.join(OCCLUSION_FILLS)}")
 
 
 def overlay_heatmap(grey: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from brain_cnn.explain import METHODS, Explainer, overlay_heatmap
+from brain_cnn.explain import METHODS, OCCLUSION_FILLS, Explainer, occlusion_map, overlay_heatmap
 from brain_cnn.model import build_model
 
 from conftest import phantom
@@ -60,6 +60,47 @@ def test_occlusion_points_at_the_evidence_and_only_there():
     assert heatmap[28:36, 28:36].max() == 0 and heatmap.max() == pytest.approx(1.0)
     # For class 0 hiding the evidence makes the class likelier: a rise, which counts as nothing.
     assert Explainer(keras.Model(inputs, outputs)).heatmap(image, 0, "Occlusion").max() == 0
+
+
+def _brightness_network(weights):
+    """Softmax over classes scored by the mean brightness of the whole input times ``weights``."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((40, 40, 1))
+    pooled = layers.GlobalAveragePooling2D()(inputs)
+    outputs = layers.Dense(len(weights), activation="softmax",
+                           kernel_initializer=keras.initializers.Constant([weights]))(pooled)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("fill", OCCLUSION_FILLS)
+def test_occlusion_fill_decides_what_hiding_removes(fill):
+    """On a flat grey slice with one bright square, a black or mean-grey patch removes the square's light;
+    a blurred patch keeps most of it, so it points there less strongly than black does."""
+    model = _brightness_network([-0.01, 0.01])
+    image = np.full((40, 40), 100, np.uint8)
+    image[16:24, 16:24] = 250
+    heat = occlusion_map(model, image, 1, patch=0.2, stride=0.1, fill=fill)
+    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    assert 12 <= peak[0] < 28 and 12 <= peak[1] < 28
+    if fill == "blur":
+        assert heat.max() < occlusion_map(model, image, 1, patch=0.2, stride=0.1, fill="black").max()
+
+
+def test_occlusion_of_several_classes_scores_their_summed_probability():
+    """Classes 1 and 2 both rise with brightness; together they are the 'tumour' the map explains."""
+    model = _brightness_network([-0.01, 0.005, 0.005])
+    image = np.zeros((40, 40), np.uint8)
+    image[4:12, 4:12] = 200
+    together = occlusion_map(model, image, [1, 2], patch=0.2, stride=0.1)
+    assert together.max() > 0 and together[30:, 30:].max() == 0
+    assert together.max() > occlusion_map(model, image, 1, patch=0.2, stride=0.1).max()
+
+
+def test_unknown_occlusion_fill_is_refused():
+    with pytest.raises(ValueError, match="unknown occlusion fill"):
+        occlusion_map(_brightness_network([0.0, 0.1]), np.zeros((40, 40), np.uint8), 1, fill="noise")
 
 
 def test_overlay_blends_colour_over_grey():
