@@ -169,7 +169,7 @@ def _occlusion_fill(pixels: np.ndarray, fill: str, side: int) -> np.ndarray:
     if fill == "blur":
         return cv2.GaussianBlur(pixels, (0, 0), side / 2)
     if fill == "mean":
-        head = pixels > 20  # the head, as the brain mask of explain_eval sees it, roughly
+        head = pixels > 20  # brighter than the dark background around the head
         return np.full_like(pixels, int(round(float(pixels[head].mean()))) if head.any() else 0)
     raise ValueError(f"unknown occlusion fill {fill!r}; choose from {', '.join(OCCLUSION_FILLS)}")
 
