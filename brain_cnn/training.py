@@ -18,7 +18,7 @@ import numpy as np
 from . import resume
 from .dataset import SplitManifest, discover, make_split
 from .errors import DatasetError, ModelFolderError
-from .model import CLASS_MAPS_LAYER
+from .model import CLASS_MAPS_LAYER, LAST_CONV_LAYER
 from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, load_card, sha256_file
 from .pipeline import decode_samples, make_dataset
 
@@ -186,17 +186,34 @@ def _head_weights(initial, name: str) -> list:
     return initial.get_layer(name).get_weights()
 
 
-def _start_from(model, initial, same_classes: bool) -> None:
+def _truncates(initial, depth: int) -> bool:
+    """Whether a ``depth``-stage network starts from the first stages of the deeper ``initial``."""
+    return any(layer.name == f"stage{depth - 1}_b_conv" for layer in initial.layers)
+
+
+def _start_from(model, initial, same_classes: bool, depth: int) -> None:
     """Copy ``initial``'s weights into ``model``: all of them for the same classes (fine-tuning),
-    else every layer but the softmax head (transfer learning, e.g. to a small binary set)."""
+    else every layer but the softmax head (transfer learning, e.g. to a small binary set).
+
+    A shallower network takes the first ``depth`` stages of a deeper one (its last block is that
+    network's ``stage{depth-1}_b``) and a new head, which reads other features. Fewer stages see a
+    smaller part of the slice at each place of the last block (67 px instead of 139 px at depth 3),
+    so with the max head a class must be found in one region of the slice.
+    """
+    truncated = _truncates(initial, depth)
     for layer in model.layers:
-        if not layer.weights or (layer.name in ("probabilities", CLASS_MAPS_LAYER) and not same_classes):
+        head = layer.name in ("probabilities", CLASS_MAPS_LAYER)
+        if not layer.weights or (head and (truncated or not same_classes)):
             continue
+        source = layer.name
+        if truncated and source.startswith(LAST_CONV_LAYER):
+            source = f"stage{depth - 1}_b" + source[len(LAST_CONV_LAYER):]
         try:
-            layer.set_weights(_head_weights(initial, layer.name))
+            layer.set_weights(_head_weights(initial, source))
         except ValueError as error:  # a missing layer or another shape: not the same architecture
             raise DatasetError(f"the model to start from does not have this run's architecture "
-                               f"(layer {layer.name}: {error}); give the same --width and --depth") from None
+                               f"(layer {layer.name}: {error}); give the same --width and --depth, "
+                               f"or a smaller --depth to start from its first stages") from None
 
 
 def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> list[dict]:
@@ -341,7 +358,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     with distribution.strategy.scope():
         model = _network(config, len(classes))
         if initial is not None:
-            _start_from(model, initial.model, same_classes=initial.card.classes == classes)
+            _start_from(model, initial.model, initial.card.classes == classes, config.depth)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                              use_ema=config.ema_momentum > 0,
@@ -416,7 +433,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
                and not (k.startswith("teacher_") and not config.teacher)},
             **({"initialised_from": {"name": initial.card.name, "folder": str(config.init_from), "sha256": initial.card.sha256,
                                      "classes": initial.card.classes, "dataset": initial.card.dataset.get("name"),
-                                     "head": "kept" if initial.card.classes == classes else "new",
+                                     "head": "kept" if initial.card.classes == classes and not _truncates(initial.model, config.depth)
+                                             else "new",
                                      "training": initial.card.training}} if initial is not None else {}),
             **({"teacher": {"name": teacher_card.name, "folder": str(config.teacher), "sha256": teacher_card.sha256,
                             "training": teacher_card.training}} if teacher_card is not None else {}),

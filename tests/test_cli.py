@@ -160,6 +160,18 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
         assert all(float(abs(a - b).max()) < 1e-3 for a, b in weights)
     assert main(["train", "--data", str(root), "--out", str(tmp_path / "bad"), "--image-size", "64",
                  "--init-from", str(out)]) == 2  # another width and depth cannot start from these weights
+    shallow = tmp_path / "shallow"  # a smaller depth starts from the first stages, with a new head
+    assert main(["train", "--data", str(root), "--out", str(shallow), "--epochs", "1", "--image-size", "48",
+                 "--width", "4", "--depth", "1", "--pooling", "max", "--batch-size", "8", "--max-steps", "1",
+                 "--learning-rate", "1e-9", "--init-from", str(out), "--split", str(out / "split.json"),
+                 "--no-evaluate"]) == 0
+    after = load_model(shallow)
+    assert json.loads((shallow / "card.json").read_text())["training"]["initialised_from"]["head"] == "new"
+    assert after.model.get_layer("class_maps").output.shape[1] == 24  # 48 px halved by the stem; no pooling after the last stage
+    for mine, theirs in (("stem_conv", "stem_conv"), ("stage0_a_conv", "stage0_a_conv"),
+                         ("last_conv_conv", "stage0_b_conv")):
+        kernels = after.model.get_layer(mine).get_weights()[0], before.model.get_layer(theirs).get_weights()[0]
+        assert float(abs(kernels[0] - kernels[1]).max()) < 1e-3, mine
 
 
 @pytest.mark.slow
