@@ -127,6 +127,12 @@ if explanations:
                for row in rows.values()):
             st.caption("Peak off the brain by tumour type (images):")
             st.dataframe(dashboards.pointing_by_class(explanations["by_class"], "peak_off_brain"), hide_index=True)
+    if explanations.get("removal"):
+        st.caption("Does the call need the tumour? How often an image keeps its class with the tumour's box painted "
+                   "over from the tissue around it, against a box of the same size painted over elsewhere in the "
+                   "brain. A call that survives the tumour's removal is made from the rest of the slice, and no "
+                   "heat map can point at a tumour the network does not use.")
+        st.dataframe(dashboards.removal_rows(explanations["removal"]), hide_index=True)
     box_root = resolve_data_root(explanations.get("boxes", "")).parent
     examples = explanations.get("examples", [])
     if examples and box_root.is_dir():

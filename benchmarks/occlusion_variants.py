@@ -42,25 +42,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N boxed images (a quick look)")
     args = parser.parse_args()
 
-    from brain_cnn.decode import decode_image
     from brain_cnn.explain import occlusion_map
-    from brain_cnn.explain_eval import box_in_model_input, brain_region, read_boxes, score_heatmap
+    from brain_cnn.explain_eval import boxed_inputs, brain_region, read_boxes, score_heatmap
     from brain_cnn.metrics import is_no_tumour
     from brain_cnn.model_folder import load_model
-    from brain_cnn.preprocess import crop_to_head_with_offset, read_file, resize_square
 
     loaded = load_model(args.model)
     model, classes, size = loaded.model, loaded.card.classes, loaded.card.image_size
     tumour = [i for i, c in enumerate(classes) if not is_no_tumour(c)]
     root = Path(args.boxes).parent
     rows: dict[str, list[tuple[str, dict, dict]]] = {}
-    for entry in read_boxes(args.boxes)[: args.limit]:
-        if entry.label not in classes:
+    for entry, model_input, box, reason in boxed_inputs(root, read_boxes(args.boxes)[: args.limit], classes, size):
+        if reason:
             continue
-        grey = decode_image(read_file(root / entry.path), entry.path)
-        square, offset = crop_to_head_with_offset(grey)
-        image = resize_square(square, size)[..., 0]
-        box = box_in_model_input(entry, grey.shape, offset, square.shape[0], size)
+        image = model_input[..., 0]
         brain = brain_region(image)
         for patch in args.patches:
             for fill in args.fills:

@@ -209,7 +209,16 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
             f"{label} ({next(iter(rows.values()))['images']}, box {result['box_share_by_class'][label]:.1%} of the "
             "input): " + ", ".join(f"{method} {row[key]:.3f}" for method, row in rows.items() if row[key] is not None)
             for label, rows in result["by_class"].items()))
+    removal = result["removal"]
+    print("  same call with the tumour painted out / with a box of its size painted out elsewhere in the brain: "
+          + "; ".join(f"{label} ({row['images']}) {_share(row['called_tumour_hidden'])} / "
+                      f"{_share(row['called_elsewhere_hidden'])} (intact {_share(row['called_intact'])})"
+                      for label, row in {**removal["by_class"], "all": removal["all"]}.items()))
     return 0
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 _FLIP = {"auto": None, "on": True, "off": False}

@@ -141,6 +141,15 @@ def pointing_by_class(by_class: dict[str, dict[str, dict[str, Any]]], key: str =
             for label, rows in by_class.items()]
 
 
+def removal_rows(removal: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for a table of explain-eval's removal test: per tumour type and overall, how often the call survives."""
+    rows = {**removal.get("by_class", {}), "all": removal.get("all", {})}
+    return [{"tumour type": label, "images": row.get("images"), "same call, intact": row.get("called_intact"),
+             "tumour painted out": row.get("called_tumour_hidden"),
+             "same box painted out elsewhere": row.get("called_elsewhere_hidden")}
+            for label, row in rows.items()]
+
+
 def slice_profile_figure(case, selected: int | None = None) -> go.Figure:
     """Class probabilities along the slices of a volume; refused slices are gaps."""
     names = list(case.slices[0].probabilities)

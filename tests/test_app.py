@@ -167,6 +167,7 @@ def test_explanation_scores_show_on_evaluation_by_tumour_type(tiny_model, monkey
     assert not at.exception
     assert "Do the heat maps point at the tumour?" in [s.value for s in at.subheader]
     assert any(c.value.startswith("Pointing game by tumour type") for c in at.caption)
+    assert any(c.value.startswith("Does the call need the tumour?") for c in at.caption)
     captions = [shown.caption for element in at.get("image") for shown in element.proto.imgs]
     assert any(c.endswith(": a.png") for c in captions)  # the boxed example, drawn with its heat map
 

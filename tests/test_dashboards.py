@@ -57,3 +57,15 @@ def test_pointing_game_table_has_a_row_per_tumour_type():
     by_class["glioma"]["Grad-CAM"]["peak_off_brain"] = 0.25  # another figure; a report without it gives None
     assert dashboards.pointing_by_class(by_class, "peak_off_brain")[0] == {
         "tumour type": "glioma", "images": 3, "Grad-CAM": 0.25, "Score-CAM": None}
+
+
+def test_removal_table_has_a_row_per_tumour_type_and_one_for_all():
+    removal = {"by_class": {"glioma": {"images": 3, "called_intact": 1.0, "called_tumour_hidden": 0.67,
+                                       "called_elsewhere_hidden": 1.0}},
+               "all": {"images": 3, "called_intact": 1.0, "called_tumour_hidden": 0.67,
+                       "called_elsewhere_hidden": None}}
+    rows = dashboards.removal_rows(removal)
+    assert [r["tumour type"] for r in rows] == ["glioma", "all"]
+    assert rows[0] == {"tumour type": "glioma", "images": 3, "same call, intact": 1.0, "tumour painted out": 0.67,
+                       "same box painted out elsewhere": 1.0}
+    assert rows[1]["same box painted out elsewhere"] is None

@@ -65,6 +65,10 @@ def test_explain_eval_command_writes_into_the_report(tiny_model, tmp_path, capsy
                                              abs=1e-4)
     out = capsys.readouterr().out
     assert "pointing game" in out and "by tumour type: notumor (1, box " in out and "peak off the brain by" in out
+    removal = report["explanations"]["removal"]
+    assert removal["all"]["images"] == 2 and set(removal["by_class"]) == {"tumor", "notumor"}
+    assert removal["by_class"]["tumor"]["called_tumour_hidden"] in (0.0, 1.0)
+    assert "same call with the tumour painted out" in out and "; all (2) " in out
     # The box's share of the model input: 0.3 x 0.3 of the image, more of the head crop.
     (x0, y0, x1, y1), = [u["box"] for u in report["explanations"]["per_image"] if u["label"] == "tumor"]
     share = report["explanations"]["box_share_by_class"]["tumor"]
@@ -91,3 +95,72 @@ def test_the_trust_note_gives_the_measured_figures_or_says_there_are_none():
             in trust_note(explanations, "Occlusion"))
     explanations["by_class"]["glioma"]["Occlusion"]["peak_off_brain"] = 0.05
     assert "skull" not in trust_note(explanations, "Occlusion")
+    # A type whose call survives painting the tumour out is named, with the share.
+    explanations["removal"] = {"by_class": {"glioma": {"called_tumour_hidden": 0.97},
+                                            "pituitary": {"called_tumour_hidden": 0.44}}}
+    assert ("With the tumour painted out of the slice, the network still made the same call (glioma 97% of those "
+            "images)" in trust_note(explanations, "Occlusion"))
+    explanations["removal"]["by_class"]["glioma"]["called_tumour_hidden"] = 0.3
+    assert "painted out" not in trust_note(explanations, "Occlusion")
+
+
+def test_painting_the_box_over_removes_a_lesion_and_leaves_the_rest():
+    from conftest import phantom
+
+    from brain_cnn.explain_eval import hide_box
+
+    image = phantom(96, lesion=True, seed=3)[..., None]
+    bright = np.argwhere(image[..., 0] > 225)  # the lesion (240; the skull is 200)
+    (y0, x0), (y1, x1) = bright.min(0), bright.max(0) + 1
+    box = (int(x0) - 2, int(y0) - 2, int(x1) + 2, int(y1) + 2)
+    painted = hide_box(image, box)
+    assert painted.shape == image.shape and painted.dtype == image.dtype
+    assert painted[y0:y1, x0:x1].max() < 150  # the lesion is gone, painted in the brain's grey (90) ...
+    outside = np.ones(image.shape[:2], bool)
+    outside[box[1]:box[3], box[0]:box[2]] = False
+    assert np.array_equal(painted[outside], image[outside])  # ... and nothing else changed
+    assert hide_box(image, box, "black")[box[1]:box[3], box[0]:box[2]].max() == 0
+    with pytest.raises(ValueError, match="unknown fill"):
+        hide_box(image, box, "noise")
+
+
+def test_control_boxes_have_the_size_stay_in_the_brain_and_clear_of_the_tumour():
+    from brain_cnn.explain_eval import control_boxes
+
+    brain = np.zeros((64, 64), bool)
+    brain[8:56, 8:56] = True
+    tumour = (10, 10, 22, 20)
+    boxes = control_boxes(brain, tumour, 8, np.random.default_rng(0))
+    assert len(boxes) == 8 and len(set(boxes)) > 1
+    for x0, y0, x1, y1 in boxes:
+        assert (x1 - x0, y1 - y0) == (12, 10) and brain[(y0 + y1) // 2, (x0 + x1) // 2]
+        assert x0 >= 22 or x1 <= 10 or y0 >= 20 or y1 <= 10
+    assert control_boxes(brain, (0, 0, 64, 64), 8, np.random.default_rng(0)) == []  # no room: none
+
+
+def test_the_removal_test_tells_a_network_that_needs_the_lesion_from_one_that_does_not():
+    import keras
+
+    from conftest import phantom
+
+    from brain_cnn.explain_eval import brain_region, removal_test
+
+    image = phantom(64, lesion=True, seed=5)[..., None]
+    bright = np.argwhere(image[..., 0] > 225)
+    (y0, x0), (y1, x1) = bright.min(0), bright.max(0) + 1
+    box = (int(x0) - 2, int(y0) - 2, int(x1) + 2, int(y1) + 2)
+    # "tumour" when the brightest pixel is brighter than the skull: a network that needs the lesion ...
+    inputs = keras.Input((64, 64, 1))
+    peak = keras.layers.GlobalMaxPooling2D()(inputs)
+    needs = keras.Model(inputs, keras.layers.Dense(2, activation="softmax",
+                                                   kernel_initializer=keras.initializers.Constant([[-0.5, 0.5]]),
+                                                   bias_initializer=keras.initializers.Constant([112.5, -112.5]))(peak))
+    # ... and one that calls "tumour" whatever it sees.
+    constant = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros",
+                                                      bias_initializer=keras.initializers.Constant([0.0, 5.0]))(peak))
+    brain = brain_region(image[..., 0])
+    first = removal_test(needs, image, box, 1, brain, np.random.default_rng(0))
+    assert first["called_intact"] == 1.0 and first["called_tumour_hidden"] == 0.0
+    assert first["called_elsewhere_hidden"] == 1.0 and first["p_elsewhere_hidden"] > 0.9 > 0.1 > first["p_tumour_hidden"]
+    second = removal_test(constant, image, box, 1, brain, np.random.default_rng(0))
+    assert second["called_tumour_hidden"] == second["called_elsewhere_hidden"] == 1.0
