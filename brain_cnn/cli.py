@@ -186,6 +186,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_explain_eval(args: argparse.Namespace) -> int:
     from .explain_eval import evaluate_explanations, read_boxes
     from .model_folder import EVALUATION_FILE, load_model, read_json
+    from .screening import refresh_card
 
     loaded = load_model(args.model)
     boxes_path = Path(args.boxes)
@@ -198,6 +199,7 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
     report = read_json(report_path) if report_path.is_file() else {"model": loaded.card.name, "splits": {}}
     report["explanations"] = result
     report_path.write_text(json.dumps(report, indent=1))
+    refresh_card(loaded.folder)  # the card's limitations name the types whose call does not need the tumour
     print(f"{len(result['per_image'])} boxed images ({len(result['skipped'])} skipped); written to {report_path}")
     print(f"  {'method':<12} pointing game  energy in box  IoU (half-max)  peak off the brain")
     for method, row in result["methods"].items():

@@ -43,3 +43,17 @@ def test_missing_split_and_foreign_classes_are_clear_errors(folder, tmp_path):
     write_class_folder(tmp_path / "other", {"cat": 2, "dog": 2})
     with pytest.raises(DatasetError, match="not among the model's classes"):
         evaluate_model_folder(folder, data=tmp_path / "other")
+
+
+def test_limitations_say_which_calls_survive_the_tumours_removal():
+    from brain_cnn.evaluation import limitations
+
+    report = {"temperature": 1.2, "splits": {"test": {"count": 10, "accuracy": 0.9}},
+              "explanations": {"removal": {"by_class": {"glioma": {"called_tumour_hidden": 0.973},
+                                                        "meningioma": {"called_tumour_hidden": 0.444},
+                                                        "other": {"called_tumour_hidden": None}}}}}
+    notes = limitations({"dataset": {"name": "d"}}, report)
+    removal = [n for n in notes if "painted out" in n]
+    assert len(removal) == 1 and "same call for glioma 97% of them" in removal[0] and "meningioma" not in removal[0]
+    del report["explanations"]
+    assert not any("painted out" in n for n in limitations({"dataset": {"name": "d"}}, report))
