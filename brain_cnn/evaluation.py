@@ -289,11 +289,11 @@ def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
     notes.append(f"Probabilities are temperature-scaled (T = {report['temperature']}) on the validation split; "
                  "on data unlike it they may be over- or under-confident.")
     removal = (report.get("explanations") or {}).get("removal", {}).get("by_class", {})
-    kept = ", ".join(f"{label} {row['called_tumour_hidden']:.0%}" for label, row in removal.items()
+    kept = ", ".join(f"{row['called_tumour_hidden']:.0%} of the {label} images" for label, row in removal.items()
                      if (row.get("called_tumour_hidden") or 0) >= 0.5)
     if kept:
         notes.append("With the tumour painted out of the slice (explain-eval's removal test on test images with "
-                     f"expert tumour boxes), it still made the same call for {kept} of them: for these types it "
+                     f"expert tumour boxes), it still made the same call for {kept}: for these types it "
                      "decides mostly from the rest of the slice, so such a call is not evidence that a tumour is "
                      "visible, and its heat maps cannot show one.")
     if test.get("gate"):

@@ -54,6 +54,6 @@ def test_limitations_say_which_calls_survive_the_tumours_removal():
                                                         "other": {"called_tumour_hidden": None}}}}}
     notes = limitations({"dataset": {"name": "d"}}, report)
     removal = [n for n in notes if "painted out" in n]
-    assert len(removal) == 1 and "same call for glioma 97% of them" in removal[0] and "meningioma" not in removal[0]
+    assert len(removal) == 1 and "same call for 97% of the glioma images:" in removal[0] and "meningioma" not in removal[0]
     del report["explanations"]
     assert not any("painted out" in n for n in limitations({"dataset": {"name": "d"}}, report))
