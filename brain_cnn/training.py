@@ -191,7 +191,7 @@ def _truncates(initial, depth: int) -> bool:
     return any(layer.name == f"stage{depth - 1}_b_conv" for layer in initial.layers)
 
 
-def _start_from(model, initial, same_classes: bool, depth: int) -> None:
+def _start_from(model, initial, same_classes: bool) -> None:
     """Copy ``initial``'s weights into ``model``: all of them for the same classes (fine-tuning),
     else every layer but the softmax head (transfer learning, e.g. to a small binary set).
 
@@ -200,6 +200,7 @@ def _start_from(model, initial, same_classes: bool, depth: int) -> None:
     smaller part of the slice at each place of the last block (67 px instead of 139 px at depth 3),
     so with the max head a class must be found in one region of the slice.
     """
+    depth = sum(layer.name.startswith("stage") and layer.name.endswith("_a_conv") for layer in model.layers)
     truncated = _truncates(initial, depth)
     for layer in model.layers:
         head = layer.name in ("probabilities", CLASS_MAPS_LAYER)
@@ -358,7 +359,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     with distribution.strategy.scope():
         model = _network(config, len(classes))
         if initial is not None:
-            _start_from(model, initial.model, initial.card.classes == classes, config.depth)
+            _start_from(model, initial.model, same_classes=initial.card.classes == classes)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                              use_ema=config.ema_momentum > 0,
@@ -409,6 +410,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     best_epoch = int(np.argmin([r["val_loss"] for r in records])) + 1
     history_record = {"best_epoch": best_epoch, "epochs": records}
     if initial is not None:  # the run this one continues, so the whole path to the weights stays visible
+        same_head = initial.card.classes == classes and not _truncates(initial.model, config.depth)
         history_record["initialised_from"] = {"name": initial.card.name, **_history_of(Path(config.init_from))}
     (out / HISTORY_FILE).write_text(json.dumps(history_record, indent=1))
     model.save(out / MODEL_FILE)
@@ -433,8 +435,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
                and not (k.startswith("teacher_") and not config.teacher)},
             **({"initialised_from": {"name": initial.card.name, "folder": str(config.init_from), "sha256": initial.card.sha256,
                                      "classes": initial.card.classes, "dataset": initial.card.dataset.get("name"),
-                                     "head": "kept" if initial.card.classes == classes and not _truncates(initial.model, config.depth)
-                                             else "new",
+                                     "head": "kept" if same_head else "new",
                                      "training": initial.card.training}} if initial is not None else {}),
             **({"teacher": {"name": teacher_card.name, "folder": str(config.teacher), "sha256": teacher_card.sha256,
                             "training": teacher_card.training}} if teacher_card is not None else {}),

@@ -161,6 +161,7 @@ def test_the_removal_test_tells_a_network_that_needs_the_lesion_from_one_that_do
     brain = brain_region(image[..., 0])
     first = removal_test(needs, image, box, 1, brain, np.random.default_rng(0))
     assert first["called_intact"] == 1.0 and first["called_tumour_hidden"] == 0.0
-    assert first["called_elsewhere_hidden"] == 1.0 and first["p_elsewhere_hidden"] > 0.9 > 0.1 > first["p_tumour_hidden"]
+    assert first["called_elsewhere_hidden"] == 1.0
+    assert first["p_elsewhere_hidden"] > 0.9 > 0.1 > first["p_tumour_hidden"]
     second = removal_test(constant, image, box, 1, brain, np.random.default_rng(0))
     assert second["called_tumour_hidden"] == second["called_elsewhere_hidden"] == 1.0
