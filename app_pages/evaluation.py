@@ -20,6 +20,28 @@ from brain_cnn.screening import EXTERNAL_FILE, screening_rows
 GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
 
+
+
+def gallery(folder, cases: list[dict], root, caption, heat: bool = False, shown: int = 12) -> None:
+    """The first ``shown`` cases' scans (``case["file"]`` under ``root``) in a grid, with a heat map if asked."""
+    if not root.is_dir():
+        st.info(f"The data folder {root} is not reachable from this machine, so the images cannot be shown: "
+                + ", ".join(c["file"] for c in cases[:shown]))
+        return
+    grid = st.columns(4)
+    for i, case in enumerate(cases[:shown]):
+        cell = grid[i % 4]
+        try:
+            data = (root / case["file"]).read_bytes()
+            scan = assess_upload(folder, data, case["file"], audited=False).slices[0]
+            picture = (overlay_heatmap(scan.display, heatmap_for(folder, scan, digest(data), GALLERY_METHOD), 0.4)
+                       if heat else scan.display)
+        except (OSError, BrainCnnError) as error:
+            cell.error(f"{case['file']}: {error}")
+            continue
+        cell.image(picture, width="stretch", caption=caption(case))
+
+
 st.title("Evaluation")
 folder = st.session_state.get("model_folder")
 if folder is None:
@@ -79,6 +101,19 @@ if external or loso:
         if failing:
             st.warning(f"Below the goal on {', '.join(failing)}: it misses tumours or flags normal scans there. "
                        "Do not rely on it for scans like those.", icon=":material/warning:")
+    with_errors = {n: r for n, r in external.items() if r.get("errors", {}).get("missed_count")
+                   or r.get("errors", {}).get("flagged_count")}
+    if with_errors:
+        st.markdown("**What it gets wrong there** (images it did not train on; the most confident mistakes first)")
+        left, right = st.columns(2)
+        name = left.selectbox("Data set", list(with_errors), key="screening_errors_set")
+        errors = with_errors[name]["errors"]
+        missed = f"tumours called no tumour ({errors['missed_count']})"
+        wanted = right.radio("Show", [missed, f"normal scans called tumour ({errors['flagged_count']})"],
+                             horizontal=True, key="screening_errors_kind")
+        cases = errors["missed_tumours"] if wanted == missed else errors["flagged_normals"]
+        gallery(folder, cases, resolve_data_root(with_errors[name].get("data_root", with_errors[name]["data"])),
+                lambda case: f"{case['folder']}: P(tumour) {case['tumour_score']:.2f}")
     if loso:
         st.markdown("**Leave one source out** (the same recipe trained without the data set it is tested on, "
                     "`brain-cnn loso`)")
@@ -155,27 +190,13 @@ if explanations:
 
 st.subheader(f"Misclassified {split_name} images ({len(split.get('misclassified', []))})")
 wrong = split.get("misclassified", [])
-root = resolve_data_root(report["data"])
 if not wrong:
     st.write("None.")
-elif not root.is_dir():
-    st.info(f"The data folder {root} is not reachable from this machine, so the images cannot be shown.")
 else:
-    shown = wrong[:12]
     # Twelve maps at once: the fast method here; Diagnose offers every method for one scan.
     st.caption(f"Heat maps: {GALLERY_METHOD}, for the predicted class.")
-    grid = st.columns(4)
-    for i, case in enumerate(shown):
-        cell = grid[i % 4]
-        try:
-            data = (root / case["file"]).read_bytes()
-            shown_slice = assess_upload(folder, data, case["file"], audited=False).slices[0]
-            heatmap = heatmap_for(folder, shown_slice, digest(data), GALLERY_METHOD)
-        except (OSError, BrainCnnError) as error:
-            cell.error(f"{case['file']}: {error}")
-            continue
-        cell.image(overlay_heatmap(shown_slice.display, heatmap, 0.4), width="stretch",
-                   caption=f"true {case['true']}, predicted {case['predicted']} "
-                           f"({case['probabilities'][case['predicted']]:.0%})")
-    if len(wrong) > len(shown):
-        st.caption(f"Showing {len(shown)} of {len(wrong)}; all are listed in evaluation.json.")
+    gallery(folder, wrong, resolve_data_root(report["data"]),
+            lambda case: f"true {case['true']}, predicted {case['predicted']} "
+                         f"({case['probabilities'][case['predicted']]:.0%})", heat=True)
+    if len(wrong) > 12:
+        st.caption(f"Showing 12 of {len(wrong)}; all are listed in evaluation.json.")

@@ -11,7 +11,9 @@ AUC of the tumour score 1 - P(no tumour), per MRI sequence and per class folder.
 Images that are exact or near duplicates of the model's own training or
 validation images are counted and the figures are repeated without them: a
 "held-out source" that overlaps the training data is not held out.
-Results go to ``external.json`` in the model folder, one entry per data set.
+Results go to ``external.json`` in the model folder, one entry per data set,
+with the files of the tumours it missed and the normal scans it flagged, most
+confident first, so that what it gets wrong can be looked at, not only counted.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from .pipeline import decode_samples
 from .prediction import predict_outputs
 
-__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "sequence_note", "group_screening", "screen_data", "screening_outputs", "evaluate_screening", "screening_table",
-           "read_external", "screening_rows", "validation_statements", "refresh_card"]
+__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "LISTED_ERRORS", "sequence_note", "group_screening", "screen_data",
+           "screening_outputs", "screening_errors", "evaluate_screening", "screening_table", "read_external",
+           "screening_rows", "validation_statements", "refresh_card"]
 
 EXTERNAL_FILE = "external.json"
 LOSO_FILE = "loso.json"  # written by brain_cnn.loso
 GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
+ERRORS_PRINTED = 5
+LISTED_ERRORS = 200  # of each kind per data set: enough to look through, small enough for a report
 
 
 def _wilson(successes: int, total: int) -> list[float] | None:
@@ -171,6 +176,27 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
     return found, mapping, kept, decoded, probs, seen
 
 
+def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarray, kinds: np.ndarray,
+                     called: np.ndarray, score: np.ndarray, keep: np.ndarray,
+                     limit: int = LISTED_ERRORS) -> dict[str, Any]:
+    """The tumours called "no tumour" and the normal scans called "tumour" among the ``keep`` images.
+
+    Each as file, class folder, sequence and tumour score; the most confident
+    mistakes first (a missed tumour with the lowest score is the most worrying);
+    at most ``limit`` of each, with the full counts.
+    """
+    def listed(mask, order):
+        chosen = np.flatnonzero(mask)
+        chosen = chosen[np.argsort(order * score[chosen], kind="stable")][:limit]
+        return [{"file": files[i], "folder": str(folders[i]), "sequence": str(sequences[i]),
+                 "tumour_score": round(float(score[i]), 4)} for i in chosen]
+
+    missed = keep & (kinds == TUMOUR) & ~called
+    flagged = keep & (kinds == NO_TUMOUR) & called
+    return {"missed_tumours": listed(missed, 1), "missed_count": int(missed.sum()),
+            "flagged_normals": listed(flagged, -1), "flagged_count": int(flagged.sum())}
+
+
 def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: str | Path | None = None,
                        splits: list[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
     """Screen every image of ``data`` with the model; write and return the report.
@@ -197,6 +223,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         "sha256": card.sha256,
         "data": str(data),
         "data_name": found.root.name,
+        # As given (a split manifest's as it records it), not resolved: reports travel between machines.
+        "data_root": SplitManifest.load(data).root if Path(data).is_file() else str(data),
         "splits": splits or "all",
         "label_map": mapping.description,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -207,6 +235,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         "seen_in_training": int((~unseen).sum()),
         "near_duplicate_bits": NEAR_DUPLICATE_BITS,
         "unreadable": [{"file": f, "error": e} for f, e in decoded.unreadable],
+        # Listed from the images the figures shown are computed on: those it did not train on.
+        "errors": screening_errors(decoded.files, folders, sequences, kinds, called, score, unseen),
     }
     if seen:
         report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
@@ -308,6 +338,12 @@ def screening_table(report: dict[str, Any]) -> str:
     lines.append("  called tumour, per class folder:")
     lines += [f"    {name:<26} {row['kind']:<9} n={row['count']:<4} {row['called_tumour']:6.1%}"
               for name, row in report["by_class"].items()]
+    errors = report.get("errors", {})
+    for kind, count, what in (("missed_tumours", "missed_count", "tumours called no tumour"),
+                              ("flagged_normals", "flagged_count", "normal scans called tumour")):
+        if errors.get(count):
+            worst = ", ".join(f"{e['file']} ({e['tumour_score']:.2f})" for e in errors[kind][:ERRORS_PRINTED])
+            lines.append(f"  {errors[count]} {what} (unseen by training); most confident: {worst}")
     return "\n".join(lines)
 
 

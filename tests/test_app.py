@@ -140,11 +140,23 @@ def test_screening_results_show_on_evaluation_and_card(tiny_model, monkeypatch, 
     fold = {k: report[k] for k in ("overall", "by_sequence", "seen_in_training", "count")}
     (folder / "loso.json").write_text(json.dumps({"folds": {"hospital": {**fold, "trained_on": ["phantoms"]}}}))
     refresh_card(folder)
+    # Whatever the tiny model got wrong, list two gliomas as missed: the gallery draws them from the data folder.
+    external = json.loads((folder / "external.json").read_text())
+    missed = [{"file": f"Glioma T{n}/{f.name}", "folder": f"Glioma T{n}", "sequence": f"T{n}", "tumour_score": 0.1}
+              for n in (1, 2) for f in sorted((other / f"Glioma T{n}").iterdir())[:1]]
+    external["hospital"]["errors"].update(missed_tumours=missed, missed_count=2)
+    (folder / "external.json").write_text(json.dumps(external))
     monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
     at = _page_over(models, "evaluation", monkeypatch, tmp_path)
     assert not at.exception
     assert "Tumour screening on other data sets" in [s.value for s in at.subheader]
     assert len(at.dataframe) >= 3
+    captions = [shown.caption for element in at.get("image") for shown in element.proto.imgs]
+    assert captions.count("Glioma T1: P(tumour) 0.10") == 1 and captions.count("Glioma T2: P(tumour) 0.10") == 1
+    shutil.rmtree(other)  # the data moved away: the files are named instead
+    at.run()
+    assert not at.exception
+    assert any("is not reachable from this machine" in t and "Glioma T1/" in t for t in texts(at))
     at = switch(at, "model_card")
     assert not at.exception
     shown = " ".join(m.value for m in at.markdown)

@@ -7,8 +7,8 @@ from conftest import write_class_folder
 
 from brain_cnn.cli import main
 from brain_cnn.errors import DatasetError
-from brain_cnn.screening import (EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_rows,
-                                 screening_table)
+from brain_cnn.screening import (EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_errors,
+                                 screening_rows, screening_table)
 
 
 def test_group_figures_on_a_known_confusion():
@@ -32,6 +32,22 @@ def test_a_group_without_normals_has_no_specificity():
     result = group_screening(np.array(["tumour", "tumour"]), np.array([True, True]), np.array([0.9, 0.8]))
     assert result["sensitivity"] == 1.0 and result["specificity"] is None and result["roc_auc"] is None
     assert result["meets_goal"] is None
+
+
+def test_errors_are_listed_most_confident_first_from_the_kept_images():
+    kinds = np.array(["tumour", "tumour", "tumour", "no tumour", "no tumour", "lesion", "tumour"])
+    called = np.array([0, 0, 1, 1, 1, 0, 0], bool)
+    score = np.array([0.30, 0.05, 0.90, 0.60, 0.95, 0.10, 0.01])
+    keep = np.array([1, 1, 1, 1, 1, 1, 0], bool)  # the last was trained on: not listed
+    files = [f"f{i}.jpg" for i in range(7)]
+    folders, sequences = np.array(["G T1"] * 3 + ["N T1"] * 2 + ["L T1", "G T2"]), np.array(["T1"] * 6 + ["T2"])
+    errors = screening_errors(files, folders, sequences, kinds, called, score, keep)
+    assert [e["file"] for e in errors["missed_tumours"]] == ["f1.jpg", "f0.jpg"]  # lowest tumour score first
+    assert [e["file"] for e in errors["flagged_normals"]] == ["f4.jpg", "f3.jpg"]  # highest first
+    assert errors["missed_count"] == 2 and errors["flagged_count"] == 2
+    assert errors["missed_tumours"][0] == {"file": "f1.jpg", "folder": "G T1", "sequence": "T1", "tumour_score": 0.05}
+    capped = screening_errors(files, folders, sequences, kinds, called, score, keep, limit=1)
+    assert len(capped["missed_tumours"]) == 1 and capped["missed_count"] == 2
 
 
 @pytest.fixture
@@ -63,6 +79,16 @@ def test_screening_per_sequence_and_class_folder(folder, other_source):
     saved = read_external(folder)
     assert saved["hospital"]["sha256"] == report["sha256"]
     assert "sequence T1" in screening_table(report)
+    # Every tumour it called no tumour is listed with its file, and found where the report says the data is.
+    errors, overall = report["errors"], report["overall"]
+    assert errors["missed_count"] == overall["false_negative"] and errors["flagged_count"] == overall["false_positive"]
+    assert all((root / e["file"]).is_file() for e in errors["missed_tumours"] + errors["flagged_normals"])
+    assert report["data_root"] == str(root)
+    report["errors"] = screening_errors(["a.jpg", "b.jpg"], np.array(["Glioma T1"] * 2), np.array(["T1"] * 2),
+                                        np.array(["tumour"] * 2), np.zeros(2, bool), np.array([0.2, 0.1]),
+                                        np.ones(2, bool))
+    assert "2 tumours called no tumour (unseen by training); most confident: b.jpg (0.10), a.jpg (0.20)" \
+        in screening_table(report)
 
 
 def test_duplicates_of_training_images_are_counted_and_left_out(folder, other_source, tmp_path):
@@ -107,6 +133,7 @@ def test_screening_one_split_of_a_manifest_keeps_the_whole_sets_entry(folder, ot
     evaluate_screening(folder, root, mapping)
     report = evaluate_screening(folder, manifest, mapping, splits=["test"])
     assert report["count"] == len(samples) - 10 and report["data_name"] == "hospital"
+    assert report["data_root"] == str(root)  # the manifest's folder, where its files are
     saved = read_external(folder)
     assert saved["hospital"]["count"] == 16 and saved["hospital, test split"]["count"] == 6
     with pytest.raises(DatasetError, match="no validation split"):
