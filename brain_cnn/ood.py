@@ -1,7 +1,12 @@
 """Refuse what the model cannot judge: an out-of-distribution gate.
 
-Two layers, cheapest first:
+Three layers, cheapest first:
 
+0. What a DICOM header says: another modality (CT, radiograph, ultrasound)
+   or a body part that is not the head. The feature gate below learned what
+   brain MRI looks like, not what other anatomy does: a real abdominal CT
+   slice (a mislabelled "tumour" image of the yes/no set) passes it at a
+   distance typical of brain scans, so where the header says so, it decides.
 1. Image checks that need no network: a blank or constant image, and a
    colourful image (photographs, slides, screenshots; MRI slices are grey).
 2. Feature distance (Lee et al., 2018, "A Simple Unified Framework for
@@ -19,12 +24,13 @@ loaded without pickle) and its SHA-256 is recorded in the card.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GATE_FILE", "FEATURE_LAYERS", "Gate", "image_check", "fit_gate", "MAX_COLOURFULNESS"]
+__all__ = ["GATE_FILE", "FEATURE_LAYERS", "Gate", "header_check", "image_check", "fit_gate", "MAX_COLOURFULNESS"]
 
 GATE_FILE = "ood.npz"
 # Pooled outputs of these layers, concatenated, are the gate's features (the last is already pooled).
@@ -35,6 +41,34 @@ FEATURE_LAYERS = ("stage1_b", "stage2_b", "pool")
 # feature-distance gate.
 MAX_COLOURFULNESS = 30.0
 MIN_CONTRAST = 2.0  # grey-level standard deviation below which an image is blank
+
+
+# DICOM modalities (PS3.3 C.7.3.1.1.1) that are not MRI, by name for the message. A secondary capture (SC)
+# or "other" (OT) can hold an MRI slice a workstation exported, so those are left to the image checks.
+_NOT_MRI = {"CT": "a CT", "CR": "a radiograph", "DX": "a radiograph", "MG": "a mammogram", "US": "an ultrasound",
+            "PT": "a PET", "NM": "a nuclear medicine", "XA": "an angiography", "RF": "a fluoroscopy",
+            "IO": "an intra-oral radiograph", "PX": "a panoramic radiograph", "OP": "an ophthalmic",
+            "ES": "an endoscopy", "XC": "a photograph", "SM": "a microscopy"}
+# Body Part Examined values (PS3.16 CID 4031 and common free text) that are not the head. The element is
+# free text in practice, so only a recognised other region refuses, and never beside a head term; an unknown
+# or absent value is left to the image and feature checks, rather than refuse brain scans labelled otherwise.
+_NOT_HEAD = frozenset("""CHEST THORAX LUNG LUNGS BREAST HEART CARDIAC ABDOMEN ABD LIVER KIDNEY PANCREAS PELVIS
+    PROSTATE UTERUS BLADDER SPINE CSPINE TSPINE LSPINE TLSPINE SSPINE SACRUM COCCYX SHOULDER ARM ELBOW WRIST HAND
+    FINGER HIP FEMUR LEG KNEE ANKLE FOOT TOE EXTREMITY EXTREMITIES WHOLEBODY CHESTABDOMEN ABDOMENPELVIS
+    CHESTABDPELVIS""".split())
+_HEAD = ("HEAD", "BRAIN", "SKULL", "CEREB", "CRAN", "SELLA", "PITUIT", "ORBIT", "IAC")
+
+
+def header_check(header: dict[str, str]) -> str | None:
+    """Reason to refuse a DICOM scan by its de-identified header summary (:class:`brain_cnn.scan.Scan`), or None."""
+    modality = header.get("modality", "").strip().upper()
+    if modality in _NOT_MRI:
+        return f"{_NOT_MRI[modality]} image (DICOM modality {modality}); this model reads brain MRI only"
+    part = header.get("body part", "").strip()
+    words = [w for w in re.split(r"[^A-Z]+", part.upper()) if w]
+    if any(w in _NOT_HEAD for w in words) and not any(w.startswith(_HEAD) for w in words):
+        return f"a scan of the {part.lower()} (DICOM body part examined); this model reads brain MRI only"
+    return None
 
 
 def image_check(grey: np.ndarray, colourfulness: float = 0.0) -> str | None:

@@ -15,7 +15,7 @@ from .dataset import list_images
 from .engines import forward
 from .errors import UnreadableImageError
 from .model_folder import LoadedModel, load_model
-from .ood import image_check
+from .ood import header_check, image_check
 from .preprocess import DECODE_WORKERS, load_slices
 from .scan import Scan
 
@@ -134,7 +134,7 @@ class Predictor:
             calls = []
             for i, grey in enumerate(scan.slices):
                 p, distance = probs[offset + i], distances[offset + i]
-                refusal = image_check(grey, scan.colourfulness)
+                refusal = header_check(scan.header) or image_check(grey, scan.colourfulness)
                 if refusal is None and distance is not None and distance > self.gate.threshold:
                     refusal = (f"unlike the brain MRI slices this model was trained on "
                                f"(feature distance {distance:.0f}, limit {self.gate.threshold:.0f})")

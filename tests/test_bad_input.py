@@ -73,6 +73,22 @@ def test_predict_json_answers_every_file_of_the_corpus(tiny_model, tmp_path, cap
             assert "error" not in answer and ("probabilities" in answer or "cannot_assess" in answer), (name, answer)
 
 
+def test_a_dicom_of_another_modality_or_body_part_is_refused_by_its_header(tiny_model, tmp_path, capsys):
+    """The feature gate knows brain MRI, not other anatomy; a header that says CT or abdomen decides."""
+    scan = phantom(160, lesion=True).astype(np.uint16)
+    files = {"head-ct.dcm": make_dicom(scan, Modality="CT", BodyPartExamined="HEAD"),
+             "abdomen-mr.dcm": make_dicom(scan, BodyPartExamined="ABDOMEN"),
+             "brain-mr.dcm": make_dicom(scan, BodyPartExamined="BRAIN")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tiny_model), "--json", *[str(tmp_path / n) for n in files]]) == 0
+    answers = {json.loads(line)["file"].split("/")[-1]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
+    assert "a CT image (DICOM modality CT)" in answers["head-ct.dcm"]["cannot_assess"]
+    assert "scan of the abdomen" in answers["abdomen-mr.dcm"]["cannot_assess"]
+    assert "DICOM" not in answers["brain-mr.dcm"].get("cannot_assess", "")
+
+
 def test_the_app_answers_every_file_of_the_corpus(tiny_model, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 

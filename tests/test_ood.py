@@ -1,6 +1,6 @@
 import numpy as np
 
-from brain_cnn.ood import Gate, fit_gate, image_check
+from brain_cnn.ood import Gate, fit_gate, header_check, image_check
 
 
 def test_image_checks():
@@ -8,6 +8,17 @@ def test_image_checks():
     assert image_check(grey) is None
     assert "colour" in image_check(grey, colourfulness=60)
     assert "blank" in image_check(np.full((32, 32), 7, np.uint8))
+
+
+def test_header_checks_refuse_other_modalities_and_body_parts_only_when_recognised():
+    assert header_check({"modality": "CT", "body part": "HEAD"}).startswith("a CT image (DICOM modality CT)")
+    assert "a radiograph" in header_check({"modality": "DX", "body part": "CHEST"})
+    assert "the abdomen" in header_check({"modality": "MR", "body part": "ABDOMEN"})
+    assert "the l-spine" in header_check({"modality": "MR", "body part": "L-SPINE"})
+    for fine in ({}, {"modality": "MR"}, {"modality": "MR", "body part": "BRAIN"}, {"body part": "HEADNECK"},
+                 {"modality": "MR", "body part": "Kopf"}, {"modality": "MR", "body part": "HEAD CHEST"},
+                 {"modality": "SC"}, {"modality": "OT", "body part": "SELLA"}):
+        assert header_check(fine) is None, fine
 
 
 def test_gate_refuses_far_features_and_keeps_the_validation_rate(tmp_path):
