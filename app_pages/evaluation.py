@@ -21,7 +21,6 @@ GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors dr
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
 
 
-
 def gallery(folder, cases: list[dict], root, caption, heat: bool = False, shown: int = 12) -> None:
     """The first ``shown`` cases' scans (``case["file"]`` under ``root``) in a grid, with a heat map if asked."""
     if not root.is_dir():
