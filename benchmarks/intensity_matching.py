@@ -1,0 +1,100 @@
+"""Would matching each scan's intensities to the training set's help screening on other sources?
+
+The public sources differ in brightness and contrast (the head's 99th grey
+level is 181 in a typical 4-class training image, 229 in a yes/no one). This
+script maps every model input's head pixels (grey level above 10) onto the
+head-pixel histogram of the model's training images (quantile matching; the
+background stays black) and screens each data set with and without it. The
+4-class test split is scored too: a harmonisation step must not cost
+accuracy at home. Figures leave out images with a near duplicate in the
+model's training data, as the screening reports do.
+
+    python benchmarks/intensity_matching.py --model models/brain-tumor-mri-multisource \\
+        --data ../shared/data/brain-tumor-yes-no models/brain-tumor-44c/split.json:test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+HEAD = 10  # grey levels above this are the head
+LEVELS = np.linspace(0, 1, 257)
+
+
+def reference_quantiles(images: np.ndarray) -> np.ndarray:
+    """Head-pixel quantiles (at LEVELS) pooled over ``images`` (N, S, S, 1)."""
+    pixels = images[images > HEAD].astype(np.float64)
+    return np.quantile(pixels, LEVELS)
+
+
+def match(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each image's head pixels mapped so that their quantiles are ``reference``'s."""
+    out = images.copy()
+    for image in out:
+        head = image > HEAD
+        if head.sum() < 100:
+            continue
+        own = np.quantile(image[head].astype(np.float64), LEVELS)
+        image[head] = np.clip(np.interp(image[head], own, reference) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", nargs="+", required=True, metavar="DATA[:SPLIT]")
+    parser.add_argument("--reference-images", type=int, default=1000)
+    args = parser.parse_args()
+
+    from brain_cnn.calibration import apply_temperature
+    from brain_cnn.dataset import SplitManifest
+    from brain_cnn.metrics import is_no_tumour
+    from brain_cnn.model_folder import load_model
+    from brain_cnn.pipeline import decode_samples
+    from brain_cnn.prediction import predict_probabilities
+    from brain_cnn.screening import group_screening, screening_outputs
+
+    loaded = load_model(args.model)
+    card = loaded.card
+    negative = np.array([is_no_tumour(c) for c in card.classes])
+    split = SplitManifest.load(Path(args.model) / "split.json")
+    rng = np.random.default_rng(0)
+    train = [split.splits["train"][i] for i in rng.permutation(len(split.splits["train"]))[: args.reference_images]]
+    reference = reference_quantiles(decode_samples(train, split.root, card.classes, card.image_size).images)
+
+    def probabilities(images):
+        raw = predict_probabilities(loaded.model, images, flip=card.flip_averaging)
+        return apply_temperature(raw, card.temperature)
+
+    test = decode_samples(split.splits["test"], split.root, card.classes, card.image_size)
+    for name, images in (("as given", test.images), ("matched", match(test.images, reference))):
+        print(f"{split.root} test split, {name}: accuracy {(probabilities(images).argmax(1) == test.labels).mean():.2%}")
+
+    print(f"\n{'':30} {'as given: sens / spec / AUC':>30} {'matched: sens / spec / AUC':>30}")
+    for text in args.data:
+        data, _, part = text.partition(":")
+        _, _, kept, decoded, probs, seen = screening_outputs(loaded, data, None, [part] if part else None)
+        unseen = np.array([f not in seen for f in decoded.files])
+        kinds, sequences = np.array([r[1] for r in kept]), np.array([r[3] for r in kept])
+        matched = probabilities(match(decoded.images, reference))
+        rows = [(text, unseen)] + [(f"  {s}", unseen & (sequences == s)) for s in sorted(set(sequences)) if s != "unstated"]
+        for name, mask in rows:
+            line = f"{name[-30:]:30}"
+            for p in (probs, matched):
+                r = group_screening(kinds[mask], ~negative[p[mask].argmax(1)], 1 - p[mask][:, negative].sum(1))
+                fmt = lambda v: "  n/a" if v is None else f"{v:5.1%}"  # noqa: E731
+                auc = "  n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
+                line += f" {fmt(r['sensitivity']):>14} / {fmt(r['specificity'])} / {auc}"
+            print(line, f"({int(mask.sum())} images)")
+
+
+if __name__ == "__main__":
+    main()
