@@ -72,6 +72,7 @@ def _config(args: argparse.Namespace, data: str, out: str):
         pooling=args.pooling,
         dilate_last_stage=args.dilate_last_stage,
         brain_only=args.brain_only,
+        standardise=args.standardise,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
@@ -269,6 +270,9 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--brain-only", action="store_true",
                         help="black out the skull, the scalp and the background inside the network, so it can only "
                         "use the brain (explain-eval's 'peak off the brain' says how often heat maps land there)")
+    parser.add_argument("--standardise", action="store_true",
+                        help="give every slice's head one mean and spread of grey levels inside the network, so it "
+                        "cannot tell sources apart by brightness and contrast")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="batch size per replica (default 32); the learning rate scales with the replicas")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate (default 1e-3)")

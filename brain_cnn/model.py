@@ -55,6 +55,7 @@ def build_model(
     pooling: str = "average",
     dilate_last_stage: bool = False,
     brain_only: bool = False,
+    standardise: bool = False,
 ):
     """Build the (uncompiled) classifier.
 
@@ -75,6 +76,9 @@ def build_model(
         brain_only: black out the skull, the scalp and the background first
             (:class:`brain_cnn.layers.BrainOnly`), so the network can only
             use the brain.
+        standardise: give every slice's head one mean and spread of grey levels
+            first (:class:`brain_cnn.layers.StandardiseHead`), so the network
+            cannot use a source's overall brightness and contrast.
 
     Returns:
         A ``keras.Model`` taking ``uint8``-range float input (0..255).
@@ -92,6 +96,10 @@ def build_model(
         raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    if standardise:
+        from .layers import StandardiseHead
+
+        x = StandardiseHead(name="standardise")(x)
     if brain_only:
         from .layers import BrainOnly
 

@@ -39,6 +39,7 @@ class TrainConfig:
     pooling: str = "average"  # the head: "average" or "max" (see brain_cnn.model)
     dilate_last_stage: bool = False  # a last block twice as fine (see brain_cnn.model)
     brain_only: bool = False  # the network sees the brain only, not skull, scalp or background (brain_cnn.layers)
+    standardise: bool = False  # each slice's head to one mean and spread of grey levels (brain_cnn.layers)
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
@@ -170,7 +171,7 @@ def _network(config: TrainConfig, num_classes: int):
     from .model import build_model
 
     return build_model(num_classes, config.image_size, 1, config.width, config.depth, config.dropout,
-                       config.pooling, config.dilate_last_stage, config.brain_only)
+                       config.pooling, config.dilate_last_stage, config.brain_only, config.standardise)
 
 
 def _head_weights(initial, name: str) -> list:
