@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from brain_cnn.layers import BrainOnly
+from brain_cnn.layers import TARGET_MEAN, TARGET_STD, BrainOnly, StandardiseHead
 from brain_cnn.preprocess import RIM
 
 from conftest import phantom
@@ -21,14 +21,28 @@ def test_brain_only_keeps_the_brain_and_blacks_out_skull_scalp_and_background():
     assert np.asarray(BrainOnly().brain_mask(np.zeros((1, 32, 32, 1), np.float32))).max() == 0
 
 
-def test_a_brain_only_network_saves_loads_in_safe_mode_and_runs_on_every_engine(tmp_path):
+def test_standardising_gives_every_head_one_mean_and_spread_whatever_the_scanners_levels():
+    image = phantom(160, lesion=True).astype(np.float32) / 255.0
+    head = image > 10 / 255
+    out = np.asarray(StandardiseHead()(image[None, ..., None]))[0, ..., 0]
+    assert out[~head].max() == 0  # the background stays black
+    assert out[head].mean() == pytest.approx(TARGET_MEAN, abs=0.01) and out[head].std() == pytest.approx(TARGET_STD,
+                                                                                                          abs=0.01)
+    # The same slice darker and flatter, as another scanner might give it: the same input to the network.
+    other = np.where(head, 0.05 + 0.6 * image, 0.0).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(StandardiseHead()(other[None, ..., None]))[0, ..., 0], out, atol=1e-4)
+    assert np.asarray(StandardiseHead()(np.zeros((1, 8, 8, 1), np.float32))).max() == 0  # a blank input stays blank
+
+
+@pytest.mark.parametrize("option", ["brain_only", "standardise"])
+def test_a_network_with_a_custom_layer_saves_loads_in_safe_mode_and_runs_on_every_engine(tmp_path, option):
     import keras
 
     from brain_cnn.engines import forward
     from brain_cnn.model import build_model
 
-    model = build_model(3, image_size=64, width=8, depth=2, brain_only=True)
-    assert model.get_layer("brain_only")
+    model = build_model(3, image_size=64, width=8, depth=2, **{option: True})
+    assert model.get_layer(option)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
     batch = np.stack([phantom(64, lesion=True, seed=s) for s in range(4)])[..., None].astype(np.float32)
