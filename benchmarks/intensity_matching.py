@@ -1,8 +1,8 @@
 """Would matching each scan's intensities to the training set's help screening on other sources?
 
-The public sources differ in brightness and contrast (the head's 99th grey
-level is 181 in a typical 4-class training image, 229 in a yes/no one). This
-script maps every model input's head pixels (grey level above 10) onto the
+The public sources differ in brightness and contrast; the script prints the
+median over images of the head's 99th grey level for the training images and
+each data set. It then maps every model input's head pixels (grey level above 10) onto the
 head-pixel histogram of the model's training images (quantile matching; the
 background stays black) and screens each data set with and without it. The
 4-class test split is scored too: a harmonisation step must not cost
@@ -33,6 +33,11 @@ def reference_quantiles(images: np.ndarray) -> np.ndarray:
     """Head-pixel quantiles (at LEVELS) pooled over ``images`` (N, S, S, 1)."""
     pixels = images[images > HEAD].astype(np.float64)
     return np.quantile(pixels, LEVELS)
+
+
+def head_top(images: np.ndarray) -> float:
+    """Median over images of the 99th percentile of the head's grey levels."""
+    return float(np.median([np.percentile(i[i > HEAD], 99) for i in images if (i > HEAD).sum() >= 100]))
 
 
 def match(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -68,7 +73,9 @@ def main() -> None:
     split = SplitManifest.load(Path(args.model) / "split.json")
     rng = np.random.default_rng(0)
     train = [split.splits["train"][i] for i in rng.permutation(len(split.splits["train"]))[: args.reference_images]]
-    reference = reference_quantiles(decode_samples(train, split.root, card.classes, card.image_size).images)
+    sample = decode_samples(train, split.root, card.classes, card.image_size).images
+    reference = reference_quantiles(sample)
+    print(f"head's 99th grey level (median over images): {head_top(sample):.0f} in {len(sample)} training images")
 
     def probabilities(images):
         raw = predict_probabilities(loaded.model, images, flip=card.flip_averaging)
@@ -85,6 +92,7 @@ def main() -> None:
         unseen = np.array([f not in seen for f in decoded.files])
         kinds, sequences = np.array([r[1] for r in kept]), np.array([r[3] for r in kept])
         matched = probabilities(match(decoded.images, reference))
+        print(f"head's 99th grey level (median over images): {head_top(decoded.images):.0f} in {text}")
         rows = [(text, unseen)] + [(f"  {s}", unseen & (sequences == s)) for s in sorted(set(sequences)) if s != "unstated"]
         for name, mask in rows:
             line = f"{name[-30:]:30}"

@@ -99,9 +99,8 @@ class StandardiseHead(keras.layers.Layer):
 
     Z-score normalisation within the head, the usual first step in
     harmonising MRI across scanners: the sources differ in overall brightness
-    and contrast (the head's 99th grey level is 181 in a typical 4-class
-    training image and 229 in a yes/no one), which a network can otherwise
-    learn as a cue of the source. The background stays black. Part of the
+    and contrast (``benchmarks/intensity_matching.py`` prints how much),
+    which a network can otherwise learn as a cue of the source. The background stays black. Part of the
     network, like :class:`BrainOnly`, so every path applies it.
     """
 
