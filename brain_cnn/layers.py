@@ -20,8 +20,9 @@ __all__ = ["BrainOnly", "StandardiseHead"]
 
 # Grey level (of 255) above which a pixel counts as head for StandardiseHead.
 HEAD_PIXEL = 10.0
-# The head's mean and spread after standardising, in [0, 1] units: about a typical
-# 4-class training image's, so a network trained without the layer starts close.
+# The head's mean and spread after standardising, in [0, 1] units: a darkish grey with room for
+# bright lesions above it, as most training slices look, so a network trained without the layer
+# can be fine-tuned with it.
 TARGET_MEAN, TARGET_STD = 0.30, 0.16
 
 
