@@ -65,7 +65,7 @@ def main() -> None:
     from brain_cnn.model_folder import load_model
     from brain_cnn.pipeline import decode_samples
     from brain_cnn.prediction import predict_probabilities
-    from brain_cnn.screening import group_screening, screening_outputs
+    from brain_cnn.screening import screening_outputs, side_by_side
 
     loaded = load_model(args.model)
     card = loaded.card
@@ -93,15 +93,7 @@ def main() -> None:
         kinds, sequences = np.array([r[1] for r in kept]), np.array([r[3] for r in kept])
         matched = probabilities(match(decoded.images, reference))
         print(f"head's 99th grey level (median over images): {head_top(decoded.images):.0f} in {text}")
-        rows = [(text, unseen)] + [(f"  {s}", unseen & (sequences == s)) for s in sorted(set(sequences)) if s != "unstated"]
-        for name, mask in rows:
-            line = f"{name[-30:]:30}"
-            for p in (probs, matched):
-                r = group_screening(kinds[mask], ~negative[p[mask].argmax(1)], 1 - p[mask][:, negative].sum(1))
-                fmt = lambda v: "  n/a" if v is None else f"{v:5.1%}"  # noqa: E731
-                auc = "  n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
-                line += f" {fmt(r['sensitivity']):>14} / {fmt(r['specificity'])} / {auc}"
-            print(line, f"({int(mask.sum())} images)")
+        print("\n".join(side_by_side(text, unseen, kinds, sequences, negative, [probs, matched])))
 
 
 if __name__ == "__main__":

@@ -50,13 +50,13 @@ def main() -> None:
     from brain_cnn.calibration import apply_temperature
     from brain_cnn.metrics import is_no_tumour
     from brain_cnn.model_folder import load_model
-    from brain_cnn.screening import group_screening, screening_outputs
+    from brain_cnn.screening import screening_outputs, side_by_side
 
     loaded = load_model(args.model)
     card = loaded.card
     negative = np.array([is_no_tumour(c) for c in card.classes])
     print(f"model {args.model}; images without a near duplicate in its training data")
-    print(f"{'':30} {'as trained: sens / spec / AUC':>32} {'adapted: sens / spec / AUC':>32}")
+    print(f"{'':30} {'as trained: sens / spec / AUC':>30} {'adapted: sens / spec / AUC':>30}")
     for data in args.data:
         _, _, kept, decoded, probs, seen = screening_outputs(loaded, data)
         kinds, sequences = np.array([r[1] for r in kept]), np.array([r[3] for r in kept])
@@ -64,16 +64,7 @@ def main() -> None:
         adapted = apply_temperature(cross_adapted(loaded.model, decoded.images, groups, card.flip_averaging),
                                     card.temperature)
         unseen = np.array([f not in seen for f in decoded.files])
-        rows = [(Path(data).name, unseen)] + [(f"  {s}", unseen & (sequences == s))
-                                              for s in sorted(set(sequences)) if s != "unstated"]
-        for name, mask in rows:
-            line = f"{name:30}"
-            for p in (probs, adapted):
-                r = group_screening(kinds[mask], ~negative[p[mask].argmax(1)], 1 - p[mask][:, negative].sum(1))
-                fmt = lambda v: "  n/a" if v is None else f"{v:5.1%}"  # noqa: E731
-                auc = "  n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
-                line += f" {fmt(r['sensitivity']):>12} / {fmt(r['specificity'])} / {auc}"
-            print(line, f"({int(mask.sum())} images)")
+        print("\n".join(side_by_side(Path(data).name, unseen, kinds, sequences, negative, [probs, adapted])))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from .prediction import predict_outputs
 
 __all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "LISTED_ERRORS", "sequence_note", "group_screening", "screen_data",
            "screening_outputs", "screening_errors", "evaluate_screening", "screening_table", "read_external",
-           "screening_rows", "validation_statements", "refresh_card"]
+           "screening_rows", "validation_statements", "refresh_card", "side_by_side"]
 
 EXTERNAL_FILE = "external.json"
 LOSO_FILE = "loso.json"  # written by brain_cnn.loso
@@ -174,6 +174,28 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
     probs = apply_temperature(raw, card.temperature)
     seen = _seen_in_training(loaded.folder, card, decoded.images, decoded.files)
     return found, mapping, kept, decoded, probs, seen
+
+
+def side_by_side(name: str, keep: np.ndarray, kinds: np.ndarray, sequences: np.ndarray, negative: np.ndarray,
+                 variants: list[np.ndarray]) -> list[str]:
+    """Text lines comparing several probability arrays (N, K) of the same images, for benchmarks.
+
+    One line for the ``keep`` images and one per named sequence among them, each with
+    "sensitivity / specificity / ROC AUC" of the top-class call under every variant.
+    """
+    def pct(v):
+        return "  n/a" if v is None else f"{v:5.1%}"
+
+    rows = [(name, keep)] + [(f"  {s}", keep & (sequences == s)) for s in sorted(set(sequences)) if s != "unstated"]
+    lines = []
+    for label, mask in rows:
+        line = f"{label[-30:]:30}"
+        for p in variants:
+            r = group_screening(kinds[mask], ~negative[p[mask].argmax(1)], 1 - p[mask][:, negative].sum(1))
+            auc = "  n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
+            line += f" {pct(r['sensitivity']):>14} / {pct(r['specificity'])} / {auc}"
+        lines.append(f"{line} ({int(mask.sum())} images)")
+    return lines
 
 
 def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarray, kinds: np.ndarray,

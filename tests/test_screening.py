@@ -8,7 +8,7 @@ from conftest import write_class_folder
 from brain_cnn.cli import main
 from brain_cnn.errors import DatasetError
 from brain_cnn.screening import (EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_errors,
-                                 screening_rows, screening_table)
+                                 screening_rows, screening_table, side_by_side)
 
 
 def test_group_figures_on_a_known_confusion():
@@ -48,6 +48,19 @@ def test_errors_are_listed_most_confident_first_from_the_kept_images():
     assert errors["missed_tumours"][0] == {"file": "f1.jpg", "folder": "G T1", "sequence": "T1", "tumour_score": 0.05}
     capped = screening_errors(files, folders, sequences, kinds, called, score, keep, limit=1)
     assert len(capped["missed_tumours"]) == 1 and capped["missed_count"] == 2
+
+
+def test_side_by_side_lines_compare_variants_per_sequence():
+    kinds = np.array(["tumour", "tumour", "no tumour", "no tumour", "tumour"])
+    sequences = np.array(["T1", "T2", "T1", "T2", "T2"])
+    keep = np.array([1, 1, 1, 1, 0], bool)
+    negative = np.array([False, True])  # classes: tumour, no tumour
+    calls_all_tumour = np.tile([0.9, 0.1], (5, 1))
+    perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.3, 0.7], [0.9, 0.1]])
+    lines = side_by_side("set", keep, kinds, sequences, negative, [calls_all_tumour, perfect])
+    assert [line.split()[0] for line in lines] == ["set", "T1", "T2"]
+    assert lines[0].endswith("(4 images)") and lines[1].endswith("(2 images)")
+    assert "100.0% /  0.0% / 0.500" in lines[0] and "100.0% / 100.0% / 1.000" in lines[0]
 
 
 @pytest.fixture
