@@ -2,9 +2,10 @@
 
 The public sources differ in brightness and contrast; the script prints the
 median over images of the head's 99th grey level for the training images and
-each data set. It then maps every model input's head pixels (grey level above 10) onto the
-head-pixel histogram of the model's training images (quantile matching; the
-background stays black) and screens each data set with and without it. The
+each data set. It then maps every model input's head pixels (grey level
+above 10) onto the head-pixel histogram of the model's training images
+(quantile matching; the background stays black) and screens each data set
+with and without it. The
 4-class test split is scored too: a harmonisation step must not cost
 accuracy at home. Figures leave out images with a near duplicate in the
 model's training data, as the screening reports do.

@@ -101,8 +101,9 @@ class StandardiseHead(keras.layers.Layer):
     Z-score normalisation within the head, the usual first step in
     harmonising MRI across scanners: the sources differ in overall brightness
     and contrast (``benchmarks/intensity_matching.py`` prints how much),
-    which a network can otherwise learn as a cue of the source. The background stays black. Part of the
-    network, like :class:`BrainOnly`, so every path applies it.
+    which a network can otherwise learn as a cue of the source. The
+    background stays black. Part of the network, like :class:`BrainOnly`,
+    so every path applies it.
     """
 
     def call(self, x):
