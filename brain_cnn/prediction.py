@@ -132,9 +132,10 @@ class Predictor:
         results, offset = [], 0
         for scan, inputs in scans:
             calls = []
+            said = header_check(scan.header)  # the same for every slice of the scan
             for i, grey in enumerate(scan.slices):
                 p, distance = probs[offset + i], distances[offset + i]
-                refusal = header_check(scan.header) or image_check(grey, scan.colourfulness)
+                refusal = said or image_check(grey, scan.colourfulness)
                 if refusal is None and distance is not None and distance > self.gate.threshold:
                     refusal = (f"unlike the brain MRI slices this model was trained on "
                                f"(feature distance {distance:.0f}, limit {self.gate.threshold:.0f})")
