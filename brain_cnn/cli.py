@@ -82,6 +82,7 @@ def _config(args: argparse.Namespace, data: str, out: str):
         test_fraction=args.test_fraction,
         seed=args.seed,
         augmentation=None if args.no_augment else args.augmentation,
+        balance=args.balance,
         max_steps=args.max_steps,
         strategy=args.strategy,
     )
@@ -292,6 +293,10 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
                         "gamma, resolution (blur) and noise, to break scanner cues; sequence: scanner plus, for half "
                         "the images, a random intensity curve that may swap dark and bright, to break sequence "
                         "cues (default standard)")
+    parser.add_argument("--balance", choices=["class", "source"], default="class",
+                        help="class: each class weighs the same in the loss; source: each (data set, class) cell "
+                        "does, so a set that brings mostly normals or mostly tumours cannot stand in for the label "
+                        "(default class)")
 
 
 def build_parser() -> argparse.ArgumentParser:

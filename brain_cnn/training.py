@@ -9,6 +9,7 @@ import json
 import platform
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +52,9 @@ class TrainConfig:
     test_fraction: float = 0.15
     seed: int = 42
     augmentation: str | None = "standard"  # None, "standard", "scanner" or "sequence" (see brain_cnn.pipeline)
+    # "class": each class weighs the same in the loss; "source": each (data set, class) cell does, so no
+    # data set's class mix (e.g. one set's normals, another's tumours) can stand in for the label
+    balance: str = "class"
     strategy: str = "auto"  # see brain_cnn.distribute
     init_from: str | None = None  # a model folder whose weights start the run (fine-tuning)
     teacher: str | None = None  # a model folder whose probabilities blend into the targets (brain_cnn.distillation)
@@ -148,13 +152,33 @@ def _early_stopping(patience: int, records: list[dict]):
     return EarlyStopping(monitor="val_loss", patience=patience)
 
 
-def _sample_weights(labels: np.ndarray) -> np.ndarray:
-    """Balanced weights per sample: each class (and the unstated-type tumours, label -1) weighs the same in total."""
+def _sample_weights(labels: np.ndarray, sources: list[str] | None = None) -> np.ndarray:
+    """Balanced weights per sample: each class (and the unstated-type tumours, label -1) weighs the same in total;
+    with ``sources`` (each sample's data set), each (data set, class) cell does.
+
+    Balancing the cells rather than the classes is the group balancing of Idrissi et al. (2022) against
+    shortcuts: when one set brings most normals and another most tumours, the source predicts the label
+    under class weights, and no longer under cell weights.
+    """
     from sklearn.utils.class_weight import compute_class_weight
 
-    present = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=present, y=labels)
-    return weights[np.searchsorted(present, labels)].astype(np.float32)
+    groups = labels.astype(str) if sources is None else np.char.add(np.asarray(sources, dtype=str),
+                                                                  "\0" + labels.astype(str))
+    present, index = np.unique(groups, return_inverse=True)
+    weights = compute_class_weight("balanced", classes=present, y=groups)
+    return weights[index].astype(np.float32)
+
+
+def _training_weights(config: TrainConfig, split, origins: dict[str, str], main: str) -> np.ndarray:
+    """The loss weight of each training image, per ``config.balance``."""
+    if config.balance == "class":
+        return _sample_weights(split.labels)
+    if config.balance != "source":
+        raise DatasetError(f"unknown balance {config.balance!r}: 'class' or 'source'")
+    sources = [origins.get(path, main) for path in split.files]
+    counts = Counter(sources)
+    print("balanced over data set and class: " + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
+    return _sample_weights(split.labels, sources)
 
 
 def _history_of(folder: Path) -> dict:
@@ -218,19 +242,20 @@ def _start_from(model, initial, same_classes: bool) -> None:
                                f"or a smaller --depth to start from its first stages") from None
 
 
-def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> list[dict]:
+def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tuple[list[dict], dict[str, str]]:
     """Add ``config.add_data`` to the training split and remove near duplicates of held-out images.
 
-    Changes ``manifest`` in place; returns what each added set contributed, for the card.
+    Changes ``manifest`` in place; returns what each added set contributed, for the card, and the data
+    set of each added training file (the files of ``root`` itself are not listed).
     """
     if not config.add_data and not config.exclude:
-        return []
+        return [], {}
     from .sources import content_hashes, drop_near_duplicates, folder_hashes, mapped_samples, parse_source
 
     held = [s for split in ("validation", "test") for s in manifest.splits.get(split, [])]
     held_hashes = content_hashes(root, held)
     excluded = folder_hashes(config.exclude) if config.exclude else None
-    reports = []
+    reports, origins = [], {}
     if excluded is not None:
         train_hashes = content_hashes(root, manifest.splits["train"])
         manifest.splits["train"], dropped = drop_near_duplicates(manifest.splits["train"], train_hashes, excluded)
@@ -243,6 +268,7 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> li
         if excluded is not None:  # the hashes of every mapped sample cover the ones still kept
             samples, dropped = drop_near_duplicates(samples, hashes, excluded)
         manifest.splits["train"] += samples
+        origins.update((sample.path, report.data_set) for sample in samples)
         reports.append({"name": report.name, "data_set": report.data_set, "label_map": report.label_map,
                         "used": report.used,
                         "left_out": report.left_out, "near_duplicates_of_validation_or_test": leaking,
@@ -253,7 +279,7 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> li
         manifest.origin += "; training adds " + ", ".join(r["name"] for r in reports if "label_map" in r)
     if config.exclude:
         manifest.origin += f"; near duplicates of {', '.join(Path(e).name for e in config.exclude)} removed"
-    return reports
+    return reports, origins
 
 
 def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
@@ -299,7 +325,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
     else:
         manifest = make_split(folder, config.seed, config.validation_fraction, config.test_fraction)
     classes = manifest.classes
-    added = _add_sources(config, folder.root, manifest)
+    added, origins = _add_sources(config, folder.root, manifest)
     manifest.save(out / SPLIT_FILE)
     print(f"data: {folder.root}  classes: {len(classes)}  " + "  ".join(
         f"{split} {sum(c.values())}" for split, c in manifest.counts().items()
@@ -327,7 +353,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         print(f"teacher {teacher_card.name}: probabilities for {len(taught)} training images in "
               f"{time.perf_counter() - started:.0f}s (its call agrees with the label on {agree:.1%})", flush=True)
     train_data = make_dataset(train_split, classes, global_batch, training=True, seed=config.seed,
-                              augmentation=config.augmentation, weights=_sample_weights(train_split.labels),
+                              augmentation=config.augmentation, weights=_training_weights(config, train_split, origins, folder.root.name),
                               soft_targets=soft_targets)
     val_data = make_dataset(val_split, classes, global_batch, training=False)
     print(f"strategy: {distribution.name}, {replicas} replica(s), global batch {global_batch}"
@@ -450,7 +476,9 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "distribution": {"strategy": distribution.name, "replicas": replicas, "global_batch": global_batch,
                              "peak_learning_rate": peak,
                              "precision": "mixed_float16" if mixed else "float32"},
-            "loss": "categorical cross-entropy, balanced class weights"
+            "loss": "categorical cross-entropy, "
+                    + ("weights balanced over (data set, class) cells" if config.balance == "source"
+                       else "balanced class weights")
                     + ("; tumours of unstated type spread over the tumour classes" if added else "")
                     + (f"; targets blend the labels with the teacher's probabilities (weight "
                        f"{config.teacher_weight}, temperature {config.teacher_temperature})" if teacher_card else ""),
