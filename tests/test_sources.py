@@ -51,6 +51,31 @@ def test_near_duplicates_are_dropped_by_content_not_name(tmp_path):
     assert dropped == 1 and [s.path for s in kept] == ["a/glioma/img_000.jpg", "a/glioma/img_002.jpg"]
 
 
+def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
+    from brain_cnn.pipeline import DecodedSplit
+    from brain_cnn.training import TrainConfig, _training_weights
+
+    # One set brings mostly normals, the other mostly tumours: the shortcut class weights leave open.
+    files = ["Training/notumor/a.jpg"] * 6 + ["Training/glioma/b.jpg"] * 2 + ["../other/yes/c.jpg"] * 7 \
+        + ["../other/no/d.jpg"]
+    labels = np.array([1] * 6 + [0] * 2 + [-1] * 7 + [1])
+    files = [f"{f}.{i}" for i, f in enumerate(files)]
+    split = DecodedSplit(np.zeros((16, 8, 8, 1), np.uint8), labels, files, [])
+    origins = {f: "other" for f in files if f.startswith("../other/")}
+    by_source = _training_weights(TrainConfig(data="", out="", balance="source"), split, origins, "main")
+    cells = {}
+    for f, label, w in zip(files, labels, by_source):
+        key = (f.startswith("../other/"), int(label))
+        cells[key] = cells.get(key, 0.0) + float(w)
+    assert len(cells) == 4 and np.allclose(list(cells.values()), 4.0)  # 16 images over 4 cells
+    by_class = _training_weights(TrainConfig(data="", out=""), split, origins, "main")
+    normals = labels == 1
+    assert np.isclose(by_class[normals].sum(), 16 / 3)  # three classes: normal, glioma, unstated tumour
+    assert by_source[files.index(next(f for f in files if f.startswith("../other/no/")))] == 4.0
+    with pytest.raises(DatasetError, match="unknown balance"):
+        _training_weights(TrainConfig(data="", out="", balance="cells"), split, origins, "main")
+
+
 @pytest.mark.slow
 def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     from brain_cnn.training import TrainConfig, train
@@ -65,7 +90,7 @@ def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     shutil.copytree(main_root / "Training" / "tumor", held_out / "tumor")  # held out: every training tumour
     config = TrainConfig(data=str(main_root), out=str(tmp_path / "model"), epochs=1, image_size=32, width=4,
                          depth=2, batch_size=8, max_steps=2, add_data=[str(added)], exclude=[str(held_out)],
-                         augmentation="scanner")
+                         augmentation="scanner", balance="source")
     folder = train(config, evaluate_after=False)
     card = json.loads((folder / "card.json").read_text())
     sources = {s["name"]: s for s in card["dataset"]["sources"]}
@@ -80,6 +105,7 @@ def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     assert not [p for p in train_files if p.startswith("Training/tumor/")]
     assert card["dataset"]["held_out"] == ["held"]
     assert sources["brain-tumor-yes-no"]["data_set"] == "brain-tumor-yes-no"
+    assert "(data set, class) cells" in card["training"]["loss"]
 
 
 def test_a_split_manifest_adds_only_its_training_split(tmp_path):
