@@ -169,12 +169,16 @@ def _sample_weights(labels: np.ndarray, sources: list[str] | None = None) -> np.
     return weights[index].astype(np.float32)
 
 
+def _check_balance(balance: str) -> None:
+    if balance not in ("class", "source"):
+        raise DatasetError(f"unknown balance {balance!r}: 'class' or 'source'")
+
+
 def _training_weights(config: TrainConfig, split, origins: dict[str, str], main: str) -> np.ndarray:
     """The loss weight of each training image, per ``config.balance``."""
+    _check_balance(config.balance)
     if config.balance == "class":
         return _sample_weights(split.labels)
-    if config.balance != "source":
-        raise DatasetError(f"unknown balance {config.balance!r}: 'class' or 'source'")
     sources = [origins.get(path, main) for path in split.files]
     counts = Counter(sources)
     print("balanced over data set and class: " + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
@@ -297,6 +301,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         raise ModelFolderError(f"{config.init_from} is an ensemble; start from one of its members")
     if config.teacher:
         load_card(config.teacher)  # a missing or broken teacher fails now, not after decoding
+    _check_balance(config.balance)
     settings = json.loads(json.dumps(asdict(config)))  # as the state file holds them
     defaults = json.loads(json.dumps(asdict(TrainConfig(data="", out=""))))
     state = resume.saved_state(out, settings, defaults)
@@ -353,7 +358,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         print(f"teacher {teacher_card.name}: probabilities for {len(taught)} training images in "
               f"{time.perf_counter() - started:.0f}s (its call agrees with the label on {agree:.1%})", flush=True)
     train_data = make_dataset(train_split, classes, global_batch, training=True, seed=config.seed,
-                              augmentation=config.augmentation, weights=_training_weights(config, train_split, origins, folder.root.name),
+                              augmentation=config.augmentation,
+                              weights=_training_weights(config, train_split, origins, folder.root.name),
                               soft_targets=soft_targets)
     val_data = make_dataset(val_split, classes, global_batch, training=False)
     print(f"strategy: {distribution.name}, {replicas} replica(s), global batch {global_batch}"
