@@ -256,14 +256,25 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tu
         return [], {}
     from .sources import content_hashes, drop_near_duplicates, folder_hashes, mapped_samples, parse_source
 
-    held = [s for split in ("validation", "test") for s in manifest.splits.get(split, [])]
-    held_hashes = content_hashes(root, held)
     excluded = folder_hashes(config.exclude) if config.exclude else None
     reports, origins = [], {}
     if excluded is not None:
         train_hashes = content_hashes(root, manifest.splits["train"])
         manifest.splits["train"], dropped = drop_near_duplicates(manifest.splits["train"], train_hashes, excluded)
-        reports.append({"name": root.name, "excluded_near_duplicates_of_held_out": dropped})
+        # The validation split picks the checkpoint, so a held-out source must not be in it either
+        # (the main set may hold copies of it: brain-tumor-mri contains most of SARTAJ).
+        validation = manifest.splits.get("validation", [])
+        manifest.splits["validation"], from_validation = drop_near_duplicates(
+            validation, content_hashes(root, validation), excluded)
+        if validation and not manifest.splits["validation"]:
+            raise DatasetError(f"every validation image of {root.name} is a near duplicate of "
+                               f"{', '.join(config.exclude)}; nothing is left to choose the checkpoint on")
+        reports.append({"name": root.name, "excluded_near_duplicates_of_held_out": dropped,
+                        "excluded_from_validation": from_validation})
+        print(f"held out {', '.join(Path(e).name for e in config.exclude)}: {dropped} training and "
+              f"{from_validation} validation images of {root.name} dropped as near duplicates", flush=True)
+    held = [s for split in ("validation", "test") for s in manifest.splits.get(split, [])]
+    held_hashes = content_hashes(root, held)
     for text in config.add_data:
         samples, report = mapped_samples(parse_source(text), root, manifest.classes)
         hashes = content_hashes(root, samples)

@@ -103,6 +103,9 @@ def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     assert sum(p.startswith("../brain-tumor-yes-no/") for p in train_files) == 13 - leaking
     assert "../brain-tumor-yes-no/yes/leak.jpg" not in train_files
     assert not [p for p in train_files if p.startswith("Training/tumor/")]
+    # Nor does the checkpoint get chosen on the held-out images.
+    assert not [p for p, _ in manifest["splits"]["validation"] if p.startswith("Training/tumor/")]
+    assert sources["main"]["excluded_from_validation"] >= 1
     assert card["dataset"]["held_out"] == ["held"]
     assert sources["brain-tumor-yes-no"]["data_set"] == "brain-tumor-yes-no"
     assert "(data set, class) cells" in card["training"]["loss"]
