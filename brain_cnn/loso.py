@@ -30,7 +30,6 @@ __all__ = ["LOSO_FILE", "fold_config", "run_loso", "loso_table"]
 PROTOCOL = 2  # what a reused fold must have been trained under
 
 
-
 def _name(source: str) -> str:
     return Path(parse_source(source).data).resolve().name
 
@@ -73,7 +72,7 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / LOSO_FILE
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    folds = results.get("folds", {})
+    folds = results.get("folds", {}) if results.get("loso_protocol", 1) == PROTOCOL else {}
     known = {_name(s): s for s in sources}
     unknown = [h for h in held_out or [] if _name(h) not in known]
     if unknown:
@@ -107,6 +106,7 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
         "protocol": "leave one source out: train on the other sources (near duplicates of the held-out one "
                     "removed from training and validation), screen every image of the held-out source; "
                     "figures on those without a near duplicate in the fold's training or validation images",
+        "loso_protocol": PROTOCOL,
         "goal": GOAL,
         "recipe": {k: v for k, v in _recipe(recipe).items() if k not in ("data", "add_data", "exclude")},
         "sources": [_name(s) for s in sources],
