@@ -175,8 +175,7 @@ def _check_balance(balance: str) -> None:
 
 
 def _training_weights(config: TrainConfig, split, origins: dict[str, str], main: str) -> np.ndarray:
-    """The loss weight of each training image, per ``config.balance``."""
-    _check_balance(config.balance)
+    """The loss weight of each training image, per ``config.balance`` (checked when the run starts)."""
     if config.balance == "class":
         return _sample_weights(split.labels)
     sources = [origins.get(path, main) for path in split.files]

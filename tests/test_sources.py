@@ -72,8 +72,10 @@ def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
     normals = labels == 1
     assert np.isclose(by_class[normals].sum(), 16 / 3)  # three classes: normal, glioma, unstated tumour
     assert by_source[files.index(next(f for f in files if f.startswith("../other/no/")))] == 4.0
-    with pytest.raises(DatasetError, match="unknown balance"):
-        _training_weights(TrainConfig(data="", out="", balance="cells"), split, origins, "main")
+    from brain_cnn.training import train
+
+    with pytest.raises(DatasetError, match="unknown balance"):  # refused before any data is looked at
+        train(TrainConfig(data="nowhere", out="nowhere", balance="cells"))
 
 
 @pytest.mark.slow
