@@ -32,6 +32,7 @@ system-deps:
 	  echo "chromium or poppler-utils not installed: the browser and PDF-text tests will be skipped"
 
 test: $(VENV)/.dev system-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 benchmark: $(VENV)/.runtime
