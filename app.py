@@ -7,7 +7,7 @@ request after a restart (a bookmarked /evaluation came up blank).
 
 import streamlit as st
 
-from brain_cnn.app_support import DISCLAIMER, choose_model
+from brain_cnn.app_support import DISCLAIMER, choose_model, model_service
 
 st.set_page_config(page_title="brain-cnn", page_icon=":material/neurology:", layout="wide")
 
@@ -20,6 +20,9 @@ pages = [
 ]
 navigation = st.navigation(pages)
 st.session_state["model_folder"] = choose_model()
+if st.session_state["model_folder"] is not None:
+    # Loads in the background (once per process) while the user picks a file.
+    model_service(str(st.session_state["model_folder"]))
 st.session_state["audit_on"] = st.sidebar.toggle(
     "Record assessments in the audit log", value=st.session_state.get("audit_on", True),
     help="Time, input checksum, model and result; never the image or patient data")

@@ -1,4 +1,11 @@
-"""Diagnose: upload scans, see the call, the probabilities and where the network looked."""
+"""Diagnose: upload scans, see the call and the probabilities at once, then where the network looked.
+
+The call, its probabilities and a Grad-CAM map (one forward and one backward
+pass) come first; a costly map (Score-CAM, occlusion) is queued in the
+background only when chosen, with progress, and replaces the quick one when done.
+"""
+
+import time
 
 import streamlit as st
 
@@ -6,13 +13,15 @@ from brain_cnn.app_support import (
     DISCLAIMER,
     assess_series_upload,
     assess_upload,
-    heatmap_for,
+    digest,
+    map_now,
+    maps_ahead,
     predictor_for,
     read_report,
 )
 from brain_cnn.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.explain import DEFAULT_METHOD, METHODS, overlay_heatmap
+from brain_cnn.explain import METHODS, QUICK_METHOD, overlay_heatmap
 from brain_cnn.explain_eval import trust_note
 from brain_cnn.report import case_report_pdf
 from brain_cnn.scan import AXES, group_series, is_dicom, is_nifti
@@ -31,12 +40,20 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
 )
 left, right = st.columns(2)
-method = left.selectbox("Explanation method", list(METHODS), index=list(METHODS).index(DEFAULT_METHOD),
-                        help="; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
+method = left.selectbox(
+    "Explanation method", list(METHODS), index=list(METHODS).index(QUICK_METHOD),
+    format_func=lambda m: f"{m} (slower: drawn after the call)" if METHODS[m].costly else m,
+    help="; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
 opacity = right.slider("Heat-map opacity", 0.0, 1.0, 0.45, 0.05)
 
 if not uploads:
     st.info("Upload a scan to see the model's call and its heat map.")
+    st.stop()
+
+try:
+    card = predictor_for(folder).card
+except BrainCnnError as error:
+    st.error(f"The model {folder.name} cannot be loaded: {error}", icon=":material/error:")
     st.stop()
 
 files = [(u.name, u.getvalue()) for u in uploads]
@@ -66,57 +83,98 @@ for name, data in files:
 
 for name, reason in failures:
     st.error(f"**{name}**: cannot assess this file. {reason}", icon=":material/error:")
+if not cases:
+    st.stop()
 
-if len(cases) > 1:
+case = cases[0]
+if len(cases) > 1:  # every call in the worklist; the details of one case at a time below it
     st.subheader("Worklist")
     rows = [worklist_row(c) for c in cases]
     st.dataframe(rows, hide_index=True, column_config={
         "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "tumour probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
-    st.download_button("Download worklist (CSV)", worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv")
+    st.download_button("Download worklist (CSV)", worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv",
+                       on_click="ignore")
+    shown = st.selectbox("Case shown below", range(len(cases)), format_func=lambda i: cases[i].name,
+                         key="case-shown")
+    case = cases[shown if shown is not None and shown < len(cases) else 0]
 
-card = predictor_for(str(folder)).card
-for number, case in enumerate(cases):
-    st.divider()
-    st.subheader(case.name)
-    if case.header:
-        st.caption(" | ".join(f"{k}: {v}" for k, v in case.header.items()))
-    for note in case.notes:
-        st.warning(note, icon=":material/warning:")
-    index = 0
-    if case.kind == "nifti":
-        st.radio("Plane", list(AXES), key=f"axis-{case.name}", horizontal=True)
-    if case.is_volume:
-        key = f"slice-{case.sha256}-{len(case.slices)}"
-        st.session_state.setdefault(key, case.start_index())
-        suspicious = case.most_suspicious(3)
-        if suspicious:
-            buttons = st.columns(len(suspicious) + 1)
-            buttons[0].markdown("**Most suspicious slices**")
-            for cell, i in zip(buttons[1:], suspicious):
-                p = case.slices[i].tumour_probability
-                if cell.button(f"slice {i + 1} (tumour {p:.0%})", key=f"jump-{key}-{i}"):
-                    st.session_state[key] = i
-        index = st.slider("Slice", 0, len(case.slices) - 1, key=key, format="%d")
-        st.plotly_chart(slice_profile_figure(case, index), key=f"profile-{number}")
-    chosen = case.slices[index]
-    if chosen.refused:
-        st.error(chosen.summary(), icon=":material/block:")
+st.divider()
+st.subheader(case.name)
+# The digest is how the audit log names this input; it lets a reader match the two.
+st.caption(f"Input SHA-256 {case.sha256[:16]}"
+           + "".join(f" | {k}: {v}" for k, v in case.header.items()))
+for note in case.notes:
+    st.warning(note, icon=":material/warning:")
+index = 0
+if case.kind == "nifti":
+    st.radio("Plane", list(AXES), key=f"axis-{case.name}", horizontal=True)
+if case.is_volume:
+    key = f"slice-{case.sha256}-{len(case.slices)}"
+    st.session_state.setdefault(key, case.start_index())
+    suspicious = case.most_suspicious(3)
+    if suspicious:
+        buttons = st.columns(len(suspicious) + 1)
+        buttons[0].markdown("**Most suspicious slices**")
+        for cell, i in zip(buttons[1:], suspicious):
+            p = case.slices[i].tumour_probability
+            if cell.button(f"slice {i + 1} (tumour {p:.0%})", key=f"jump-{key}-{i}"):
+                st.session_state[key] = i
+    index = st.slider("Slice", 0, len(case.slices) - 1, key=key, format="%d")
+    st.plotly_chart(slice_profile_figure(case, index), key="profile")
+chosen = case.slices[index]
+if chosen.refused:
+    st.error(chosen.summary(), icon=":material/block:")
+else:
+    (st.warning if chosen.warnings else st.success)(chosen.summary())
+for note in chosen.warnings:
+    st.warning(note, icon=":material/warning:")
+
+# The network's input identifies the slice: the same file re-sliced along another plane is another slice.
+slice_key = digest(chosen.model_input.tobytes())
+used, heat, job = map_now(folder, chosen, slice_key, method)
+if job is not None and job.done:  # it failed: map_now hands back finished maps, not jobs
+    st.error(f"The {method} map could not be computed ({job.future.exception()}); showing {used}.",
+             icon=":material/error:")
+    job = None
+explanations = (read_report(folder) or {}).get("explanations")
+explained = list(chosen.probabilities)[chosen.class_index]
+
+
+def draw_map(where, used: str, heat) -> None:
+    with where.container():
+        st.image(overlay_heatmap(chosen.display, heat, opacity), caption=f"{used} for '{explained}'", width="stretch")
+        st.caption(trust_note(explanations, used))
+
+
+def pdf_report() -> bytes:
+    """Made when the button is pressed (on another thread), with the costly map if it is ready by then."""
+    final, shown = (method, job.result()) if job is not None and job.done and not job.future.exception() else (used, heat)
+    return case_report_pdf(case, chosen, overlay_heatmap(chosen.display, shown, opacity), final, card.name,
+                           card.sha256, heat_map_note=trust_note(explanations, final))
+
+
+original, overlaid, chart = st.columns([1, 1, 1.2])
+original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the head)", clamp=True, width="stretch")
+drawn = overlaid.empty()
+draw_map(drawn, used, heat)
+progress = overlaid.empty()
+if not chosen.refused:
+    chart.plotly_chart(probability_bars(chosen.probabilities), key="bars")
+chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf",
+                      "application/pdf", key="pdf", on_click="ignore")
+
+# Last, so everything above is on screen while the costly map is computed; a rerun meanwhile
+# (another slice, another opacity) leaves the job running in the queue and picks it up again.
+if job is not None:
+    while not job.done:
+        ahead = maps_ahead(folder, job)
+        progress.progress(job.progress, text=f"{method} for '{explained}': " + (
+            f"waiting for {ahead} other map{'s' * (ahead > 1)} first" if ahead else f"{job.progress:.0%} done"))
+        time.sleep(0.2)
+    progress.empty()
+    if job.future.exception() is None:
+        draw_map(drawn, method, job.result())
     else:
-        (st.warning if chosen.warnings else st.success)(chosen.summary())
-    for note in chosen.warnings:
-        st.warning(note, icon=":material/warning:")
-    with st.spinner(f"Computing {method} ..."):
-        heatmap = heatmap_for(folder, chosen, f"{case.sha256}-{index}", method)
-    overlay = overlay_heatmap(chosen.display, heatmap, opacity)
-    original, overlaid, chart = st.columns([1, 1, 1.2])
-    original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the head)", clamp=True, width="stretch")
-    explained = list(chosen.probabilities)[chosen.class_index]
-    overlaid.image(overlay, caption=f"{method} for '{explained}'", width="stretch")
-    worth = trust_note((read_report(folder) or {}).get("explanations"), method)
-    overlaid.caption(worth)
-    if not chosen.refused:
-        chart.plotly_chart(probability_bars(chosen.probabilities), key=f"bars-{number}")
-    chart.download_button(
-        "PDF report", case_report_pdf(case, chosen, overlay, method, card.name, card.sha256, heat_map_note=worth),
-        f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf", "application/pdf", key=f"pdf-{number}")
+        st.error(f"The {method} map could not be computed ({job.future.exception()}); showing {used}.",
+                 icon=":material/error:")

@@ -1,9 +1,14 @@
 """The Streamlit side of the package: cached models, the shared model choice, default paths.
 
-Pages import from here and stay thin. Models load once per process
-(``st.cache_resource``); an upload's assessment and heat maps are cached by
-the SHA-256 of its bytes (``st.cache_data``), so moving a slider does not
-re-run the network. Uploads stay in memory; nothing is written to disk.
+Pages import from here and stay thin. Each model folder is served by one
+:class:`ModelService` per process (``st.cache_resource``), shared by every
+session: it loads in the background as soon as a page names the model, warms
+the network and the quick heat map, and queues costly heat maps so they are
+computed one at a time, each once. Every forward pass waits its turn at one
+process-wide gate (:data:`brain_cnn.engines.INFERENCE`), so sessions share the
+cores instead of fighting over them. An upload's assessment and heat maps are
+cached by the SHA-256 of its bytes (``st.cache_data``), so moving a slider
+does not re-run the network. Uploads stay in memory; nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +26,8 @@ import streamlit as st
 
 from . import audit
 from .assessment import CaseAssessment, SliceAssessment, assess, assess_series
-from .explain import DEFAULT_METHOD, Explainer
+from .engines import limit_tensorflow_threads
+from .explain import DEFAULT_METHOD, METHODS, QUICK_METHOD, Explainer, ExplanationJob, ExplanationQueue
 from .model_folder import DEFAULT_MODEL, EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
 from .prediction import Predictor
 from .worklist import audit_entry
@@ -30,11 +38,16 @@ __all__ = [
     "default_data_dir",
     "DISCLAIMER",
     "choose_model",
+    "ModelService",
+    "model_service",
     "predictor_for",
     "explainer_for",
     "assess_upload",
     "assess_series_upload",
     "heatmap_for",
+    "heatmap_job",
+    "maps_ahead",
+    "map_now",
     "read_report",
     "resolve_data_root",
 ]
@@ -78,25 +91,91 @@ def choose_model() -> Path | None:
     return folders[names.index(chosen)]
 
 
-@st.cache_resource(show_spinner="Loading the model ...")
-def predictor_for(folder: str) -> Predictor:
-    predictor = Predictor(folder)
-    predictor.predict_inputs(np.zeros((1, predictor.image_size, predictor.image_size, 1), np.uint8))  # warm up
-    return predictor
+class ModelService:
+    """One model folder served to every session of this process.
+
+    Loading starts in a background thread when the service is made, so a page
+    can show its uploader while the model loads; it ends with one forward pass
+    and one quick heat map, so the first upload is as fast as the rest. A load
+    that failed is tried again on the next request.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = str(folder)
+        self.queue = ExplanationQueue()
+        self._lock = threading.Lock()
+        self._loading: Future | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start loading, unless loading, loaded, or not yet failed."""
+        with self._lock:
+            if self._loading is not None and not (self._loading.done() and self._loading.exception() is not None):
+                return
+            future: Future = Future()
+            self._loading = future
+        threading.Thread(target=self._load, args=(future,), name=f"load {Path(self.folder).name}", daemon=True).start()
+
+    def _load(self, future: Future) -> None:
+        try:
+            limit_tensorflow_threads()
+            predictor = Predictor(self.folder)  # warms the forward pass
+            explainer = Explainer(predictor.model)
+            explainer.warm_up()
+        except BaseException as error:  # noqa: BLE001 - re-raised to whoever asks for the model
+            future.set_exception(error)
+        else:
+            future.set_result((predictor, explainer))
+
+    @property
+    def ready(self) -> bool:
+        """Loaded (or failed to load): asking for the model will not wait."""
+        return self._loading is not None and self._loading.done()
+
+    def _loaded(self) -> tuple[Predictor, Explainer]:
+        self.start()
+        return self._loading.result()
+
+    def predictor(self) -> Predictor:
+        """The loaded model, waiting for it if it is still loading.
+
+        Raises:
+            BrainCnnError: the model folder cannot be loaded, with the reason.
+        """
+        return self._loaded()[0]
+
+    def explainer(self) -> Explainer:
+        return self._loaded()[1]
 
 
 @st.cache_resource(show_spinner=False)
-def explainer_for(folder: str) -> Explainer:
-    return Explainer(predictor_for(folder).model)
+def model_service(folder: str) -> ModelService:
+    """The process's one service for ``folder``; made (and its loading started) by the first page to ask."""
+    return ModelService(folder)
+
+
+def predictor_for(folder: str | Path) -> Predictor:
+    """The loaded model of ``folder``, shared by all sessions (a spinner while it loads)."""
+    service = model_service(str(folder))
+    if not service.ready:
+        with st.spinner("Loading the model ..."):
+            return service.predictor()
+    return service.predictor()
+
+
+def explainer_for(folder: str | Path) -> Explainer:
+    predictor_for(folder)  # the spinner, if it is still loading
+    return model_service(str(folder)).explainer()
 
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+# Bounded by count and age: a volume's assessment holds every slice, a few MB to tens of MB.
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def _assess_cached(folder: str, sha: str, name: str, axis: int, _data: bytes) -> CaseAssessment:
-    return assess(predictor_for(folder), _data, name, axis)
+    return assess(model_service(folder).predictor(), _data, name, axis)
 
 
 def assess_upload(folder: str | Path, data: bytes, name: str, axis: int = 2, audited: bool = True) -> CaseAssessment:
@@ -104,19 +183,21 @@ def assess_upload(folder: str | Path, data: bytes, name: str, axis: int = 2, aud
 
     ``audited=False`` for views that are not clinical assessments (the evaluation gallery).
     """
+    predictor_for(folder)  # waits (with a spinner) outside the cached function, which must not draw
     case = _assess_cached(str(folder), digest(data), name, axis, data)
     if audited:
         _audit_once(folder, case)
     return case
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def _assess_series_cached(folder: str, shas: tuple[str, ...], _files: list[tuple[str, bytes]]) -> CaseAssessment:
-    return assess_series(predictor_for(folder), _files)
+    return assess_series(model_service(folder).predictor(), _files)
 
 
 def assess_series_upload(folder: str | Path, files: list[tuple[str, bytes]]) -> CaseAssessment:
     """Several DICOM files of one series as one case, computed once per (model, files)."""
+    predictor_for(folder)
     case = _assess_series_cached(str(folder), tuple(digest(d) for _, d in files), files)
     _audit_once(folder, case)
     return case
@@ -140,12 +221,47 @@ def _audit_once(folder: str | Path, case: CaseAssessment) -> None:
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _heatmap_cached(folder: str, key: str, class_index: int, method: str, _image: np.ndarray) -> np.ndarray:
-    return explainer_for(folder).heatmap(_image, class_index, method)
+    service = model_service(folder)
+    if METHODS[method].costly:  # through the queue: one at a time, and shared with anyone asking the same
+        return _request(service, _image, class_index, method, key).result()
+    return service.explainer().heatmap(_image, class_index, method)
 
 
 def heatmap_for(folder: str | Path, slice_: SliceAssessment, key: str, method: str = DEFAULT_METHOD) -> np.ndarray:
-    """Heat map of one slice for its call; ``key`` identifies the slice (case digest and index)."""
+    """Heat map of one slice for its call, waiting for it; ``key`` identifies the slice (case digest and index)."""
+    predictor_for(folder)
     return _heatmap_cached(str(folder), key, slice_.class_index, method, slice_.model_input)
+
+
+def heatmap_job(folder: str | Path, slice_: SliceAssessment, key: str, method: str) -> ExplanationJob:
+    """A costly heat map of one slice, queued in the background (or found there); the page polls the job."""
+    return _request(model_service(str(folder)), slice_.model_input, slice_.class_index, method, key)
+
+
+def map_now(folder: str | Path, slice_: SliceAssessment, key: str, method: str
+            ) -> tuple[str, np.ndarray, ExplanationJob | None]:
+    """The heat map to draw now: ``(method, map, job)``.
+
+    A cheap method's map (or a costly one already computed) at once, with no
+    job; else the quick map, and the queued job computing ``method``'s.
+    """
+    if not METHODS[method].costly:
+        return method, heatmap_for(folder, slice_, key, method), None
+    job = heatmap_job(folder, slice_, key, method)
+    if job.done and job.future.exception() is None:
+        return method, job.result(), None
+    return QUICK_METHOD, heatmap_for(folder, slice_, key, QUICK_METHOD), job
+
+
+def maps_ahead(folder: str | Path, job: ExplanationJob) -> int:
+    """Costly maps queued before ``job`` (any session's) that are not finished."""
+    return model_service(str(folder)).queue.ahead_of(job)
+
+
+def _request(service: ModelService, image: np.ndarray, class_index: int, method: str, key: str) -> ExplanationJob:
+    explainer = service.explainer()
+    return service.queue.request((key, class_index, method),
+                                 lambda progress: explainer.heatmap(image, class_index, method, progress))
 
 
 @st.cache_data(show_spinner=False)

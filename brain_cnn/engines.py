@@ -17,21 +17,34 @@ Runtime at small batches and loses at large ones, so it is not used.
 
 ``BRAIN_CNN_ENGINE=tensorflow`` (or ``onnxruntime``) forces one. If the
 conversion fails, the TensorFlow graph is used and a warning says why.
+
+Every forward pass holds a slot of :data:`INFERENCE`, one process-wide
+:class:`InferenceGate`: an app serving several people runs one pass at a time
+on a CPU (each pass already uses every core) and queues the rest, first come
+first served, with a call someone is waiting for ahead of explanation work
+(:func:`background`). ``BRAIN_CNN_INFERENCE_SLOTS`` sets the number of slots.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import heapq
+import itertools
 import os
+import threading
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["ENGINES", "ENGINE_ENV", "engine_name", "forward", "features_model", "mixed_precision_copy", "usable_cpus"]
+__all__ = ["ENGINES", "ENGINE_ENV", "SLOTS_ENV", "INFERENCE", "InferenceGate", "background", "engine_name", "forward",
+           "features_model", "limit_tensorflow_threads", "mixed_precision_copy", "usable_cpus"]
 
 ENGINES = ("tensorflow", "onnxruntime")
 ENGINE_ENV = "BRAIN_CNN_ENGINE"
+SLOTS_ENV = "BRAIN_CNN_INFERENCE_SLOTS"
 Forward = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
 
@@ -48,6 +61,90 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+class InferenceGate:
+    """At most ``slots`` forward passes at once in this process; the others wait their turn.
+
+    Turns go by priority (lower first), then by arrival, so a thread that just
+    finished a pass cannot take the next slot ahead of those already waiting.
+    A thread that holds a slot may enter again (a pass inside a pass).
+    """
+
+    def __init__(self, slots: int = 1):
+        self.slots = max(1, int(slots))
+        self._condition = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []
+        self._tickets = itertools.count()
+        self._running = 0
+        self._held = threading.local()
+
+    @property
+    def waiting(self) -> int:
+        """Passes queued for a slot now."""
+        return len(self._waiting)
+
+    @contextlib.contextmanager
+    def slot(self, priority: int | None = None) -> Iterator[None]:
+        depth = getattr(self._held, "depth", 0)
+        if depth:
+            self._held.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._held.depth = depth
+            return
+        ticket = (_PRIORITY.get() if priority is None else priority, next(self._tickets))
+        with self._condition:
+            heapq.heappush(self._waiting, ticket)
+            self._condition.wait_for(lambda: self._running < self.slots and self._waiting[0] == ticket)
+            heapq.heappop(self._waiting)
+            self._running += 1
+            self._condition.notify_all()  # with several slots, the next in line may start too
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            with self._condition:
+                self._running -= 1
+                self._condition.notify_all()
+
+
+CALL, EXPLANATION = 0, 1  # priorities: someone waits for a call; an explanation can wait a pass
+_PRIORITY = contextvars.ContextVar("brain_cnn_inference_priority", default=CALL)
+
+
+@contextlib.contextmanager
+def background() -> Iterator[None]:
+    """Forward passes in this block give way to calls waiting for a slot."""
+    token = _PRIORITY.set(EXPLANATION)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
+def _default_slots() -> int:
+    try:
+        return max(1, int(os.environ.get(SLOTS_ENV, "")))
+    except ValueError:
+        return 1
+
+
+INFERENCE = InferenceGate(_default_slots())
+
+
+def limit_tensorflow_threads() -> None:
+    """One TensorFlow op at a time, each on every usable core, so concurrent callers queue
+    instead of oversubscribing the CPU. Only works before TensorFlow's runtime starts; later, no-op."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(usable_cpus())
+    except RuntimeError:  # the runtime already started: its settings stay
+        pass
 
 
 def mixed_precision_copy(model, policy: str = "mixed_float16"):
@@ -145,17 +242,35 @@ def forward(model, engine: str | None = None, mixed_precision: bool = False) -> 
     """
     engine = engine or engine_name()
     cache = model.__dict__.setdefault("_brain_cnn_engines", {})
-    if engine not in cache:
-        if "model" not in cache:
-            half = mixed_precision and _has_gpu()  # on a GPU the engine is TensorFlow unless forced
-            cache["model"] = features_model(mixed_precision_copy(model) if half else model)
-        both = cache["model"]
-        if engine == "onnxruntime":
-            try:
-                cache[engine] = _onnxruntime(both, model.input_shape)
-            except Exception as error:  # noqa: BLE001 - any conversion failure falls back, loudly
-                warnings.warn(f"ONNX Runtime engine unavailable ({error}); using TensorFlow", stacklevel=2)
-                cache[engine] = cache.get("tensorflow") or _tensorflow(both, model.input_shape)
-        else:
-            cache[engine] = _tensorflow(both, model.input_shape)
+    with _BUILDING:
+        if engine not in cache:
+            cache[engine] = _gated(_build(model, cache, engine, mixed_precision))
     return cache[engine]
+
+
+_BUILDING = threading.Lock()  # two sessions asking for the same model's engine build it once
+
+
+def _gated(run: Forward) -> Forward:
+    def gated(x: np.ndarray):
+        with INFERENCE.slot():
+            return run(x)
+
+    gated.ungated = run
+    return gated
+
+
+def _build(model, cache: dict, engine: str, mixed_precision: bool) -> Forward:
+    if "model" not in cache:
+        half = mixed_precision and _has_gpu()  # on a GPU the engine is TensorFlow unless forced
+        cache["model"] = features_model(mixed_precision_copy(model) if half else model)
+    both = cache["model"]
+    if engine == "onnxruntime":
+        try:
+            return _onnxruntime(both, model.input_shape)
+        except Exception as error:  # noqa: BLE001 - any conversion failure falls back, loudly
+            warnings.warn(f"ONNX Runtime engine unavailable ({error}); using TensorFlow", stacklevel=4)
+            fallback = cache.get("tensorflow")
+            if fallback is not None:
+                return fallback.ungated
+    return _tensorflow(both, model.input_shape)

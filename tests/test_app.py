@@ -1,8 +1,7 @@
 """The app's pages, rendered headless with Streamlit's AppTest."""
 
-import io
+import hashlib
 import shutil
-import zipfile
 
 import numpy as np
 import pytest
@@ -61,8 +60,15 @@ def test_diagnose_with_uploads_good_and_bad(app, tmp_path):
     assert any("report.jpg" in e and "PDF" in e for e in errors)
     assert any("empty.png" in e and "empty" in e for e in errors)
     assert any("Tumour suspected" in t or "No tumour seen" in t or "Cannot assess" in t for t in texts(at))
-    # Beside the overlay: what the method's maps are worth (the tiny model was never measured on boxes).
-    assert any(c.value.startswith("Occlusion has not been measured against expert tumour boxes") for c in at.caption)
+    # The quick map comes with the call; beside it, what the method's maps are worth (never measured here).
+    assert any(c.value.startswith("Grad-CAM has not been measured against expert tumour boxes") for c in at.caption)
+    # The page names the input as the audit log does, by its digest.
+    assert any(c.value.startswith(f"Input SHA-256 {hashlib.sha256(good).hexdigest()[:16]}") for c in at.caption)
+    # A costly method is computed when chosen, and its map replaces the quick one.
+    at.selectbox[0].set_value("Occlusion").run()
+    assert not at.exception
+    assert any(c.value.startswith("Occlusion has not been measured") for c in at.caption)
+    assert not any(c.value.startswith("Grad-CAM has not been measured") for c in at.caption)
     # Changing the method reuses the cached assessment and draws another heat map.
     at.selectbox[0].set_value("Grad-CAM++").run()
     assert not at.exception
@@ -70,6 +76,17 @@ def test_diagnose_with_uploads_good_and_bad(app, tmp_path):
     # The assessment went into the audit trail, once, without the file name.
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(lines) == 1 and "scan.png" not in lines[0]
+
+
+def test_the_pdf_is_made_only_when_asked_for(app, monkeypatch):
+    import brain_cnn.report
+
+    made = []
+    monkeypatch.setattr(brain_cnn.report, "case_report_pdf", lambda *a, **k: made.append(a) or b"%PDF")
+    at = upload(app.run(), [("scan.png", encode(phantom(128, lesion=True), "PNG"), "image/png")])
+    assert not at.exception
+    at.slider[0].set_value(0.8).run()  # a rerun that changes the overlay
+    assert not at.exception and made == []
 
 
 def test_worklist_and_volumes(app):
@@ -81,13 +98,20 @@ def test_worklist_and_volumes(app):
                       "application/gzip")] + series)
     assert not at.exception
     assert at.toggle[0].label.startswith("Read DICOM files of the same series as one study")
+    # Every call in the worklist; one case's details at a time below it.
+    assert any(sub.value == "Worklist" for sub in at.subheader)
+    assert len(at.dataframe[0].value) == 3
+    cases = at.selectbox(key="case-shown")
+    assert cases.options == ["3-file series", "a.png", "head.nii.gz"]
     assert any(sub.value == "3-file series" for sub in at.subheader)
+    assert not any(sub.value == "a.png" for sub in at.subheader)
     # The series' header says contrast-enhanced T1, and the page says what is known of the model on such scans.
     assert any(w.value.startswith("T1C+ scan (series description 'AX T1 POST'). This model has not been screened")
                for w in at.warning)
     assert any(s.label == "Slice" for s in at.slider)
-    assert any(sub.value == "Worklist" for sub in at.subheader)
     # The NIfTI volume can be re-sliced along another plane.
+    cases.set_value(2).run()
+    assert not at.exception and any(sub.value == "head.nii.gz" for sub in at.subheader)
     at.radio(key="axis-head.nii.gz").set_value("coronal").run()
     assert not at.exception
 
