@@ -4,6 +4,7 @@ Drives Debian's /usr/bin/chromium with Playwright for Python against
 `streamlit run app.py` on localhost; saves screenshots under artifacts/.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,10 +13,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from brain_cnn.explain import DEFAULT_METHOD
+from brain_cnn.explain import QUICK_METHOD
 
 from conftest import PROJECT, encode, phantom
 
@@ -34,13 +36,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory):
-    models = tmp_path_factory.mktemp("browser-models")
-    shutil.copytree(tiny_model, models / tiny_model.name)
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@contextlib.contextmanager
+def streamlit_server(models: Path, audit: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run app.py` over the model folders in ``models`` on a free localhost port: (URL, process)."""
     port = free_port()
-    env = {**os.environ, "BRAIN_CNN_MODELS": str(models), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "BRAIN_CNN_AUDIT": str(models / "audit.jsonl")}
+    env = {**os.environ, "BRAIN_CNN_MODELS": str(models), "TF_CPP_MIN_LOG_LEVEL": "3", "BRAIN_CNN_AUDIT": str(audit)}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -48,31 +52,39 @@ def server(tiny_model, tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
-    while time.time() < deadline:
+    try:
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    pytest.fail("streamlit exited: " + process.stdout.read().decode(errors="replace")[-2000:])
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start within 90 s")
+        yield url, process
+    finally:
+        process.terminate()
         try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail("streamlit exited: " + process.stdout.read().decode(errors="replace")[-2000:])
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start within 90 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model, tmp_path_factory):
+    models = tmp_path_factory.mktemp("browser-models")
+    shutil.copytree(tiny_model, models / tiny_model.name)
+    with streamlit_server(models, models / "audit.jsonl") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
         yield page
@@ -96,7 +108,12 @@ def test_upload_shows_the_call_and_the_heat_map(page, server, tmp_path):
     page.get_by_text("Upload a scan to see").wait_for()
     page.locator("input[type=file]").set_input_files(str(scan))
     page.get_by_text("phantom-scan.png").first.wait_for()
-    page.get_by_text(f"{DEFAULT_METHOD} for").wait_for()  # the overlay's caption appears with the heat map
+    page.get_by_text(f"{QUICK_METHOD} for").wait_for()  # the overlay's caption appears with the heat map
     # The tiny test model may call the phantom or refuse it; either is a visible answer.
     page.locator("text=/Tumour suspected|No tumour seen|Cannot assess/").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "diagnose.png"), full_page=True)
+    # A costly method, chosen: computed in the background, and its map replaces the quick one.
+    page.get_by_role("combobox", name="Explanation method").click()
+    page.get_by_role("option", name="Occlusion (slower: drawn after the call)").click()
+    page.get_by_text("Occlusion for").wait_for()
+    page.locator("text=/Tumour suspected|No tumour seen|Cannot assess/").first.wait_for()

@@ -1,7 +1,17 @@
+import threading
+
 import numpy as np
 import pytest
 
-from brain_cnn.explain import METHODS, OCCLUSION_FILLS, Explainer, occlusion_map, overlay_heatmap
+from brain_cnn.explain import (
+    METHODS,
+    OCCLUSION_FILLS,
+    QUICK_METHOD,
+    ExplanationQueue,
+    Explainer,
+    occlusion_map,
+    overlay_heatmap,
+)
 from brain_cnn.model import build_model
 
 from conftest import phantom
@@ -140,3 +150,92 @@ def test_grad_cam_of_the_max_head_is_its_class_map():
         heatmap = explainer.heatmap(image, target, "Grad-CAM")
         enlarged = zoom(maps[..., target] - bias[target], 48 / maps.shape[0], order=1)  # as tf-keras-vis enlarges
         assert np.corrcoef(heatmap.ravel(), enlarged.ravel())[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("pooling", ["average", "max"])
+def test_the_traced_grad_cam_is_tf_keras_vis_grad_cam(pooling):
+    import keras
+
+    keras.utils.set_random_seed(5)
+    explainer = Explainer(build_model(3, image_size=48, width=4, depth=2, pooling=pooling))
+    image = phantom(48, lesion=True)[:, :, None]
+    for target in range(3):
+        traced = explainer.heatmap(image, target, "Grad-CAM")
+        reference = explainer._tf_keras_vis(explainer._visualizer("Grad-CAM"), "Grad-CAM", image, target)
+        np.testing.assert_allclose(traced, reference, atol=1e-5)
+
+
+def test_costly_methods_are_marked_and_the_quick_one_is_not():
+    assert {m.name for m in METHODS.values() if m.costly} == {"Score-CAM", "Occlusion"}
+    assert not METHODS[QUICK_METHOD].costly
+
+
+def test_occlusion_reports_its_progress_up_to_done():
+    seen = []
+    occlusion_map(_brightness_network([-0.01, 0.01]), np.zeros((40, 40), np.uint8), 1, progress=seen.append)
+    assert seen == sorted(seen) and len(seen) > 2 and seen[-1] == 1.0
+
+
+def test_the_queue_computes_each_map_once_and_shares_it():
+    queue = ExplanationQueue()
+    release, calls = threading.Event(), []
+
+    def compute(progress):
+        calls.append(1)
+        release.wait(10)
+        progress(0.5)
+        return np.ones((4, 4), np.float32)
+
+    first = queue.request("slice-a", compute)
+    second = queue.request("slice-a", compute)  # another session, the same slice and method
+    assert second is first and not first.done
+    release.set()
+    assert first.result(10).shape == (4, 4) and calls == [1] and first.progress == 1.0
+    assert queue.request("slice-a", compute) is first and calls == [1]  # kept once done
+
+
+def test_the_queue_runs_one_map_at_a_time_in_order_and_says_how_many_are_ahead():
+    queue = ExplanationQueue(workers=1)
+    release, order = threading.Event(), []
+
+    def compute(name):
+        def run(progress):
+            release.wait(10)
+            order.append(name)
+            return np.zeros((2, 2), np.float32)
+        return run
+
+    jobs = [queue.request(name, compute(name)) for name in ("a", "b", "c")]
+    assert [queue.ahead_of(job) for job in jobs] == [0, 1, 2]
+    release.set()
+    for job in jobs:
+        job.result(10)
+    assert order == ["a", "b", "c"] and queue.ahead_of(jobs[2]) == 0
+
+
+def test_a_failed_map_is_reported_and_tried_again():
+    queue = ExplanationQueue()
+    attempts = []
+
+    def flaky(progress):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("out of memory")
+        return np.zeros((2, 2), np.float32)
+
+    failed = queue.request("k", flaky)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        failed.result(10)
+    assert queue.get("k") is None
+    again = queue.request("k", flaky)
+    assert again is not failed and again.result(10).shape == (2, 2) and len(attempts) == 2
+
+
+def test_queued_maps_give_way_to_calls_at_the_inference_gate():
+    """A map's passes run at explanation priority: a call waiting for the network goes first."""
+    from brain_cnn.engines import EXPLANATION, INFERENCE, _PRIORITY
+
+    queue = ExplanationQueue()
+    seen = queue.request("p", lambda progress: np.full((1, 1), _PRIORITY.get(), np.float32))
+    assert seen.result(10)[0, 0] == EXPLANATION and _PRIORITY.get() != EXPLANATION
+    assert INFERENCE.waiting == 0
