@@ -7,7 +7,7 @@ above 10) onto the head-pixel histogram of the model's training images
 (quantile matching; the background stays black) and screens each data set
 with and without it. The
 4-class test split is scored too: a harmonisation step must not cost
-accuracy at home. Figures leave out images with a near duplicate in the
+accuracy at home. Figures leave out images with a copy (in any orientation) in the
 model's training data, as the screening reports do.
 
     python benchmarks/intensity_matching.py --model models/brain-tumor-mri-multisource \\

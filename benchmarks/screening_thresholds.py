@@ -9,7 +9,7 @@ prints sensitivity / specificity at the top-class call and at a grid of
 thresholds. Then, for each data set used as the calibration source, it
 prints the highest threshold that finds 90 % of that set's tumours, and what
 that threshold gives on every other set. Every figure leaves out images with a
-near duplicate in the model's training data, as the screening reports do.
+copy (in any orientation) in the model's training data, as the screening reports do.
 
     python benchmarks/screening_thresholds.py --model models/brain-tumor-mri-multisource \\
         --data models/brain-tumor-44c/split.json:validation models/brain-tumor-44c/split.json:test \\

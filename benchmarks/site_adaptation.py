@@ -55,7 +55,7 @@ def main() -> None:
     loaded = load_model(args.model)
     card = loaded.card
     negative = np.array([is_no_tumour(c) for c in card.classes])
-    print(f"model {args.model}; images without a near duplicate in its training data")
+    print(f"model {args.model}; images without a copy in its training data")
     print(f"{'':30} {'as trained: sens / spec / AUC':>30} {'adapted: sens / spec / AUC':>30}")
     for data in args.data:
         _, _, kept, decoded, probs, seen = screening_outputs(loaded, data)

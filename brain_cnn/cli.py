@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import BrainCnnError, DatasetError
+from .leakage import COPY_BITS
 from .model_folder import DEFAULT_MODEL
 
 __all__ = ["main", "build_parser"]
@@ -160,22 +161,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from .leakage import audit_folders, deduplicated_split
 
+    def show(what: str, found: dict) -> None:
+        kinds = ", ".join(f"{n} {k}" for k, n in found["by_kind"].items()) or "none"
+        print(f"  {what}: {found['images_with_copy']} of {found['of']} ({kinds})")
+        for kind, pairs in found["examples"].items():
+            for a, b, bits in pairs:
+                print(f"    {kind:<20} {a}  ~  {b}  ({bits} bits)")
+
     report = audit_folders(args.data, args.max_bits, args.examples)
+    print(f"copies: the same slice as it is, mirrored, flipped or rotated (hash of the head crop at "
+          f"{report['hash_size']} px, <= {report['max_hash_bits']} of 256 bits)")
     for entry in report["data"]:
         print(f"{entry['root']}: " + ", ".join(f"{s} {n}" for s, n in entry["images"].items()))
         for split, found in entry["within"].items():
-            print(f"  within {split}: {found['exact_duplicates']} exact duplicates, "
-                  f"{found['near_duplicate_pairs']} near-duplicate pairs")
-            for a, b, bits in found["examples"]:
-                print(f"    {a}  ~  {b}  ({bits} bits)")
+            show(f"{split} images with a copy within {split}", found)
         for pair, found in entry["across"].items():
             query, reference = pair.split(" in ")
-            print(f"  {query} images with an exact or near duplicate in {reference}: "
-                  f"{found['images_with_duplicate']} of {found['of']}")
-            for a, b, bits in found["examples"]:
-                print(f"    {a}  ~  {b}  ({bits} bits)")
-    for between in report.get("between", []):
-        print(f"{between['b']} in {between['a']}: {between['images_of_b_in_a']} of {between['of']} images")
+            show(f"{query} images with a copy in {reference}", found)
+    for between in report["between"]:
+        show(f"{Path(between['b']).name} images with a copy in {Path(between['a']).name}", between)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     if args.write_split:
@@ -333,12 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use this split manifest (e.g. a de-duplicated one from `brain-cnn audit --write-split`)")
     train.add_argument("--add-data", action="append", metavar="DIR[=MAP.json]",
                        help="another data set for the training split, mapped onto the classes by its label map "
-                       "(bundled for the public sets); near duplicates of validation/test images are dropped; "
+                       "(bundled for the public sets); copies of validation/test images are dropped; "
                        "DIR may be another model's split.json, and then only its training split is added; "
                        "repeatable")
     train.add_argument("--exclude", action="append", metavar="DIR",
-                       help="a held-out data set: training images that are near duplicates of its images are "
-                       "dropped; repeatable")
+                       help="a held-out data set: training and validation images that are copies of its images "
+                       "(in any orientation) are dropped; repeatable")
     train.add_argument("--no-evaluate", action="store_true", help="skip evaluation after training")
     train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
     train.set_defaults(run=_cmd_train)
@@ -382,14 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser(
         "audit",
-        help="find exact and near-duplicate images within and across splits and data sets",
+        help="find copies of a slice (plain, mirrored, flipped, rotated) within and across splits and data sets",
         description="Hash every image of each DATA folder (256-bit DCT hash of the head crop, robust to "
-        "resizing and re-encoding) and report exact and near duplicates within each split, across "
-        "the splits of a folder (test images with a copy in train) and between folders.",
+        "resizing, cropping and re-encoding) in its eight orientations and report, by kind (identical, mirrored, "
+        "flipped, rotated), the copies within each split, across the splits of a folder (test images with a copy "
+        "in train) and between folders.",
     )
     audit.add_argument("data", nargs="+", metavar="DATA", help="data folder(s)")
-    audit.add_argument("--max-bits", type=int, default=20,
-                       help="hash distance (of 256 bits) that counts as a near duplicate (default 20)")
+    audit.add_argument("--max-bits", type=int, default=COPY_BITS,
+                       help=f"hash distance (of 256 bits) that counts as a copy (default {COPY_BITS}, the one every "
+                       "other command uses)")
     audit.add_argument("--examples", type=int, default=5, help="example pairs to print per finding (default 5)")
     audit.add_argument("--json", help="also write the full report to this JSON file")
     audit.add_argument("--write-split", metavar="PATH",
@@ -414,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loso",
         help="leave-one-source-out: train without each data set, then screen it",
         description="For each SOURCE: train a fold model on the other sources (the first as main set, the "
-        "rest added through label maps, near duplicates of the held-out set removed), then screen every "
+        "rest added through label maps, copies of the held-out set removed), then screen every "
         "image of the held-out set for tumour / no tumour per MRI sequence. Prints the matrix and writes "
         "OUT/loso.json; fold folders are kept and reused when their recipe matches.",
     )

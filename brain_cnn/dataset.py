@@ -201,14 +201,34 @@ class SplitManifest:
             raise DatasetError(f"split manifest {path} is unreadable: {error}") from None
 
 
-def _stratified(samples: list[Sample], held_count: int, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Split off ``held_count`` of ``samples``, stratified by class where possible."""
-    from sklearn.model_selection import train_test_split
+def _stratified(samples: list[Sample], held_count: int, seed: int,
+                groups: dict[str, str] | None = None) -> tuple[list[Sample], list[Sample]]:
+    """Split off about ``held_count`` of ``samples``, stratified by class where possible.
+
+    With ``groups`` (file -> group), every group lands whole on one side:
+    copies of one slice, or the slices of one patient, are never split.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
     labels = [s.label for s in samples]
     counts = Counter(labels)
     if not 0 < held_count < len(samples):
         raise DatasetError(f"cannot hold out {held_count} of {len(samples)} images; the data set is too small")
+    if groups:
+        names = [groups.get(s.path, s.path) for s in samples]
+        folds = max(2, round(len(samples) / held_count))
+        if len(set(names)) < folds:
+            raise DatasetError(f"cannot hold out {held_count} of {len(samples)} images: they form only "
+                               f"{len(set(names))} groups of copies or patients")
+        if min(counts.values()) >= folds:
+            # One fold of a stratified group k-fold: about 1/k of the images, classes in proportion
+            # as far as whole groups allow.
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        else:  # too few images of some class to stratify
+            splitter = GroupShuffleSplit(n_splits=1, test_size=held_count / len(samples), random_state=seed)
+        keep_index, held_index = next(splitter.split(samples, labels, names))
+        keep, held = [samples[i] for i in keep_index], [samples[i] for i in held_index]
+        return sorted(keep, key=lambda s: s.path), sorted(held, key=lambda s: s.path)
     # Stratify only when every class can appear on both sides.
     stratify = labels if min(counts.values()) >= 2 and held_count >= len(counts) else None
     keep, held = train_test_split(samples, test_size=held_count, random_state=seed, stratify=stratify)
@@ -216,19 +236,22 @@ def _stratified(samples: list[Sample], held_count: int, seed: int) -> tuple[list
 
 
 def make_split(
-    folder: DataFolder, seed: int = 42, validation_fraction: float = 0.1, test_fraction: float = 0.15
+    folder: DataFolder, seed: int = 42, validation_fraction: float = 0.1, test_fraction: float = 0.15,
+    groups: dict[str, str] | None = None,
 ) -> SplitManifest:
     """Train/validation/test split of a discovered folder.
 
     Official splits are kept as they are; missing ones are carved, stratified
-    and seeded, out of the training data (flat folders get all three).
+    and seeded, out of the training data (flat folders get all three). With
+    ``groups`` (file -> group, e.g. from :func:`brain_cnn.leakage.split_groups`)
+    no group is cut by a carved split.
     """
     splits = dict(folder.splits)
     made = []
     if folder.is_flat:
         everything = splits.pop("all")
         total = len(everything)
-        splits["train"], splits["test"] = _stratified(everything, round(test_fraction * total), seed)
+        splits["train"], splits["test"] = _stratified(everything, round(test_fraction * total), seed, groups)
         made.append(f"test {test_fraction:.0%} of all")
     else:
         total = len(splits.get("train", []))
@@ -236,12 +259,12 @@ def make_split(
         raise DatasetError(f"{folder.root} has no training split")
     if "validation" not in splits:
         count = round(validation_fraction * total)
-        splits["train"], splits["validation"] = _stratified(splits["train"], count, seed)
+        splits["train"], splits["validation"] = _stratified(splits["train"], count, seed, groups)
         made.append(f"validation {validation_fraction:.0%} carved from train")
     kept = [name for name in folder.splits if name != "all"]
     origin = "; ".join(
         ([f"official {', '.join(kept)} split kept"] if kept else ["no official split"]) + made
-    ) + f" (seed {seed})"
+    ) + (" keeping copies and patients together" if groups else "") + f" (seed {seed})"
     return SplitManifest(
         root=str(folder.root),
         classes=folder.classes,

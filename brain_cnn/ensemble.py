@@ -13,7 +13,7 @@ have been validated and tested on the same images: the ensemble's validation
 split chooses its temperature and flip averaging, and its test figures must be
 on images no member trained on. Its training split is the union of the
 members' (the out-of-distribution gate is fitted on it, on the first member's
-features, and near duplicates of it are removed from the test figures).
+features, and copies of it are removed from the test figures).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from .errors import DatasetError
 from .metrics import calibration, classification_metrics
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
 from .pipeline import decode_samples
-from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
+from .leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_samples
 from .ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 from .prediction import predict_outputs
 
@@ -133,8 +133,8 @@ def evaluate_model_folder(
         result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
         report["splits"][split] = result
     if own and "test" in outputs:
-        report["splits"]["test"]["without_near_duplicates"] = _deduplicated(outputs, train, temperature, card.classes,
-                                                                            card.training)
+        report["splits"]["test"]["unseen"] = _unseen(outputs, root, SplitManifest.load(folder / SPLIT_FILE),
+                                                     temperature, card.classes, card.training)
 
     name = EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json"
     previous = folder / name
@@ -156,7 +156,7 @@ def _saved_train_samples(folder: Path):
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 
 
-def _pretraining_hashes(training: dict[str, Any], image_size: int) -> list:
+def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
     """Hashes of the training and validation images of the models a run (or an ensemble's members) started
     from or was taught by.
 
@@ -172,34 +172,35 @@ def _pretraining_hashes(training: dict[str, Any], image_size: int) -> list:
         manifest = SplitManifest.load(folder / SPLIT_FILE)
         if not Path(manifest.root).is_dir():
             continue
-        samples = manifest.splits.get("train", []) + manifest.splits.get("validation", [])
-        decoded = decode_samples(samples, manifest.root, manifest.classes, image_size)
-        hashes.append(hash_prepared(decoded.images, decoded.files))
+        hashes.append(hash_samples(manifest.root, manifest.splits.get("train", []) + manifest.splits.get("validation", [])))
     return hashes
 
 
-def _deduplicated(outputs, train, temperature: float, classes: list[str],
-                  card_training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Test metrics on the test images with no exact or near duplicate among the training and validation images."""
+def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, classes: list[str],
+            card_training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Test metrics on the test images with no copy of any kind among what the model trained or validated on."""
     test, _, probs = outputs["test"]
-    seen = hash_prepared(train.images, train.files)
-    if "validation" in outputs:
-        validation = outputs["validation"][0]
-        seen = hash_prepared(np.concatenate([train.images, validation.images]), train.files + validation.files)
-    duplicated = files_with_near_duplicates(hash_prepared(test.images, test.files), seen)
-    pretrained = _pretraining_hashes(card_training or {}, test.images.shape[1])
+    seen = hash_samples(root, manifest.splits.get("train", []) + manifest.splits.get("validation", []))
+    decoded = set(test.files)
+    query = hash_samples(root, [s for s in manifest.splits["test"] if s.path in decoded])
+    copies = files_with_copies(query, seen)
+    pretrained = _pretraining_hashes(card_training or {})
     for hashes in pretrained:  # images the starting weights were trained on are not unseen either
-        duplicated |= files_with_near_duplicates(hash_prepared(test.images, test.files), hashes)
-    keep = np.array([f not in duplicated for f in test.files])
+        for file, kind in files_with_copies(query, hashes).items():
+            copies.setdefault(file, kind)
+    keep = np.array([f not in copies for f in test.files])
+    by_kind = {k: sum(1 for v in copies.values() if v == k) for k in KINDS}
     result = {"removed": int((~keep).sum()), "count": int(keep.sum()),
+              "removed_by_kind": {k: n for k, n in by_kind.items() if n},
               "includes_pretraining": bool(pretrained),
-              "max_hash_bits": NEAR_DUPLICATE_BITS,
-              "method": "256-bit DCT hash of the head crop; exact pixel matches and hashes within "
-                        f"{NEAR_DUPLICATE_BITS} bits of a training or validation image are removed"}
+              "max_hash_bits": COPY_BITS,
+              "method": f"a test image is seen when it, or it mirrored, flipped or rotated by a multiple of 90 "
+                        f"degrees, is a copy of a training or validation image: exact pixels, or a 256-bit DCT hash "
+                        f"of the head crop at {HASH_SIZE} px within {COPY_BITS} bits (brain_cnn.leakage)"}
     if keep.any():
         metrics = classification_metrics(test.labels[keep], apply_temperature(probs[keep], temperature), classes)
-        result.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro"]["f1"],
-                      per_class=metrics["per_class"], screening=metrics["screening"],
+        result.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro"]["f1"], macro=metrics["macro"],
+                      weighted=metrics["weighted"], per_class=metrics["per_class"], screening=metrics["screening"],
                       confusion_matrix=metrics["confusion_matrix"])
     return result
 
@@ -256,10 +257,12 @@ def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
             entry["tumour_specificity"] = result["screening"]["specificity"]
         if result.get("gate"):
             entry["refused_by_gate"] = result["gate"]["refused_rate"]
-        clean = result.get("without_near_duplicates")
+        clean = result.get("unseen")
         if clean and clean.get("accuracy") is not None:
-            entry["without_near_duplicates"] = {"images": clean["count"], "accuracy": clean["accuracy"],
-                                                "macro_f1": clean["macro_f1"]}
+            entry["unseen"] = {"images": clean["count"], "accuracy": clean["accuracy"], "macro_f1": clean["macro_f1"],
+                               **({"tumour_sensitivity": clean["screening"]["sensitivity"],
+                                   "tumour_specificity": clean["screening"]["specificity"]}
+                                  if clean.get("screening") else {})}
         headline[split] = entry
     # Keep headline figures of splits not evaluated this time.
     raw["metrics"] = {**raw.get("metrics", {}), **headline}
@@ -281,11 +284,12 @@ def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
            "Not validated on other scanners, sequences or hospitals."),
     ]
     test = report["splits"].get("test", {})
-    clean = test.get("without_near_duplicates")
+    clean = test.get("unseen")
     if clean and clean.get("accuracy") is not None:
-        notes.append(f"{clean['removed']} of {test['count']} test images have an exact or near duplicate among the "
-                     f"training images; on the other {clean['count']} the accuracy is {clean['accuracy']:.1%} "
-                     f"(on all: {test['accuracy']:.1%}).")
+        kinds = ", ".join(f"{n} {k}" for k, n in clean.get("removed_by_kind", {}).items())
+        notes.append(f"{clean['removed']} of {test['count']} test images are copies of images it trained or validated "
+                     f"on ({kinds}); on the other {clean['count']}, unseen in any orientation, the accuracy is "
+                     f"{clean['accuracy']:.1%} (on all {test['count']}: {test['accuracy']:.1%}).")
     notes.append(f"Probabilities are temperature-scaled (T = {report['temperature']}) on the validation split; "
                  "on data unlike it they may be over- or under-confident.")
     removal = (report.get("explanations") or {}).get("removal", {}).get("by_class", {})
@@ -324,10 +328,12 @@ def summary_table(report: dict[str, Any]) -> str:
                      + (f"  top-3 {merged['top3_accuracy']:.4f}" if "top3_accuracy" in merged else ""))
         if result.get("gate"):
             line += f"  refused {result['gate']['refused']} ({result['gate']['refused_rate']:.2%})"
-        clean = result.get("without_near_duplicates")
+        clean = result.get("unseen")
         if clean and clean.get("accuracy") is not None:
-            line += f"\n{'':<10} without near-duplicates of training images: n={clean['count']} " \
-                    f"accuracy {clean['accuracy']:.4f}  macro F1 {clean['macro_f1']:.4f}"
+            kinds = ", ".join(f"{n} {k}" for k, n in clean.get("removed_by_kind", {}).items())
+            line += (f"\n{'':<10} unseen (no copy in any orientation among training and validation images): "
+                     f"n={clean['count']} accuracy {clean['accuracy']:.4f}  macro F1 {clean['macro_f1']:.4f}  "
+                     f"({clean['removed']} copies left out: {kinds})")
         if result["unreadable"]:
             line += f"  ({len(result['unreadable'])} unreadable skipped)"
         lines.append(line)

@@ -2,7 +2,7 @@
 
 A fold model for held-out source S trains on the first other source as its
 main set (its own validation split picks the checkpoint) plus every other
-source through label maps, with the near duplicates of S removed from all of
+source through label maps, with the copies of S (in any orientation) removed from all of
 its training and validation images (the public sets overlap). It never sees
 S, not even for early stopping or calibration. Then it screens all of S (tumour / no tumour,
 per MRI sequence) with :func:`brain_cnn.screening.evaluate_screening`.
@@ -27,7 +27,7 @@ from .training import TrainConfig, train
 
 __all__ = ["LOSO_FILE", "fold_config", "run_loso", "loso_table"]
 
-PROTOCOL = 2  # what a reused fold must have been trained under
+PROTOCOL = 3  # what a reused fold must have been trained under
 
 
 def _name(source: str) -> str:
@@ -56,7 +56,8 @@ def _trained(config: TrainConfig) -> bool:
         return False
     card = json.loads(card.read_text())
     saved = card.get("loso_recipe")
-    # Folds of protocol 1 kept the held-out source's near duplicates in their validation split.
+    # Folds of protocol 1 kept the held-out source's copies in their validation split; folds of protocol 2
+    # dropped plain copies only, not mirrored, flipped or rotated ones (brain_cnn.leakage).
     if not isinstance(saved, dict) or card.get("loso_protocol", 1) != PROTOCOL:
         return False
     # A recipe option added after the fold was trained counts as its default, so
@@ -91,8 +92,7 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
             card_path.write_text(json.dumps(card, indent=1))
         spec = parse_source(source)
         screening = evaluate_screening(config.out, spec.data, spec.label_map)
-        # The screening's own check (hashes at the model's input size) can still find a few near duplicates
-        # that training let through; the figures are those of the images the fold never saw.
+        # Figures on the images the fold never saw: the screening checks again, with the same notion of a copy.
         unseen = screening.get("without_training_duplicates", screening)
         folds[_name(source)] = {
             "model": config.out,
@@ -103,9 +103,9 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
             "count": screening["count"],
         }
     results = {
-        "protocol": "leave one source out: train on the other sources (near duplicates of the held-out one "
-                    "removed from training and validation), screen every image of the held-out source; "
-                    "figures on those without a near duplicate in the fold's training or validation images",
+        "protocol": "leave one source out: train on the other sources (copies of the held-out one, in any "
+                    "orientation, removed from training and validation), screen every image of the held-out source; "
+                    "figures on those without a copy in the fold's training or validation images",
         "loso_protocol": PROTOCOL,
         "goal": GOAL,
         "recipe": {k: v for k, v in _recipe(recipe).items() if k not in ("data", "add_data", "exclude")},

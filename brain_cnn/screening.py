@@ -8,8 +8,8 @@ not a no-tumour class (the operating point of the app and the CLI), and the
 report gives sensitivity and specificity with 95 % Wilson intervals, the ROC
 AUC of the tumour score 1 - P(no tumour), per MRI sequence and per class folder.
 
-Images that are exact or near duplicates of the model's own training or
-validation images are counted and the figures are repeated without them: a
+Images that are copies (plain, mirrored, flipped or rotated; see
+:mod:`brain_cnn.leakage`) of the model's own training or validation images are counted and the figures are repeated without them: a
 "held-out source" that overlaps the training data is not held out.
 Results go to ``external.json`` in the model folder, one entry per data set,
 with the files of the tumours it missed and the normal scans it flagged, most
@@ -19,6 +19,7 @@ confident first, so that what it gets wrong can be looked at, not only counted.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from .dataset import DataFolder, Sample, SplitManifest, open_data
 from .errors import DatasetError
 from .label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map
 from .sequences import sequence_of
-from .leakage import NEAR_DUPLICATE_BITS, files_with_near_duplicates, hash_prepared
+from .leakage import COPY_BITS, files_with_copies, hash_samples
 from .metrics import is_no_tumour
 from .model_folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from .pipeline import decode_samples
@@ -119,16 +120,17 @@ def screen_data(found: DataFolder, label_map: LabelMap, model_classes: list[str]
     return rows
 
 
-def _seen_in_training(folder: Path, card, images: np.ndarray, files: list[str]) -> set[str]:
-    """Files among ``files`` with an exact or near duplicate in the model's training or validation split."""
+def _seen_in_training(folder: Path, card, data_root: Path, files: list[str]) -> dict[str, str]:
+    """Files among ``files`` (relative to ``data_root``) with a copy of any kind in the model's training or
+    validation split, and the kind of each."""
     manifest = folder / SPLIT_FILE
     root = Path(card.dataset.get("root", ""))
     if not manifest.is_file() or not root.is_dir():
-        return set()
+        return {}
     saved = SplitManifest.load(manifest)
     seen = [s for split in ("train", "validation") for s in saved.splits.get(split, [])]
-    decoded = decode_samples(seen, root, card.classes, card.image_size)
-    return files_with_near_duplicates(hash_prepared(images, files), hash_prepared(decoded.images, decoded.files))
+    query = hash_samples(data_root, [Sample(f, "") for f in files])
+    return files_with_copies(query, hash_samples(root, seen))
 
 
 def _groups(kinds, called, score, type_true, type_pred, sequences, folders, keep) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
     """A loaded model's calibrated probabilities on every mapped image of ``data``.
 
     Returns (data folder, label map, (sample, kind, model class, sequence) per decoded image,
-    the decoded images, probabilities (N, K), files with a near duplicate in the model's training data).
+    the decoded images, probabilities (N, K), files with a copy in the model's training data and its kind).
 
     Raises:
         DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
@@ -172,7 +174,7 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
     kept = [by_path[f] for f in decoded.files]
     _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
     probs = apply_temperature(raw, card.temperature)
-    seen = _seen_in_training(loaded.folder, card, decoded.images, decoded.files)
+    seen = _seen_in_training(loaded.folder, card, found.root, decoded.files)
     return found, mapping, kept, decoded, probs, seen
 
 
@@ -255,7 +257,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         "count": int(len(kept)),
         **_groups(kinds, called, score, type_true, type_pred, sequences, folders, np.ones(len(kept), bool)),
         "seen_in_training": int((~unseen).sum()),
-        "near_duplicate_bits": NEAR_DUPLICATE_BITS,
+        "seen_by_kind": dict(sorted(Counter(seen.values()).items())),
+        "copy_bits": COPY_BITS,
         "unreadable": [{"file": f, "error": e} for f, e in decoded.unreadable],
         # Listed from the images the figures shown are computed on: those it did not train on.
         "errors": screening_errors(decoded.files, folders, sequences, kinds, called, score, unseen),
@@ -351,7 +354,7 @@ def _line(name: str, figures: dict[str, Any]) -> str:
 def screening_table(report: dict[str, Any]) -> str:
     """A short plain-text summary for the terminal."""
     lines = [f"screening: model {report['model']} on {report['data']} ({report['count']} images; "
-             f"{report['seen_in_training']} have a near-duplicate in the model's training data)",
+             f"{report['seen_in_training']} are copies, in some orientation, of its training or validation images)",
              _line("all", report["overall"])]
     lines += [_line(f"sequence {s}", f) for s, f in report.get("by_sequence", {}).items()]
     clean = report.get("without_training_duplicates")
@@ -407,7 +410,7 @@ def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None,
         # Images the model was trained on say nothing about new patients: report without them.
         shown = _unseen(report)
         lines.append(f"Screened on {name} ({report['count']} images"
-                     + (f"; {seen} near duplicates of its training images left out" if seen else "")
+                     + (f"; {seen} copies of its training images, in any orientation, left out" if seen else "")
                      + f"): {figures(shown['overall'])}"
                      + (" (a source it was partly trained on, so not independent)."
                         if report.get("data_name") in (trained_on or set()) else "."))

@@ -15,9 +15,9 @@ then only its *training* split joins, so that model's validation and test
 images stay unseen and can still measure the new model on that data set.
 
 Leakage is removed by image content, not by file name: an added image that is
-an exact or near duplicate of a validation or test image of the main set is
-dropped, and ``--exclude`` folders (a held-out source) remove their near
-duplicates from every training image, main set included. The public sets
+a copy (in any orientation, :mod:`brain_cnn.leakage`) of a validation or test image of the main
+set is dropped, and ``--exclude`` folders (a held-out source) remove their
+copies from every training image, main set included. The public sets
 overlap (half of SARTAJ is inside the 7,023-image set), so this matters.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from .dataset import Sample, discover, open_data
 from .errors import DatasetError
 from .label_maps import NO_TUMOUR, TUMOUR, bundled_label_map, load_label_map
-from .leakage import ImageHashes, files_with_near_duplicates, hash_images
+from .leakage import ImageHashes, files_with_copies, hash_images, hash_samples
 from .metrics import is_no_tumour
 from .pipeline import SOFT_TUMOUR
 
@@ -104,14 +104,14 @@ def _source_images(data: str) -> tuple[Path, list[Sample], str]:
 
 def content_hashes(root: Path, samples: list[Sample]) -> ImageHashes:
     """Perceptual and pixel hashes of samples (paths relative to ``root``), named by their paths."""
-    return hash_images([root / s.path for s in samples], [s.path for s in samples])
+    return hash_samples(root, samples)
 
 
 def drop_near_duplicates(samples: list[Sample], hashes: ImageHashes, reference: ImageHashes) -> tuple[list[Sample], int]:
-    """``samples`` without those whose image has an exact or near duplicate in ``reference``."""
+    """``samples`` without those whose image has a copy (in any orientation) in ``reference``."""
     if not len(reference) or not samples:
         return samples, 0
-    duplicated = files_with_near_duplicates(hashes, reference)
+    duplicated = files_with_copies(hashes, reference)
     kept = [s for s in samples if s.path not in duplicated]
     return kept, len(samples) - len(kept)
 

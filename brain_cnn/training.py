@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from . import resume
-from .dataset import SplitManifest, discover, make_split
+from .dataset import SplitManifest, discover
 from .errors import DatasetError, ModelFolderError
+from .leakage import grouped_split
 from .model import CLASS_MAPS_LAYER, LAST_CONV_LAYER
 from .model_folder import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, load_card, sha256_file
 from .pipeline import decode_samples, make_dataset
@@ -62,7 +63,7 @@ class TrainConfig:
     teacher_temperature: float = 2.0  # softens the teacher's probabilities before blending
     split: str | None = None  # a saved split manifest to use instead of making one (e.g. from `audit --write-split`)
     add_data: list[str] = field(default_factory=list)  # more data sets for training: "DIR" or "DIR=MAP.json"
-    exclude: list[str] = field(default_factory=list)  # held-out folders: their near duplicates leave training
+    exclude: list[str] = field(default_factory=list)  # held-out folders: their copies leave training
     max_steps: int | None = None  # steps per epoch cap, for smoke tests
     name: str | None = None
 
@@ -246,7 +247,7 @@ def _start_from(model, initial, same_classes: bool) -> None:
 
 
 def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tuple[list[dict], dict[str, str]]:
-    """Add ``config.add_data`` to the training split and remove near duplicates of held-out images.
+    """Add ``config.add_data`` to the training split and remove copies of held-out images.
 
     Changes ``manifest`` in place; returns what each added set contributed, for the card, and the data
     set of each added training file (the files of ``root`` itself are not listed).
@@ -266,12 +267,12 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tu
         manifest.splits["validation"], from_validation = drop_near_duplicates(
             validation, content_hashes(root, validation), excluded)
         if validation and not manifest.splits["validation"]:
-            raise DatasetError(f"every validation image of {root.name} is a near duplicate of "
+            raise DatasetError(f"every validation image of {root.name} is a copy of an image of "
                                f"{', '.join(config.exclude)}; nothing is left to choose the checkpoint on")
         reports.append({"name": root.name, "excluded_near_duplicates_of_held_out": dropped,
                         "excluded_from_validation": from_validation})
         print(f"held out {', '.join(Path(e).name for e in config.exclude)}: {dropped} training and "
-              f"{from_validation} validation images of {root.name} dropped as near duplicates", flush=True)
+              f"{from_validation} validation images of {root.name} dropped as copies", flush=True)
     held = [s for split in ("validation", "test") for s in manifest.splits.get(split, [])]
     held_hashes = content_hashes(root, held)
     for text in config.add_data:
@@ -287,12 +288,12 @@ def _add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tu
                         "used": report.used,
                         "left_out": report.left_out, "near_duplicates_of_validation_or_test": leaking,
                         "excluded_near_duplicates_of_held_out": dropped, "training_images": len(samples)})
-        print(f"added {report.name}: {len(samples)} training images ({leaking} near duplicates of "
+        print(f"added {report.name}: {len(samples)} training images ({leaking} copies of "
               f"validation/test and {dropped} of held-out folders dropped)", flush=True)
     if config.add_data:
         manifest.origin += "; training adds " + ", ".join(r["name"] for r in reports if "label_map" in r)
     if config.exclude:
-        manifest.origin += f"; near duplicates of {', '.join(Path(e).name for e in config.exclude)} removed"
+        manifest.origin += f"; copies of {', '.join(Path(e).name for e in config.exclude)} removed"
     return reports, origins
 
 
@@ -338,7 +339,8 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
         if Path(manifest.root).resolve() != folder.root.resolve():
             raise DatasetError(f"the split {config.split} was made for {manifest.root}, not {folder.root}")
     else:
-        manifest = make_split(folder, config.seed, config.validation_fraction, config.test_fraction)
+        # Copies of one slice (plain or turned) and the slices of one patient stay on one side of each carved split.
+        manifest = grouped_split(folder, config.seed, config.validation_fraction, config.test_fraction)
     classes = manifest.classes
     added, origins = _add_sources(config, folder.root, manifest)
     manifest.save(out / SPLIT_FILE)
@@ -505,7 +507,7 @@ def train(config: TrainConfig, evaluate_after: bool = True) -> Path:
             "Classifies one 2-D slice at a time; it does not see the rest of the study.",
             f"Trained on {', '.join([folder.root.name] + [r['name'] for r in added if 'label_map' in r])}; "
             "see external.json and loso.json for where it was and was not validated.",
-            "Public MRI sets hold near-duplicate slices across their splits, so test figures may be optimistic.",
+            "Public MRI sets hold copies of one slice (plain and mirrored) across their splits; evaluation.json gives the test figures on the unseen images beside those on all.",
             "Probabilities are temperature-scaled on the validation split; on other data they may be over- or under-confident.",
         ],
         sha256=sha256_file(out / MODEL_FILE),

@@ -40,7 +40,7 @@ def test_mirrored_run_learns_as_a_single_device_run_does(tmp_path):
     script = SCRIPT.format(project=str(PROJECT), tests=str(PROJECT / "tests"), root=str(tmp_path / "data"))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=400,
                           env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
-    line = next((l for l in done.stdout.splitlines() if l.startswith("RESULTS")), None)
+    line = next((row for row in done.stdout.splitlines() if row.startswith("RESULTS")), None)
     assert line, done.stdout[-2000:] + done.stderr[-3000:]
     results = json.loads(line[len("RESULTS"):])
     single, mirrored = results["default"], results["mirrored"]

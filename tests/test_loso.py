@@ -29,8 +29,10 @@ def test_a_fold_trained_before_a_recipe_option_existed_is_still_reused(tmp_path)
     (tmp_path / "without-brain-tumor-mri").mkdir()
     card = tmp_path / "without-brain-tumor-mri" / "card.json"
     card.write_text(json.dumps({"loso_recipe": older}))
-    assert not _trained(fold)  # protocol 1: the held-out source's near duplicates stayed in validation
+    assert not _trained(fold)  # protocol 1: the held-out source's copies stayed in validation
     card.write_text(json.dumps({"loso_recipe": older, "loso_protocol": 2}))
+    assert not _trained(fold)  # protocol 2: its mirrored and rotated copies stayed in training
+    card.write_text(json.dumps({"loso_recipe": older, "loso_protocol": 3}))
     assert _trained(fold)
     assert not _trained(fold.__class__(**{**fold.__dict__, "ema_momentum": 0.998}))  # a changed option retrains
 
@@ -49,7 +51,7 @@ def test_protocol_writes_the_matrix_and_resumes(tmp_path, capsys):
     fold = results["folds"]["brain-tumor-yes-no"]
     assert fold["trained_on"] == ["brain-tumor-sartaj"] and fold["count"] == 20
     assert fold["overall"]["tumour"] == 10 and fold["overall"]["no_tumour"] == 10
-    assert json.loads((tmp_path / "loso" / "without-brain-tumor-yes-no" / "card.json").read_text())["loso_protocol"] == 2
+    assert json.loads((tmp_path / "loso" / "without-brain-tumor-yes-no" / "card.json").read_text())["loso_protocol"] == 3
     assert json.loads((attach / LOSO_FILE).read_text())["folds"].keys() == results["folds"].keys()
     assert "brain-tumor-sartaj" in loso_table(results)
     capsys.readouterr()
