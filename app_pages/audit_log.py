@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from brain_cnn.audit import audit_path, read_records
-from brain_cnn.worklist import worklist_csv
+from brain_cnn.reports.audit import audit_path, read_records
+from brain_cnn.reports.worklist import worklist_csv
 
 st.title("Audit log")
 path = audit_path()

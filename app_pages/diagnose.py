@@ -19,13 +19,13 @@ from brain_cnn.app_support import (
     predictor_for,
     read_report,
 )
-from brain_cnn.dashboards import probability_bars, slice_profile_figure
+from brain_cnn.reports.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.explain import METHODS, QUICK_METHOD, overlay_heatmap
-from brain_cnn.explain_eval import trust_note
-from brain_cnn.report import case_report_pdf
-from brain_cnn.scan import AXES, group_series, is_dicom, is_nifti
-from brain_cnn.worklist import worklist_csv, worklist_row
+from brain_cnn.explain.explainer import METHODS, QUICK_METHOD, overlay_heatmap
+from brain_cnn.evaluation.explanations import trust_note
+from brain_cnn.reports.pdf import case_report_pdf
+from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
+from brain_cnn.reports.worklist import worklist_csv, worklist_row
 
 st.title("Diagnose")
 st.warning(DISCLAIMER, icon=":material/info:")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from brain_cnn import dashboards
+from brain_cnn.reports import dashboards
 from brain_cnn.app_support import (
     assess_upload,
     card_for,
@@ -13,9 +13,9 @@ from brain_cnn.app_support import (
     resolve_data_root,
 )
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.explain import overlay_heatmap
-from brain_cnn.loso import LOSO_FILE
-from brain_cnn.screening import EXTERNAL_FILE, screening_rows
+from brain_cnn.explain.explainer import overlay_heatmap
+from brain_cnn.evaluation.loso import LOSO_FILE
+from brain_cnn.evaluation.screening import EXTERNAL_FILE, screening_rows
 
 GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
@@ -188,8 +188,8 @@ if explanations:
     box_root = resolve_data_root(explanations.get("boxes", "")).parent
     examples = explanations.get("examples", [])
     if examples and box_root.is_dir():
-        from brain_cnn.explain import DEFAULT_METHOD
-        from brain_cnn.explain_eval import draw_box
+        from brain_cnn.explain.explainer import DEFAULT_METHOD
+        from brain_cnn.evaluation.explanations import draw_box
 
         cells = st.columns(len(examples))
         for cell, example in zip(cells, examples):

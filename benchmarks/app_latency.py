@@ -28,7 +28,7 @@ from machine import describe  # benchmarks/machine.py, beside this script
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from brain_cnn.explain import DEFAULT_METHOD  # noqa: E402  (the overlay's caption names it)
+from brain_cnn.explain.explainer import DEFAULT_METHOD  # noqa: E402  (the overlay's caption names it)
 
 
 def scan(seed: int) -> bytes:

@@ -45,8 +45,8 @@ def main() -> None:
     import onnxruntime
     import tensorflow as tf
 
-    from brain_cnn.engines import features_model, forward
-    from brain_cnn.model_folder import load_model
+    from brain_cnn.model.engines import features_model, forward
+    from brain_cnn.model.folder import load_model
 
     model = load_model(args.model).model
     size = model.input_shape[1]

@@ -55,10 +55,10 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from brain_cnn.dataset import list_images
-    from brain_cnn.explain import METHODS, OCCLUSION, Explainer
-    from brain_cnn.prediction import Predictor
-    from brain_cnn.preprocess import load_scan
+    from brain_cnn.data.dataset import list_images
+    from brain_cnn.explain.explainer import METHODS, OCCLUSION, Explainer
+    from brain_cnn.inference.predictor import Predictor
+    from brain_cnn.scan.preprocess import load_scan
 
     if args.images:
         files = [p.read_bytes() for p in list_images(Path(args.images))[:256]]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from brain_cnn.engines import usable_cpus  # noqa: E402
+from brain_cnn.model.engines import usable_cpus  # noqa: E402
 
 
 def describe() -> str:

@@ -27,7 +27,7 @@ def main() -> None:
 
     from nonbrain import non_brain_images
 
-    from brain_cnn.prediction import Predictor
+    from brain_cnn.inference.predictor import Predictor
 
     predictor = Predictor(args.model)
     refused = 0

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 
 def labelled_images(root: Path) -> list[tuple[Path, str]]:
-    from brain_cnn.dataset import discover
+    from brain_cnn.data.dataset import discover
 
     found = discover(root)
     return [(found.root / s.path, s.label) for samples in found.splits.values() for s in samples]
@@ -73,7 +73,7 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from brain_cnn.prediction import Predictor
+    from brain_cnn.inference.predictor import Predictor
 
     images = labelled_images(Path(args.images))
     rng = np.random.default_rng(0)
@@ -114,7 +114,7 @@ def _our_label(predictor, result: dict) -> str:
     """Our call for accuracy: the label, or for a refused image the top class of a second, gate-free look."""
     if result.get("label") or "error" in result:
         return result.get("label")
-    from brain_cnn.preprocess import load_scan
+    from brain_cnn.scan.preprocess import load_scan
 
     probs = predictor.predict_inputs(load_scan(result["file"], predictor.image_size)[None])[0]
     return predictor.classes[int(np.argmax(probs))]

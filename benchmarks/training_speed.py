@@ -34,8 +34,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from brain_cnn.model import build_model
-    from brain_cnn.pipeline import DecodedSplit, make_dataset
+    from brain_cnn.model.network import build_model
+    from brain_cnn.data.pipeline import DecodedSplit, make_dataset
 
     n = args.batch_size * args.steps
     rng = np.random.default_rng(0)

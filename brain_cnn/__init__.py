@@ -4,8 +4,8 @@ Importing the package is cheap: TensorFlow loads only when a model is built,
 trained or run.
 """
 
-from .errors import BrainCnnError, DatasetError, ModelFolderError, UnreadableImageError
-from .preprocess import PREPROCESSING_VERSION, load_scan
+from brain_cnn.errors import BrainCnnError, DatasetError, ModelFolderError, UnreadableImageError
+from brain_cnn.scan.preprocess import PREPROCESSING_VERSION, load_scan
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-from .cli import main
+from brain_cnn.cli import main
 
 raise SystemExit(main())

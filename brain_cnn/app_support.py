@@ -5,7 +5,7 @@ Pages import from here and stay thin. Each model folder is served by one
 session: it loads in the background as soon as a page names the model, warms
 the network and the quick heat map, and queues costly heat maps so they are
 computed one at a time, each once. Every forward pass waits its turn at one
-process-wide gate (:data:`brain_cnn.engines.INFERENCE`), so sessions share the
+process-wide gate (:data:`brain_cnn.model.engines.INFERENCE`), so sessions share the
 cores instead of fighting over them. An upload's assessment and heat maps are
 cached by the SHA-256 of its bytes (``st.cache_data``), so moving a slider
 does not re-run the network. Uploads stay in memory; nothing is written to disk.
@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from . import audit
-from .assessment import CaseAssessment, SliceAssessment, assess, assess_series
-from .engines import limit_tensorflow_threads
-from .explain import DEFAULT_METHOD, METHODS, QUICK_METHOD, Explainer, ExplanationJob, ExplanationQueue
-from .model_folder import DEFAULT_MODEL, EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
-from .prediction import Predictor
-from .worklist import audit_entry
+from brain_cnn.reports import audit
+from brain_cnn.inference.assessment import CaseAssessment, SliceAssessment, assess, assess_series
+from brain_cnn.model.engines import limit_tensorflow_threads
+from brain_cnn.explain.explainer import DEFAULT_METHOD, METHODS, QUICK_METHOD, Explainer, ExplanationJob, ExplanationQueue
+from brain_cnn.model.folder import DEFAULT_MODEL, EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
+from brain_cnn.inference.predictor import Predictor
+from brain_cnn.reports.worklist import audit_entry
 
 __all__ = [
     "PROJECT",

@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import BrainCnnError, DatasetError
-from .leakage import COPY_BITS
-from .model_folder import DEFAULT_MODEL
+from brain_cnn.errors import BrainCnnError, DatasetError
+from brain_cnn.data.leakage import COPY_BITS
+from brain_cnn.model.folder import DEFAULT_MODEL
 
 __all__ = ["main", "build_parser"]
 
@@ -39,7 +39,7 @@ def _quiet_tensorflow() -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import train
+    from brain_cnn.training.run import train
 
     config = _config(args, args.data, args.out)
     config.add_data, config.exclude = args.add_data or [], args.exclude or []
@@ -49,7 +49,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         train(config, evaluate_after=not args.no_evaluate)
     except KeyboardInterrupt:
-        from .resume import RESUME_DIR
+        from brain_cnn.training.resume import RESUME_DIR
 
         if not (Path(config.out) / RESUME_DIR).is_dir():
             raise
@@ -60,7 +60,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, data: str, out: str):
-    from .training import TrainConfig
+    from brain_cnn.training.run import TrainConfig
 
     return TrainConfig(
         data=data,
@@ -90,7 +90,7 @@ def _config(args: argparse.Namespace, data: str, out: str):
 
 
 def _cmd_loso(args: argparse.Namespace) -> int:
-    from .loso import loso_table, run_loso
+    from brain_cnn.evaluation.loso import loso_table, run_loso
 
     results = run_loso(args.sources, args.out, _config(args, "", ""), args.hold_out, args.attach)
     print(loso_table(results))
@@ -103,17 +103,17 @@ def _wants_screening(args: argparse.Namespace) -> bool:
         return True
     if not args.data:
         return False
-    from .dataset import open_data
-    from .model_folder import load_card
+    from brain_cnn.data.dataset import open_data
+    from brain_cnn.model.folder import load_card
 
     return not set(open_data(args.data).classes) <= set(load_card(args.model).classes)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_model_folder, summary_table
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder, summary_table
 
     if _wants_screening(args):
-        from .screening import evaluate_screening, screening_table
+        from brain_cnn.evaluation.screening import evaluate_screening, screening_table
 
         if not args.data:
             raise DatasetError("--screening needs --data: the data set to screen")
@@ -127,7 +127,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .prediction import Predictor, expand_inputs
+    from brain_cnn.inference.predictor import Predictor, expand_inputs
 
     predictor = Predictor(args.model)
     files = expand_inputs(args.paths)
@@ -159,7 +159,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .leakage import audit_folders, deduplicated_split
+    from brain_cnn.data.leakage import audit_folders, deduplicated_split
 
     def show(what: str, found: dict) -> None:
         kinds = ", ".join(f"{n} {k}" for k, n in found["by_kind"].items()) or "none"
@@ -190,9 +190,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain_eval(args: argparse.Namespace) -> int:
-    from .explain_eval import evaluate_explanations, read_boxes
-    from .model_folder import EVALUATION_FILE, load_model, read_json
-    from .screening import refresh_card
+    from brain_cnn.evaluation.explanations import evaluate_explanations, read_boxes
+    from brain_cnn.model.folder import EVALUATION_FILE, load_model, read_json
+    from brain_cnn.evaluation.screening import refresh_card
 
     loaded = load_model(args.model)
     boxes_path = Path(args.boxes)
@@ -239,8 +239,8 @@ def _add_flip_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from .ensemble import make_ensemble
-    from .evaluation import evaluate_model_folder, summary_table
+    from brain_cnn.model.ensemble import make_ensemble
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder, summary_table
 
     out = make_ensemble(args.members, args.out, args.name)
     print(f"saved {out} ({len(args.members)} members)", flush=True)
@@ -250,7 +250,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
+    from brain_cnn.model.export import export_model
 
     info = export_model(args.model, args.format, args.out)
     print(f"wrote {info['path']} ({info['format']}); probabilities match the Keras model to "

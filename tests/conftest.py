@@ -34,7 +34,7 @@ def phantom(size: int = 96, lesion: bool = False, seed: int = 0, margin: float =
     image = np.zeros((size, size), np.float32)
     image[r <= 1.0] = 200  # skull
     # Brain with a coarse texture of its own, as anatomy differs between patients: two phantoms of different
-    # seeds are different slices, not copies of one (brain_cnn.leakage).
+    # seeds are different slices, not copies of one (brain_cnn.data.leakage).
     texture = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), size / 20)
     brain = 90 + 25 * texture / (texture.std() + 1e-6)
     image[r <= 0.8] = brain[r <= 0.8]
@@ -129,7 +129,7 @@ def split_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A small model trained for a few steps on phantoms, with its full model folder."""
-    from brain_cnn.training import TrainConfig, train
+    from brain_cnn.training.run import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tiny-data") / "phantoms"
     write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})

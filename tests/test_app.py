@@ -79,10 +79,10 @@ def test_diagnose_with_uploads_good_and_bad(app, tmp_path):
 
 
 def test_the_pdf_is_made_only_when_asked_for(app, monkeypatch):
-    import brain_cnn.report
+    import brain_cnn.reports.pdf
 
     made = []
-    monkeypatch.setattr(brain_cnn.report, "case_report_pdf", lambda *a, **k: made.append(a) or b"%PDF")
+    monkeypatch.setattr(brain_cnn.reports.pdf, "case_report_pdf", lambda *a, **k: made.append(a) or b"%PDF")
     at = upload(app.run(), [("scan.png", encode(phantom(128, lesion=True), "PNG"), "image/png")])
     assert not at.exception
     at.slider[0].set_value(0.8).run()  # a rerun that changes the overlay
@@ -151,7 +151,7 @@ def test_screening_results_show_on_evaluation_and_card(tiny_model, monkeypatch, 
 
     from conftest import write_class_folder
 
-    from brain_cnn.screening import evaluate_screening, refresh_card
+    from brain_cnn.evaluation.screening import evaluate_screening, refresh_card
 
     models = tmp_path / "models"
     folder = models / "screened"
@@ -217,8 +217,8 @@ def _page_over(models, page: str, monkeypatch, tmp_path) -> AppTest:
 
 
 def test_an_ensemble_diagnoses_and_its_card_names_its_members(tiny_model, monkeypatch, tmp_path):
-    from brain_cnn.ensemble import make_ensemble
-    from brain_cnn.evaluation import evaluate_model_folder
+    from brain_cnn.model.ensemble import make_ensemble
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder
 
     models = tmp_path / "models"
     members = [shutil.copytree(tiny_model, models / name) for name in ("a", "b")]

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from brain_cnn.engines import CALL, EXPLANATION, InferenceGate, background
+from brain_cnn.model.engines import CALL, EXPLANATION, InferenceGate, background
 
 from conftest import encode, phantom
 
@@ -78,7 +78,7 @@ def test_a_pass_inside_a_pass_does_not_wait_for_itself():
 
 
 def test_background_work_asks_at_explanation_priority():
-    from brain_cnn.engines import _PRIORITY
+    from brain_cnn.model.engines import _PRIORITY
 
     assert _PRIORITY.get() == CALL
     with background():
@@ -96,9 +96,9 @@ def test_concurrent_sessions_each_see_their_own_call(tiny_model, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
-    from brain_cnn.assessment import assess
-    from brain_cnn.explain import QUICK_METHOD
-    from brain_cnn.prediction import Predictor
+    from brain_cnn.inference.assessment import assess
+    from brain_cnn.explain.explainer import QUICK_METHOD
+    from brain_cnn.inference.predictor import Predictor
 
     predictor = Predictor(tiny_model)
     scans = []

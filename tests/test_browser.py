@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from brain_cnn.explain import QUICK_METHOD
+from brain_cnn.explain.explainer import QUICK_METHOD
 
 from conftest import PROJECT, encode, phantom
 

@@ -31,7 +31,7 @@ def test_bundled_models_reproduce_their_cards_on_the_official_test_split(tmp_pat
     data = shared_data() / "brain-tumor-mri"
     if not (data / "Testing").is_dir():
         pytest.skip(f"the 4-class data set is not at {data} (set BRAIN_CNN_DATA to its parent folder)")
-    from brain_cnn.evaluation import evaluate_model_folder
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder
 
     folder, card = copy_model(name, tmp_path, data)
     report = evaluate_model_folder(folder, data=data, splits=["test"])
@@ -46,7 +46,7 @@ def test_bundled_gate_refuses_images_that_are_not_brain_mri():
     """scikit-image's photographs and documents and drawn images (benchmarks/ood_gate.py prints each answer)."""
     from nonbrain import drawn_images, non_brain_images
 
-    from brain_cnn.prediction import Predictor
+    from brain_cnn.inference.predictor import Predictor
 
     predictor = Predictor(MODEL)
     images = non_brain_images()
@@ -66,7 +66,7 @@ def test_bundled_model_reproduces_its_screening_of_the_yes_no_set(tmp_path):
     data = shared_data() / "brain-tumor-yes-no"
     if not data.is_dir():
         pytest.skip(f"the yes/no data set is not at {data} (set BRAIN_CNN_DATA to its parent folder)")
-    from brain_cnn.screening import evaluate_screening
+    from brain_cnn.evaluation.screening import evaluate_screening
 
     claimed = json.loads((MODEL / "external.json").read_text())["brain-tumor-yes-no"]
     folder, _ = copy_model(MODEL.name, tmp_path, shared_data() / "brain-tumor-mri")
@@ -80,7 +80,7 @@ def test_bundled_model_reproduces_its_screening_of_the_yes_no_set(tmp_path):
 @pytest.mark.slow
 def test_the_default_model_is_committed_loads_and_claims_the_goal():
     """The folder the app opens first and `predict` uses exists, passes its checks, and its card claims 98.5 %."""
-    from brain_cnn.model_folder import DEFAULT_MODEL, load_model
+    from brain_cnn.model.folder import DEFAULT_MODEL, load_model
 
     loaded = load_model(PROJECT / "models" / DEFAULT_MODEL)
     assert loaded.card.classes == ["glioma", "meningioma", "notumor", "pituitary"]

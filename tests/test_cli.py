@@ -94,7 +94,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
 
 
 def test_ctrl_c_in_training_says_how_to_continue(tmp_path, monkeypatch, capsys):
-    import brain_cnn.training as training
+    import brain_cnn.training.run as training
 
     def stopped_after_an_epoch(config, evaluate_after=True):
         (Path(config.out) / "resume").mkdir(parents=True)  # what a finished epoch leaves
@@ -147,7 +147,7 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
     history, before = (json.loads((folder / "history.json").read_text()) for folder in (tuned, out))
     assert history["initialised_from"] == {"name": original["name"], "best_epoch": before["best_epoch"],
                                            "epochs": before["epochs"]}
-    from brain_cnn.model_folder import load_model
+    from brain_cnn.model.folder import load_model
 
     larger = tmp_path / "larger"  # convolutions and global pooling: the weights fit a larger input
     assert main(["train", "--data", str(root), "--out", str(larger), "--epochs", "1", "--image-size", "64",
@@ -176,7 +176,7 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
 
 @pytest.mark.slow
 def test_fine_tune_to_the_max_head_seeing_the_brain_only_and_predict_with_it(trained, tmp_path, capsys):
-    from brain_cnn.model_folder import load_model
+    from brain_cnn.model.folder import load_model
 
     root, out = trained
     peak = tmp_path / "max"
@@ -197,7 +197,7 @@ def test_fine_tune_to_the_max_head_seeing_the_brain_only_and_predict_with_it(tra
 def test_transfer_to_other_classes_keeps_the_features_and_a_new_head(trained, tmp_path):
     from conftest import write_class_folder
 
-    from brain_cnn.model_folder import load_model
+    from brain_cnn.model.folder import load_model
 
     root, out = trained
     other = tmp_path / "three"

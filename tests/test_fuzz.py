@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from brain_cnn.errors import UnreadableImageError
-from brain_cnn.preprocess import load_slices
+from brain_cnn.scan.preprocess import load_slices
 
 from conftest import encode, make_dicom, make_nifti, phantom
 

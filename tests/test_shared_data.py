@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from brain_cnn.dataset import discover, make_split
-from brain_cnn.preprocess import load_scan
+from brain_cnn.data.dataset import discover, make_split
+from brain_cnn.scan.preprocess import load_scan
 
 from conftest import shared_data
 

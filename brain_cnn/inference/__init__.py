@@ -1,0 +1,1 @@
+"""A model folder answering on scans: the Predictor, calibration, a case's assessment."""

@@ -1,0 +1,163 @@
+"""An uploaded case, assessed: the call for every slice, how sure it is, and what to say.
+
+The app renders a :class:`CaseAssessment`; everything it says is decided here,
+where it is tested. A case is one upload (an image, a DICOM file, a NIfTI
+volume, a ZIP of a series) or several DICOM files of one series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from brain_cnn.evaluation.metrics import is_no_tumour
+from brain_cnn.inference.predictor import SliceCall
+from brain_cnn.scan.preprocess import crop_to_head, resize_square
+from brain_cnn.scan.read import AXES, Scan, read_scan, read_study
+
+__all__ = ["SliceAssessment", "CaseAssessment", "assess", "assess_series", "LOW_CONFIDENCE", "CLOSE_CALL_MARGIN"]
+
+# Below this top-class probability the app warns that the call is uncertain.
+LOW_CONFIDENCE = 0.70
+# If the two most likely classes are closer than this, the app says so.
+CLOSE_CALL_MARGIN = 0.20
+
+
+@dataclass
+class SliceAssessment:
+    """The model's answer for one slice, ready to display."""
+
+    label_text: str  # file name, or the slice's position in a volume
+    display: np.ndarray  # head crop at its own resolution, uint8 (H, W)
+    model_input: np.ndarray  # (S, S, 1) uint8, what the network saw
+    call: SliceCall
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return self.call.probabilities
+
+    @property
+    def refused(self) -> bool:
+        return self.call.refusal is not None
+
+    @property
+    def label(self) -> str | None:
+        return self.call.label
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.refused else self.probabilities[self.label]
+
+    @property
+    def class_index(self) -> int:
+        """Index of the class to explain: the call, or the top class of a refused slice."""
+        return int(np.argmax(list(self.probabilities.values())))
+
+    @property
+    def tumour_probability(self) -> float | None:
+        """1 - P(no-tumour classes), or None without a no-tumour class or for a refused slice."""
+        negative = [c for c in self.probabilities if is_no_tumour(c)]
+        if self.refused or not negative or len(negative) == len(self.probabilities):
+            return None
+        return 1.0 - sum(self.probabilities[c] for c in negative)
+
+    @property
+    def warnings(self) -> list[str]:
+        if self.refused:
+            return []
+        ranked = sorted(self.probabilities.items(), key=lambda item: item[1], reverse=True)
+        (first, p1), (second, p2) = ranked[0], ranked[1]
+        notes = []
+        if p1 < LOW_CONFIDENCE:
+            notes.append(f"Low confidence: the top class has only {p1:.0%}. Treat this call as uncertain.")
+        if p1 - p2 < CLOSE_CALL_MARGIN:
+            notes.append(f"Close call between {first} ({p1:.0%}) and {second} ({p2:.0%}).")
+        return notes
+
+    @property
+    def flags(self) -> list[str]:
+        """Short flags for a worklist: refused, low confidence, close call."""
+        if self.refused:
+            return ["cannot assess"]
+        return [w.split(":")[0].split(" between")[0].lower() for w in self.warnings]
+
+    def summary(self) -> str:
+        """One sentence a clinician can read at a glance."""
+        if self.refused:
+            return self.call.refusal[0].upper() + self.call.refusal[1:] + "."
+        tumour = self.tumour_probability
+        if tumour is None:
+            return f"Most likely {self.label} ({self.confidence:.0%})."
+        if is_no_tumour(self.label):
+            return f"No tumour seen: {self.label} ({self.confidence:.0%}); tumour classes together {tumour:.0%}."
+        return f"Tumour suspected: most likely {self.label} ({self.confidence:.0%}); probability of no tumour {1 - tumour:.0%}."
+
+
+@dataclass
+class CaseAssessment:
+    """Every slice of one case, with the scan's de-identified header."""
+
+    name: str
+    kind: str  # "image", "dicom", "nifti"
+    sha256: str  # of the uploaded bytes (all files of a series, in upload order)
+    slices: list[SliceAssessment]
+    header: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    sequence: str | None = None  # the MRI sequence, where a DICOM header tells it ("T2", "T1C+", ...)
+
+    @property
+    def is_volume(self) -> bool:
+        return len(self.slices) > 1
+
+    def start_index(self) -> int:
+        """The slice to show first: the middle one of a volume."""
+        return len(self.slices) // 2
+
+    def most_suspicious(self, count: int = 3) -> list[int]:
+        """Indices of the slices most likely to show a tumour (assessable slices only)."""
+        scored = [(s.tumour_probability, i) for i, s in enumerate(self.slices) if s.tumour_probability is not None]
+        return [i for _, i in sorted(scored, reverse=True)[:count]]
+
+    def overall(self) -> SliceAssessment:
+        """The slice that speaks for the case: the single slice, or the most suspicious one."""
+        if not self.is_volume:
+            return self.slices[0]
+        top = self.most_suspicious(1)
+        return self.slices[top[0]] if top else self.slices[self.start_index()]
+
+
+def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
+    crops = [crop_to_head(s) for s in scan.slices]
+    inputs = np.stack([resize_square(c, predictor.image_size) for c in crops])  # = prepare(), keeping the crops
+    calls = predictor.call_slices(scan, inputs)
+    slices = [SliceAssessment(label, crop, x, call)
+              for label, crop, x, call in zip(scan.slice_labels, crops, inputs, calls)]
+    notes = list(scan.notes)
+    if scan.sequence is not None:  # how far this model can be trusted on this kind of scan
+        from brain_cnn.evaluation.screening import read_external, sequence_note, trained_data_sets
+
+        card = predictor.card
+        notes.append(sequence_note(scan.sequence.name, scan.sequence.evidence, read_external(predictor.loaded.folder),
+                                   trained_data_sets({"dataset": card.dataset})))
+    return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes,
+                          scan.sequence.name if scan.sequence is not None else None)
+
+
+def assess(predictor, data: bytes, name: str, axis: int = AXES["axial"]) -> CaseAssessment:
+    """Read and classify one uploaded file (image, DICOM, NIfTI, ZIP of a series).
+
+    Raises:
+        UnreadableImageError: the file cannot be read, with the reason.
+    """
+    return _assess_scan(predictor, read_scan(data, name, axis), name, hashlib.sha256(data).hexdigest())
+
+
+def assess_series(predictor, files: list[tuple[str, bytes]]) -> CaseAssessment:
+    """Several DICOM files of one series as one case, slices sorted by position."""
+    digest = hashlib.sha256()
+    for _, data in files:
+        digest.update(data)
+    scan = read_study(files)
+    return _assess_scan(predictor, scan, scan.name, digest.hexdigest())

@@ -1,0 +1,200 @@
+"""Run a trained model on files: the one inference path of the CLI and the app."""
+
+from __future__ import annotations
+
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.data.dataset import list_images
+from brain_cnn.model.engines import forward
+from brain_cnn.errors import UnreadableImageError
+from brain_cnn.model.folder import LoadedModel, load_model
+from brain_cnn.model.ood import header_check, image_check
+from brain_cnn.scan.preprocess import DECODE_WORKERS, load_slices
+from brain_cnn.scan.read import Scan
+
+__all__ = ["Predictor", "SliceCall", "expand_inputs", "predict_probabilities", "predict_outputs", "SCAN_SUFFIXES"]
+
+# What `predict` picks up in a folder: images, DICOM, NIfTI (DICOM files
+# without an extension are recognised by their DICM marker).
+SCAN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+                 ".dcm", ".dicom", ".nii", ".nii.gz", ".zip")
+
+
+def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
+                    mixed_precision: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1).
+
+    ``flip=True`` averages the outputs of each image and its left-right mirror
+    image (test-time augmentation; brains are near-symmetric and training
+    flipped them too); both go through the network in one batch.
+    """
+    if len(images) == 0:
+        return np.zeros((0, 0)), np.zeros((0, model.output_shape[-1]))
+    run = forward(model, mixed_precision=mixed_precision)
+    features, probs = [], []
+    step = max(1, batch_size // 2) if flip else batch_size
+    for i in range(0, len(images), step):
+        chunk = images[i : i + step].astype(np.float32)
+        if flip:
+            chunk = np.concatenate([chunk, chunk[:, :, ::-1]])
+        f, p = run(np.ascontiguousarray(chunk))
+        if flip:
+            half = len(chunk) // 2
+            f, p = (f[:half] + f[half:]) / 2, (p[:half] + p[half:]) / 2
+        features.append(f)
+        probs.append(p)
+    return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
+                          mixed_precision: bool = False) -> np.ndarray:
+    """Raw (uncalibrated) probabilities (N, K) for ``uint8`` inputs (N, S, S, 1)."""
+    return predict_outputs(model, images, batch_size, flip, mixed_precision)[1]
+
+
+def _is_scan_file(path: Path) -> bool:
+    if path.name.lower().endswith(SCAN_SUFFIXES):
+        return True
+    if path.suffix == "" and path.is_file():
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    return False
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Files to predict: each file as given; each folder's scans (images, DICOM, NIfTI), recursively."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(p for p in list_images(path, extensions=None) if _is_scan_file(p))
+        else:
+            files.append(path)
+    return files
+
+
+@dataclass
+class SliceCall:
+    """The model's answer for one slice: calibrated probabilities, or a reason it cannot assess."""
+
+    probabilities: dict[str, float]
+    refusal: str | None = None  # "cannot assess" reason; when set, there is no label
+    distance: float | None = None  # feature distance of the out-of-distribution gate
+
+    @property
+    def label(self) -> str | None:
+        return None if self.refusal else max(self.probabilities, key=self.probabilities.get)
+
+
+class Predictor:
+    """A loaded model folder, ready to classify files or bytes.
+
+    Example:
+        >>> predictor = Predictor("models/brain-tumor-mri")  # doctest: +SKIP
+        >>> predictor.predict_bytes(open("scan.jpg", "rb").read())["label"]  # doctest: +SKIP
+        'glioma'
+    """
+
+    def __init__(self, model_folder: str | Path | LoadedModel):
+        self.loaded = model_folder if isinstance(model_folder, LoadedModel) else load_model(model_folder)
+        self.card = self.loaded.card
+        self.model = self.loaded.model
+        self.gate = self.loaded.gate
+        self.classes = list(self.card.classes)
+        self.image_size = self.card.image_size
+        # Build the inference engine now (graph conversion, first-call allocations),
+        # so the first scan a user sends is as fast as the rest.
+        self.predict_inputs(np.zeros((1, self.image_size, self.image_size, 1), np.uint8))
+
+    def predict_inputs(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Calibrated probabilities (the card's temperature applied) for prepared inputs (N, S, S, 1)."""
+        raw = predict_probabilities(self.model, images, batch_size, self.card.flip_averaging, self.card.mixed_precision)
+        return apply_temperature(raw, self.card.temperature)
+
+    def call_slices(self, scan: Scan, inputs: np.ndarray, batch_size: int = 32) -> list[SliceCall]:
+        """Classify the prepared slices of ``scan``, refusing those the model cannot judge."""
+        return self.call_scans([(scan, inputs)], batch_size)[0]
+
+    def call_scans(self, scans: list[tuple[Scan, np.ndarray]], batch_size: int = 32) -> list[list[SliceCall]]:
+        """:meth:`call_slices` for several scans in one pass through the network."""
+        if not scans:
+            return []
+        features, raw = predict_outputs(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size,
+                                        self.card.flip_averaging, self.card.mixed_precision)
+        probs = apply_temperature(raw, self.card.temperature)
+        distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
+        results, offset = [], 0
+        for scan, inputs in scans:
+            calls = []
+            said = header_check(scan.header)  # the same for every slice of the scan
+            for i, grey in enumerate(scan.slices):
+                p, distance = probs[offset + i], distances[offset + i]
+                refusal = said or image_check(grey, scan.colourfulness)
+                if refusal is None and distance is not None and distance > self.gate.threshold:
+                    refusal = (f"unlike the brain MRI slices this model was trained on "
+                               f"(feature distance {distance:.0f}, limit {self.gate.threshold:.0f})")
+                calls.append(SliceCall({c: float(v) for c, v in zip(self.classes, p)},
+                                       f"cannot assess: {refusal}" if refusal else None,
+                                       None if distance is None else float(distance)))
+            results.append(calls)
+            offset += len(inputs)
+        return results
+
+    @staticmethod
+    def _result(name: str, call: SliceCall) -> dict[str, Any]:
+        if call.refusal:
+            return {"file": name, "label": None, "cannot_assess": call.refusal}
+        return {"file": name, "label": call.label,
+                "probabilities": {c: round(p, 6) for c, p in call.probabilities.items()}}
+
+    def predict_bytes(self, data: bytes, name: str = "upload") -> dict[str, Any]:
+        """Classify one single-slice file's bytes (for volumes use :meth:`predict_files`).
+
+        Raises:
+            UnreadableImageError: the bytes are not a readable image.
+        """
+        inputs, scan = load_slices(data, self.image_size, name)
+        if scan.is_volume:
+            raise UnreadableImageError(f"{name}: a volume of {len(inputs)} slices, not a single slice")
+        return self._result(name, self.call_slices(scan, inputs)[0])
+
+    def predict_files(self, files: list[str | Path], batch_size: int = 32) -> Iterator[dict[str, Any]]:
+        """Classify files in order, ``batch_size`` files at a time, so memory stays bounded.
+
+        Yields one dict per slice: ``{"file", "label", "probabilities"}``, or
+        ``{"file", "label": None, "cannot_assess"}`` for a slice the gate refuses
+        (plus ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM,
+        NIfTI, and ``"sequence"``, e.g. "T2", where a DICOM header tells it), or
+        ``{"file", "error"}`` for a file that cannot be read.
+        """
+
+        def decode(path):
+            try:
+                inputs, scan = load_slices(path, self.image_size)
+                return inputs, scan, None
+            except UnreadableImageError as error:
+                return None, None, str(error)
+
+        with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+            for start in range(0, len(files), batch_size):
+                chunk = files[start : start + batch_size]
+                decoded = list(pool.map(decode, chunk))
+                calls = iter(self.call_scans([(scan, inputs) for inputs, scan, _ in decoded if inputs is not None],
+                                             batch_size))
+                for path, (inputs, scan, error) in zip(chunk, decoded):
+                    if inputs is None:
+                        yield {"file": str(path), "error": error}
+                        continue
+                    for i, call in enumerate(next(calls)):
+                        result = self._result(str(path), call)
+                        if scan.is_volume:
+                            result.update(slice=scan.slice_labels[i], slice_index=i)
+                        if scan.sequence is not None:
+                            result["sequence"] = scan.sequence.name
+                        yield result

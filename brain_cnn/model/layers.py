@@ -1,0 +1,115 @@
+"""Custom Keras layers of the network, registered so that safe-mode loading finds them.
+
+:class:`BrainOnly` keeps the brain and blacks out the rest of the slice: the
+skull, the scalp and the background. Heat maps of the bundled network peak
+there for a fifth of the gliomas (``brain-cnn explain-eval``: "peak off the
+brain"), where no brain tumour can be; a network that cannot see them has to
+find its evidence inside the brain. It is part of the network, not of the
+preprocessing, so training, evaluation, the app, the CLI and an exported
+model all apply it, to augmented images too.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from brain_cnn.scan.preprocess import HEAD_LEVEL, RIM
+
+__all__ = ["BrainOnly", "StandardiseHead"]
+
+# Grey level (of 255) above which a pixel counts as head for StandardiseHead.
+HEAD_PIXEL = 10.0
+# The head's mean and spread after standardising, in [0, 1] units: a darkish grey with room for
+# bright lesions above it, as most training slices look, so a network trained without the layer
+# can be fine-tuned with it.
+TARGET_MEAN, TARGET_STD = 0.30, 0.16
+
+
+def _min_pool(mask, shape: tuple[int, int]):
+    return -ops.max_pool(-mask, shape, strides=1, padding="same")
+
+
+def _erode(mask, size: int):
+    """Minimum over a ``size`` x ``size`` square (separable)."""
+    return _min_pool(_min_pool(mask, (size, 1)), (1, size))
+
+
+def _erode_disc(mask, radius: int):
+    """Erode by an octagon close to a disc of ``radius``, the image edge counting as background.
+
+    A square of half-side 0.41 r and then a diamond of 0.59 r reach r both along
+    the axes and along the diagonals; a square alone would cut 1.4 r into the
+    brain at the diagonals.
+    """
+    mask = ops.pad(mask, [[0, 0], [radius, radius], [radius, radius], [0, 0]])
+    square = round(0.414 * radius)
+    mask = _erode(mask, 2 * square + 1)
+    for _ in range(radius - square):  # a diamond: one pixel along the axes per step
+        mask = ops.minimum(_min_pool(mask, (3, 1)), _min_pool(mask, (1, 3)))
+    return mask[:, radius:-radius, radius:-radius, :]
+
+
+def _dilate(mask, size: int):
+    mask = ops.max_pool(mask, (size, 1), strides=1, padding="same")
+    return ops.max_pool(mask, (1, size), strides=1, padding="same")
+
+
+def _seen_from_both_sides(mask, axis: int):
+    """Places with head on both sides along ``axis`` (or on them): fills the dark holes inside the head."""
+    before = ops.cumsum(mask, axis=axis) > 0
+    after = ops.flip(ops.cumsum(ops.flip(mask, axis=axis), axis=axis), axis=axis) > 0
+    return ops.logical_and(before, after)
+
+
+@keras.saving.register_keras_serializable(package="brain_cnn")
+class BrainOnly(keras.layers.Layer):
+    """Multiply a (N, S, S, 1) slice in [0, 1] by its brain mask.
+
+    The mask (also what ``explain-eval`` calls the brain): the bright part
+    of the blurred slice (above a fifth of its brightest level, at most
+    :data:`~brain_cnn.scan.preprocess.HEAD_LEVEL`, as the head crop finds it),
+    opened to drop speckle; filled wherever head lies on both sides across
+    and down (ventricles, necrosis; the sinuses beside the sella, so a
+    pituitary tumour stays in); less the outer :data:`~brain_cnn.scan.preprocess.RIM`
+    of the side.
+    """
+
+    def __init__(self, rim: float = RIM, **kwargs):
+        super().__init__(**kwargs)
+        self.rim = float(rim)
+
+    def brain_mask(self, x):
+        blurred = ops.average_pool(x, 5, strides=1, padding="same")
+        level = ops.max(blurred, axis=(1, 2, 3), keepdims=True)
+        head = ops.cast(blurred > ops.minimum(HEAD_LEVEL / 255.0, 0.2 * level), x.dtype)
+        head = _dilate(_erode(head, 5), 5)
+        filled = ops.logical_and(_seen_from_both_sides(head, 1), _seen_from_both_sides(head, 2))
+        return _erode_disc(ops.cast(filled, x.dtype), max(1, round(self.rim * int(x.shape[1]))))
+
+    def call(self, x):
+        return x * self.brain_mask(x)
+
+    def get_config(self):
+        return {**super().get_config(), "rim": self.rim}
+
+
+@keras.saving.register_keras_serializable(package="brain_cnn")
+class StandardiseHead(keras.layers.Layer):
+    """Give every slice's head pixels one mean and spread: (N, S, S, 1) in [0, 1] to the same.
+
+    Z-score normalisation within the head, the usual first step in
+    harmonising MRI across scanners: the sources differ in overall brightness
+    and contrast (``experiments/intensity_matching.py`` prints how much),
+    which a network can otherwise learn as a cue of the source. The
+    background stays black. Part of the network, like :class:`BrainOnly`,
+    so every path applies it.
+    """
+
+    def call(self, x):
+        head = ops.cast(x > HEAD_PIXEL / 255.0, x.dtype)
+        count = ops.maximum(ops.sum(head, axis=(1, 2, 3), keepdims=True), 1.0)
+        mean = ops.sum(x * head, axis=(1, 2, 3), keepdims=True) / count
+        spread = ops.sqrt(ops.sum(ops.square(x - mean) * head, axis=(1, 2, 3), keepdims=True) / count)
+        standard = TARGET_MEAN + TARGET_STD * (x - mean) / ops.maximum(spread, 1e-3)
+        return ops.clip(standard, 0.0, 1.0) * head

@@ -1,0 +1,96 @@
+"""A one-page PDF report of one assessed slice, for the case file.
+
+It holds the scan, the heat-map overlay, the class probabilities, the model's
+name and checksum, the date and time, and the decision-support note; never a
+patient identifier (the de-identified header summary only).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import numpy as np
+from PIL import Image
+
+from brain_cnn.inference.assessment import CaseAssessment, SliceAssessment
+
+__all__ = ["case_report_pdf"]
+
+DISCLAIMER = ("Decision support, not a diagnosis. This research tool classifies single MRI slices; "
+              "a qualified radiologist must read every study.")
+
+
+def _png(array: np.ndarray) -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    buffer.seek(0)
+    return buffer
+
+
+def _latin1(text: str) -> str:
+    # The core PDF fonts are Latin-1; replace anything else rather than fail.
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.ndarray, method: str,
+                    model_name: str, model_sha256: str, when: datetime | None = None,
+                    heat_map_note: str | None = None) -> bytes:
+    """The PDF bytes of a one-page report on ``chosen``, a slice of ``case``.
+
+    ``heat_map_note`` says what the heat map is worth (see :func:`brain_cnn.evaluation.explanations.trust_note`).
+    """
+    from fpdf import FPDF
+
+    when = when or datetime.now(timezone.utc)
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 10, "brain-cnn case report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    # File names can carry patient names, so the input is identified by its digest only.
+    pdf.multi_cell(0, 5, _latin1(f"Created {when.strftime('%Y-%m-%d %H:%M:%S %Z')}. Input SHA-256: {case.sha256}"
+                                 + (f"; slice {chosen.label_text} of {len(case.slices)}" if case.is_volume else "")),
+                   new_x="LMARGIN", new_y="NEXT")
+    pdf.set_fill_color(255, 243, 205)
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.multi_cell(0, 6, _latin1(DISCLAIMER), fill=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "B", 12)
+    pdf.multi_cell(0, 7, _latin1(chosen.summary()), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    for warning in chosen.warnings:
+        pdf.multi_cell(0, 5, _latin1("Warning: " + warning), new_x="LMARGIN", new_y="NEXT")
+    for note in case.notes:  # what the reader decided, and how far the model goes on this kind of scan
+        pdf.multi_cell(0, 5, _latin1("Note: " + note), new_x="LMARGIN", new_y="NEXT")
+    top = pdf.get_y() + 2
+    pdf.image(_png(chosen.display), x=15, y=top, w=85, h=85)
+    pdf.image(_png(overlay), x=110, y=top, w=85, h=85)
+    pdf.set_y(top + 87)
+    pdf.set_font("Helvetica", "I", 8)
+    pdf.cell(95, 5, "Scan, cropped to the head")
+    explained = list(chosen.probabilities)[chosen.class_index]
+    pdf.cell(0, 5, _latin1(f"{method} heat map for '{explained}'"), new_x="LMARGIN", new_y="NEXT")
+    if heat_map_note:
+        pdf.multi_cell(0, 4, _latin1(heat_map_note), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 7, "Class probabilities (temperature-calibrated)", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    for name, p in sorted(chosen.probabilities.items(), key=lambda item: -item[1]):
+        pdf.cell(60, 6, _latin1(name))
+        pdf.set_fill_color(42, 111, 151)
+        pdf.cell(max(0.5, 100 * p), 5, "", fill=True)
+        pdf.cell(0, 6, f"  {p:.1%}", new_x="LMARGIN", new_y="NEXT")
+    if case.header:
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "B", 11)
+        pdf.cell(0, 7, "Scan (de-identified)", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 9)
+        for key, value in case.header.items():
+            pdf.cell(0, 5, _latin1(f"{key}: {value}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "", 8)
+    pdf.multi_cell(0, 4, _latin1(f"Model: {model_name}, SHA-256 {model_sha256}"), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

@@ -1,0 +1,45 @@
+"""A batch worklist: one row per assessed case, sortable, downloadable as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from brain_cnn.inference.assessment import CaseAssessment
+
+__all__ = ["worklist_row", "worklist_csv", "audit_entry"]
+
+
+def worklist_row(case: CaseAssessment) -> dict[str, Any]:
+    """The case's headline: the single slice, or the most suspicious slice of a volume."""
+    chosen = case.overall()
+    return {
+        "file": case.name,
+        "slices": len(case.slices),
+        "slice": chosen.label_text if case.is_volume else "",
+        "sequence": case.sequence or "",  # a "no tumour" on a sequence the model misses tumours on reads differently
+        "class": chosen.label or "",
+        "probability": round(chosen.confidence, 4) if chosen.confidence is not None else None,
+        "tumour probability": round(chosen.tumour_probability, 4) if chosen.tumour_probability is not None else None,
+        "flags": ", ".join(chosen.flags),
+        "refused slices": sum(s.refused for s in case.slices),
+    }
+
+
+def worklist_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def audit_entry(case: CaseAssessment, model_name: str, model_sha256: str) -> dict[str, Any]:
+    """What the audit trail keeps of an assessment: no image, no identifiers."""
+    row = worklist_row(case)
+    return {"input_sha256": case.sha256, "kind": case.kind, "slices": row["slices"], "model": model_name,
+            "model_sha256": model_sha256, "sequence": row["sequence"], "result": row["class"] or "cannot assess",
+            "probability": row["probability"], "flags": row["flags"]}

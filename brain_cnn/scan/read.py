@@ -1,0 +1,425 @@
+"""Read what a radiologist uploads: images, DICOM (files, multi-frame, series, ZIPs) and NIfTI.
+
+Every reader ends in the same place: a :class:`Scan`, an ordered stack of
+8-bit greyscale slices with a de-identified header summary. Each slice then
+takes the one preprocessing path (:func:`brain_cnn.scan.preprocess.prepare`), so a
+DICOM slice and a JPEG of it reach the network the same way.
+
+DICOM: rescale slope/intercept (modality LUT), then the file's VOI LUT or
+window centre/width (else a 0.5-99.5 percentile window over the whole
+series), MONOCHROME1 inverted. Compressed transfer syntaxes are decoded by
+pydicom's plugins (Pillow, pylibjpeg with libjpeg and OpenJPEG).
+Patient name, ID, birth date and every other identifying element are never
+copied out of the dataset.
+
+NIfTI (nibabel): reoriented to the closest canonical (RAS+) orientation,
+then sliced along the chosen axis and shown in radiological convention.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from brain_cnn.scan.decode import MAX_BYTES, MAX_PIXELS, decode_image_with_colour
+from brain_cnn.errors import UnreadableImageError
+from brain_cnn.scan.sequences import SEQUENCE_TAGS, HeaderSequence, sequence_from_header
+
+__all__ = ["Scan", "read_scan", "read_study", "group_series", "is_dicom", "is_nifti", "AXES"]
+
+AXES = {"axial": 2, "coronal": 1, "sagittal": 0}
+MAX_SLICES = 2000
+# Voxels of one volume: 2000 slices of 224x224 fit; a header that claims more
+# (a corrupt or hostile file) is refused before any memory is allocated.
+MAX_VOXELS = 120_000_000
+# Header elements safe to show; nothing that identifies a patient.
+_SAFE_HEADER = {
+    "Modality": "modality",
+    "BodyPartExamined": "body part",
+    "SeriesDescription": "series",
+    "SliceThickness": "slice thickness (mm)",
+    "PixelSpacing": "pixel spacing (mm)",
+    "MagneticFieldStrength": "field strength (T)",
+    "RepetitionTime": "TR (ms)",
+    "EchoTime": "TE (ms)",
+}
+
+
+@dataclass
+class Scan:
+    """Ordered 8-bit greyscale slices of one upload, ready for :func:`prepare`."""
+
+    name: str
+    kind: str  # "image", "dicom" or "nifti"
+    slices: np.ndarray  # (N, H, W) uint8
+    slice_labels: list[str]  # one per slice, e.g. "frame 3", "z = -12.5 mm"
+    header: dict[str, str] = field(default_factory=dict)  # de-identified summary
+    notes: list[str] = field(default_factory=list)  # what the reader decided, for the user
+    colourfulness: float = 0.0  # of the original file; greyscale formats are 0
+    sequence: HeaderSequence | None = None  # the MRI sequence, where a DICOM header tells it
+
+    @property
+    def is_volume(self) -> bool:
+        return len(self.slices) > 1
+
+
+def is_dicom(data: bytes, name: str = "") -> bool:
+    return (len(data) > 132 and data[128:132] == b"DICM") or name.lower().endswith((".dcm", ".dicom"))
+
+
+def is_nifti(data: bytes, name: str = "") -> bool:
+    lower = name.lower()
+    if lower.endswith((".nii", ".nii.gz")):
+        return True
+    return len(data) > 348 and data[344:348] in (b"n+1\0", b"ni1\0", b"n+2\0")
+
+
+# --- DICOM -----------------------------------------------------------------
+
+
+def _dcmread(data: bytes, name: str):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with warnings.catch_warnings():  # pydicom warns about every oddity of a forced read
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), force=not data[128:132] == b"DICM")
+    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as error:
+        raise UnreadableImageError(f"{name}: not a readable DICOM file ({error})") from None
+    if not any(keyword in ds for keyword in ("SOPClassUID", "Modality", "PixelData", "Rows")):
+        raise UnreadableImageError(f"{name}: not a readable DICOM file (no DICOM data elements found)")
+    return ds
+
+
+def _first(value) -> float:
+    """First value of a possibly multi-valued DICOM number."""
+    try:
+        return float(value[0])
+    except TypeError:
+        return float(value)
+
+
+def _header(ds) -> dict[str, str]:
+    summary = {}
+    for keyword, label in _SAFE_HEADER.items():
+        value = ds.get(keyword)
+        if value not in (None, ""):
+            if keyword == "PixelSpacing":
+                summary[label] = ", ".join(str(v) for v in value)
+            elif keyword in ("RepetitionTime", "EchoTime"):
+                try:
+                    summary[label] = f"{_first(value):g}"  # "4000", not pydicom's "4000.0"
+                except ValueError:
+                    summary[label] = str(value)
+            else:
+                summary[label] = str(value)
+    return summary
+
+
+def _sequence(ds) -> HeaderSequence | None:
+    return sequence_from_header({keyword: ds.get(keyword) for keyword in SEQUENCE_TAGS})
+
+
+def _dicom_values(ds, name: str) -> np.ndarray:
+    """Pixel values after the modality LUT: (frames, rows, cols) float32."""
+    from pydicom.pixels import apply_modality_lut
+
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        kind = str(ds.get("Modality", "")) or "this object"
+        raise UnreadableImageError(
+            f"{name}: the DICOM file holds no image ({kind}; e.g. a report, structure set or presentation state)"
+        )
+    rows, cols, frames = int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), int(ds.get("NumberOfFrames", 1) or 1)
+    if rows * cols > MAX_PIXELS or frames > MAX_SLICES or rows * cols * frames > MAX_VOXELS:
+        raise UnreadableImageError(f"{name}: {frames} frames of {cols}x{rows} pixels is over the size limit")
+    if rows < 1 or cols < 1 or frames < 1:
+        raise UnreadableImageError(f"{name}: the DICOM header gives no image size")
+    samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("BitsAllocated", 16) or 16)
+    if samples not in (1, 3, 4) or bits not in (1, 8, 16, 32, 64):
+        raise UnreadableImageError(f"{name}: the DICOM header is corrupt ({samples} samples of {bits} bits per pixel)")
+    if rows * cols * frames * samples * max(1, bits // 8) > 2 * MAX_BYTES:
+        raise UnreadableImageError(f"{name}: {frames} frames of {cols}x{rows} pixels is over the size limit")
+    try:
+        pixels = ds.pixel_array
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad pixel data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        reason = f" ({syntax.name})" if syntax is not None else ""
+        raise UnreadableImageError(
+            f"{name}: the pixel data{reason} cannot be decoded: {str(error).splitlines()[0]}"
+        ) from None
+    if str(ds.get("PhotometricInterpretation", "")).startswith(("RGB", "YBR")) or pixels.shape[-1:] == (3,):
+        pixels = pixels @ np.array([0.299, 0.587, 0.114])  # colour (secondary capture) to grey
+    if frames == 1:
+        pixels = pixels[None]
+    return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32).reshape(-1, rows, cols)
+
+
+def _window(ds) -> tuple[float, float] | None:
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        try:
+            centre, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
+        except (TypeError, ValueError):
+            return None
+        if width > 1:
+            return centre, width
+    return None
+
+
+def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if not high > low:
+        high = low + 1.0
+    scaled = (np.clip(np.nan_to_num(values, nan=low, posinf=high, neginf=low), low, high) - low) / (high - low)
+    return (scaled * 255.0 + 0.5).astype(np.uint8)
+
+
+def _percentile_window(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise UnreadableImageError("the image holds no finite pixel values")
+    sample = finite[:: max(1, finite.size // 2_000_000)]  # a few million values are plenty
+    low, high = np.percentile(sample, [0.5, 99.5])
+    return float(low), float(high)
+
+
+def _dicom_display(ds, values: np.ndarray) -> np.ndarray:
+    """Apply the VOI LUT or window, else a percentile window; invert MONOCHROME1."""
+    from pydicom.pixels import apply_voi_lut
+
+    window = _window(ds)
+    if "VOILUTSequence" in ds:
+        values = np.asarray(apply_voi_lut(values, ds), dtype=np.float32)
+        grey = _to_uint8(values, float(values.min()), float(values.max()))
+    elif window:
+        centre, width = window
+        grey = _to_uint8(values, centre - width / 2, centre + width / 2)
+    else:
+        grey = _to_uint8(values, *_percentile_window(values))
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        grey = 255 - grey
+    return grey
+
+
+def _slice_position(ds) -> float | None:
+    """Distance along the slice normal, from ImagePositionPatient and ImageOrientationPatient."""
+    try:
+        orientation = np.array([float(v) for v in ds.ImageOrientationPatient])
+        position = np.array([float(v) for v in ds.ImagePositionPatient])
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return float(np.dot(np.cross(orientation[:3], orientation[3:]), position))
+
+
+def _guarded(kind: str):
+    """Turn any error a third-party reader raises on malformed data into a clear UnreadableImageError."""
+    import functools
+
+    def wrap(reader):
+        @functools.wraps(reader)
+        def guarded(data, name, *args):
+            try:
+                return reader(data, name, *args)
+            except UnreadableImageError:
+                raise
+            except MemoryError:
+                raise UnreadableImageError(f"{name}: the {kind} data is too large to read") from None
+            except Exception as error:  # noqa: BLE001 - malformed files make parsers raise anything
+                first_line = (str(error).splitlines() or [type(error).__name__])[0]
+                raise UnreadableImageError(f"{name}: the {kind} file is corrupt ({first_line})") from None
+
+        return guarded
+
+    return wrap
+
+
+@_guarded("DICOM")
+def _read_dicom(data: bytes, name: str) -> Scan:
+    ds = _dcmread(data, name)
+    values = _dicom_values(ds, name)
+    slices = _dicom_display(ds, values)
+    labels = [f"frame {i + 1}" for i in range(len(slices))] if len(slices) > 1 else [name]
+    return Scan(name, "dicom", slices, labels, _header(ds), sequence=_sequence(ds))
+
+
+def read_study(files: list[tuple[str, bytes]]) -> Scan:
+    """Several DICOM files of one series as one volume; see :func:`_read_study`."""
+    try:
+        return _read_study(files)
+    except UnreadableImageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - malformed files make pydicom raise anything
+        raise UnreadableImageError(f"the DICOM series cannot be read ({str(error).splitlines()[0]})") from None
+
+
+def _read_study(files: list[tuple[str, bytes]]) -> Scan:
+    datasets, notes = [], []
+    for name, data in files:
+        try:
+            datasets.append((name, _dcmread(data, name)))
+        except UnreadableImageError as error:
+            notes.append(f"skipped {error}")
+    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in datasets if "PixelData" in ds}
+    if len(series) > 1:
+        raise UnreadableImageError(
+            f"the files belong to {len(series)} different series; upload one series at a time"
+        )
+    frames = []
+    for name, ds in datasets:
+        try:
+            frames.append((name, ds, _dicom_values(ds, name)))
+        except UnreadableImageError as error:  # one bad slice does not sink the series
+            notes.append(f"skipped {error}")
+    if not frames:
+        raise UnreadableImageError("the series holds no readable DICOM image" + (f" ({'; '.join(notes)})" if notes else ""))
+    if len(frames) > MAX_SLICES:
+        raise UnreadableImageError(f"{len(frames)} slices is over the {MAX_SLICES}-slice limit")
+
+    def order(item):
+        name, ds, _ = item
+        position = _slice_position(ds)
+        return (0, position, name) if position is not None else (1, float(ds.get("InstanceNumber", 0) or 0), name)
+
+    frames.sort(key=order)
+    shapes = {v.shape[1:] for _, _, v in frames}
+    if len(shapes) > 1:
+        raise UnreadableImageError(f"the slices have different sizes ({', '.join(map(str, shapes))})")
+    values = np.concatenate([v for _, _, v in frames])
+    first = frames[0][1]
+    # One window for the whole series, so slices are comparable.
+    slices = _dicom_display(first, values)
+    labels = []
+    for name, ds, v in frames:
+        position = _slice_position(ds)
+        base = f"{position:.1f} mm" if position is not None else f"#{ds.get('InstanceNumber', '?')}"
+        labels += [base] if len(v) == 1 else [f"{base} frame {i + 1}" for i in range(len(v))]
+    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes, sequence=_sequence(first))
+
+
+def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
+    """DICOM files grouped by series (SeriesInstanceUID), in upload order; unreadable files stand alone."""
+    import pydicom
+
+    groups: dict[str, list[tuple[str, bytes]]] = {}
+    alone = []
+    for name, data in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+            uid = str(header.get("SeriesInstanceUID", "")) or None
+        except Exception:  # noqa: BLE001 - its own reading will say what is wrong
+            uid = None
+        if uid is None:
+            alone.append([(name, data)])
+        else:
+            groups.setdefault(uid, []).append((name, data))
+    return list(groups.values()) + alone
+
+
+@_guarded("ZIP")
+def _read_zip(data: bytes, name: str) -> Scan:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise UnreadableImageError(f"{name}: the ZIP archive is corrupt") from None
+    members = [m for m in archive.infolist() if not m.is_dir() and not Path(m.filename).name.startswith(".")
+               and "__MACOSX" not in m.filename]
+    if sum(m.file_size for m in members) > MAX_BYTES * 2:
+        raise UnreadableImageError(f"{name}: the archive unpacks to over {2 * MAX_BYTES // 2**20} MB")
+    files = [(m.filename, archive.read(m)) for m in members]
+    dicoms = [(n, d) for n, d in files if is_dicom(d, n)]
+    if not dicoms:
+        raise UnreadableImageError(f"{name}: the ZIP archive holds no DICOM files")
+    scan = read_study(dicoms)
+    scan.name = name
+    return scan
+
+
+# --- NIfTI -----------------------------------------------------------------
+
+
+def _gunzip(data: bytes, name: str) -> bytes:
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(data, MAX_BYTES * 4)
+    except zlib.error:
+        raise UnreadableImageError(f"{name}: the .gz data is corrupt") from None
+    if decompressor.unconsumed_tail:
+        raise UnreadableImageError(f"{name}: the volume unpacks to over {MAX_BYTES * 4 // 2**20} MB")
+    return out
+
+
+def _orient(plane: np.ndarray) -> np.ndarray:
+    """A RAS+ plane shown with the anterior/superior side up and patient right on image left."""
+    return np.fliplr(np.rot90(plane))
+
+
+@_guarded("NIfTI")
+def _read_nifti(data: bytes, name: str, axis: int) -> Scan:
+    import nibabel as nib
+
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip(data, name)
+    try:
+        image = nib.Nifti1Image.from_bytes(data)
+    except Exception as error:  # noqa: BLE001 - nibabel raises many types for a bad header
+        try:
+            image = nib.Nifti2Image.from_bytes(data)
+        except Exception:  # noqa: BLE001
+            raise UnreadableImageError(f"{name}: not a readable NIfTI volume ({error})") from None
+    if len(image.shape) == 4 and image.shape[3] == 1:
+        image = image.slicer[..., 0]
+    if int(np.prod(image.shape, dtype=np.int64)) > MAX_VOXELS:
+        raise UnreadableImageError(f"{name}: a volume of {' x '.join(map(str, image.shape))} voxels is over the size limit")
+    if len(image.shape) != 3:
+        raise UnreadableImageError(
+            f"{name}: a {len(image.shape)}-D NIfTI image (shape {image.shape}); "
+            "this tool reads one 3-D volume (split a 4-D series into volumes first)"
+        )
+    try:
+        volume = np.asarray(nib.as_closest_canonical(image).get_fdata(dtype=np.float32))
+    except Exception as error:  # noqa: BLE001
+        raise UnreadableImageError(f"{name}: the NIfTI voxel data cannot be read ({error})") from None
+    grey = _to_uint8(volume, *_percentile_window(volume))
+    planes = np.moveaxis(grey, axis, 0)
+    slices = np.stack([_orient(p) for p in planes])
+    zooms = image.header.get_zooms()
+    header = {"voxel size (mm)": " x ".join(f"{z:.2f}" for z in zooms[:3]), "shape": " x ".join(map(str, image.shape))}
+    plane_name = {v: k for k, v in AXES.items()}[axis]
+    return Scan(name, "nifti", slices, [f"{plane_name} {i + 1}" for i in range(len(slices))], header)
+
+
+# --- any file --------------------------------------------------------------
+
+
+def read_scan(data: bytes, name: str = "upload", axis: int = AXES["axial"]) -> Scan:
+    """Read any supported upload: image, DICOM, ZIP of a DICOM series, or NIfTI volume.
+
+    Args:
+        data: the whole file.
+        name: file name, used to recognise the format and in messages.
+        axis: for NIfTI volumes, the axis to slice along (see :data:`AXES`).
+
+    Raises:
+        UnreadableImageError: with a reason specific to the format.
+    """
+    if not data:
+        raise UnreadableImageError(f"{name}: the file is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise UnreadableImageError(f"{name}: the file is {len(data) / 2**20:.0f} MB, over the "
+                                   f"{MAX_BYTES // 2**20} MB limit")
+    if is_nifti(data, name):
+        return _read_nifti(data, name, axis)
+    if is_dicom(data, name):
+        return _read_dicom(data, name)
+    if data[:4] == b"PK\x03\x04" and name.lower().endswith(".zip"):
+        return _read_zip(data, name)
+    grey, colour = decode_image_with_colour(data, name)
+    return Scan(name, "image", grey[None], [name], colourfulness=colour)
+

@@ -1,0 +1,50 @@
+"""Training details not covered end to end by the CLI tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from brain_cnn.data.dataset import SplitManifest
+from brain_cnn.model.folder import load_model
+from brain_cnn.data.pipeline import decode_samples
+from brain_cnn.inference.predictor import predict_probabilities
+from brain_cnn.training.run import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+
+def _validation_loss(folder) -> float:
+    loaded = load_model(folder)
+    manifest = SplitManifest.load(folder / "split.json")
+    validation = decode_samples(manifest.splits["validation"], manifest.root, manifest.classes, loaded.card.image_size)
+    probs = predict_probabilities(loaded.model, validation.images)
+    return float(-np.mean(np.log(probs[np.arange(len(probs)), validation.labels])))
+
+
+def test_weight_averaging_ships_the_weights_it_validated(split_dataset, tmp_path):
+    # With averaging on, the logged validation loss, the checkpoint chosen by it and
+    # the shipped model must all be the averaged weights, not the raw ones.
+    config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "ema"), epochs=4, image_size=48, width=4,
+                         depth=2, batch_size=8, seed=3, augmentation=None, ema_momentum=0.8,
+                         learning_rate=3e-2)
+    folder = train(config, evaluate_after=False)
+    history = json.loads((folder / "history.json").read_text())
+    logged = history["epochs"][history["best_epoch"] - 1]["val_loss"]
+    assert _validation_loss(folder) == pytest.approx(logged, rel=1e-3, abs=1e-4)
+    # The batch-norm statistics were re-estimated for the averaged weights: the stem's
+    # running mean is the mean of what the shipped stem convolution gives on training images.
+    import keras
+
+    loaded = load_model(folder)
+    manifest = SplitManifest.load(folder / "split.json")
+    train_images = decode_samples(manifest.splits["train"], manifest.root, manifest.classes, 48).images
+    stem = keras.Model(loaded.model.input, loaded.model.get_layer("stem_conv").output)
+    activations = np.asarray(stem(train_images.astype(np.float32))).mean(axis=(0, 1, 2))
+    running = np.asarray(loaded.model.get_layer("stem_bn").moving_mean)
+    assert np.abs(running - activations).max() < 0.05 * np.abs(activations).max()
+    card = json.loads((folder / "card.json").read_text())
+    assert card["training"]["ema_momentum"] == 0.8
+    assert "weight averaging" in card["training"]["optimizer"]
