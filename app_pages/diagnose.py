@@ -21,8 +21,9 @@ from brain_cnn.app_support import (
 )
 from brain_cnn.reports.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.explain.explainer import METHODS, QUICK_METHOD, overlay_heatmap
-from brain_cnn.evaluation.explanations import trust_note
+from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
+from brain_cnn.explain.overlay import overlay_heatmap
+from brain_cnn.reports.sentences import trust_note
 from brain_cnn.reports.pdf import case_report_pdf
 from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
 from brain_cnn.reports.worklist import worklist_csv, worklist_row

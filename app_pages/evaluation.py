@@ -13,9 +13,10 @@ from brain_cnn.app_support import (
     resolve_data_root,
 )
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.explain.explainer import overlay_heatmap
-from brain_cnn.evaluation.loso import LOSO_FILE
-from brain_cnn.evaluation.screening import EXTERNAL_FILE, screening_rows
+from brain_cnn.explain.overlay import overlay_heatmap
+from brain_cnn.model.card import LOSO_FILE
+from brain_cnn.evaluation.screening import screening_rows
+from brain_cnn.model.card import EXTERNAL_FILE
 
 GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
@@ -189,7 +190,7 @@ if explanations:
     examples = explanations.get("examples", [])
     if examples and box_root.is_dir():
         from brain_cnn.explain.explainer import DEFAULT_METHOD
-        from brain_cnn.evaluation.explanations import draw_box
+        from brain_cnn.explain.overlay import draw_box
 
         cells = st.columns(len(examples))
         for cell, example in zip(cells, examples):

@@ -26,7 +26,6 @@ from PIL import Image
 from machine import describe  # benchmarks/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from brain_cnn.explain.explainer import DEFAULT_METHOD  # noqa: E402  (the overlay's caption names it)
 

@@ -16,17 +16,15 @@ import io
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
 
 def synthetic_jpegs(count: int, size: int = 512) -> list[bytes]:
@@ -56,7 +54,7 @@ def main() -> None:
     import tensorflow as tf
 
     from brain_cnn.data.dataset import list_images
-    from brain_cnn.explain.explainer import METHODS, OCCLUSION, Explainer
+    from brain_cnn.explain.explainer import Explainer, METHODS, OCCLUSION
     from brain_cnn.inference.predictor import Predictor
     from brain_cnn.scan.preprocess import load_scan
 

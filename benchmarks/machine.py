@@ -9,12 +9,10 @@ CPU model and its vector extensions beside its numbers.
 from __future__ import annotations
 
 import platform
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from brain_cnn.model.engines import usable_cpus  # noqa: E402
+from brain_cnn.model.engines import usable_cpus
 
 
 def describe() -> str:

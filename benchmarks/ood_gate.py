@@ -1,7 +1,7 @@
 """How the out-of-distribution gate answers images that are not brain MRI slices.
 
 Prints, for each image (scikit-image's bundled photographs and documents, and
-images drawn by tests/nonbrain.py), whether the model refused it and why, and
+images drawn by benchmarks/nonbrain.py), whether the model refused it and why, and
 the gate's false-refusal rate on the real test scans from evaluation.json.
 
     python benchmarks/ood_gate.py --model models/brain-tumor-mri
@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def main() -> None:

@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import describe  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def labelled_images(root: Path) -> list[tuple[Path, str]]:

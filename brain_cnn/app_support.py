@@ -24,12 +24,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from brain_cnn.reports import audit
+from brain_cnn.explain.explainer import DEFAULT_METHOD, Explainer, METHODS, QUICK_METHOD
+from brain_cnn.explain.queue import ExplanationJob, ExplanationQueue
 from brain_cnn.inference.assessment import CaseAssessment, SliceAssessment, assess, assess_series
-from brain_cnn.model.engines import limit_tensorflow_threads
-from brain_cnn.explain.explainer import DEFAULT_METHOD, METHODS, QUICK_METHOD, Explainer, ExplanationJob, ExplanationQueue
-from brain_cnn.model.folder import DEFAULT_MODEL, EVALUATION_FILE, HISTORY_FILE, list_model_folders, load_card
 from brain_cnn.inference.predictor import Predictor
+from brain_cnn.model.card import EVALUATION_FILE, HISTORY_FILE, load_card
+from brain_cnn.model.engines import limit_tensorflow_threads
+from brain_cnn.model.folder import DEFAULT_MODEL, list_model_folders
+from brain_cnn.reports import audit
 from brain_cnn.reports.worklist import audit_entry
 
 __all__ = [

@@ -12,9 +12,23 @@ import os
 import sys
 from pathlib import Path
 
-from brain_cnn.errors import BrainCnnError, DatasetError
-from brain_cnn.data.leakage import COPY_BITS
-from brain_cnn.model.folder import DEFAULT_MODEL
+from brain_cnn.data.dataset import open_data
+from brain_cnn.data.leakage import COPY_BITS, audit_folders, deduplicated_split
+from brain_cnn.errors import BrainCnnError, DatasetError, ModelFolderError
+from brain_cnn.evaluation.evaluate import evaluate_model_folder
+from brain_cnn.evaluation.explanations import evaluate_explanations, read_boxes
+from brain_cnn.evaluation.findings import refresh_card
+from brain_cnn.evaluation.loso import run_loso
+from brain_cnn.evaluation.screening import evaluate_screening
+from brain_cnn.files import read_json, write_json
+from brain_cnn.inference.predictor import Predictor, expand_inputs
+from brain_cnn.model.card import EVALUATION_FILE, load_card
+from brain_cnn.model.export import export_model
+from brain_cnn.model.folder import DEFAULT_MODEL, load_model
+from brain_cnn.reports.tables import loso_table, screening_table, summary_table
+from brain_cnn.training.ensemble import make_ensemble
+from brain_cnn.training.resume import RESUME_DIR
+from brain_cnn.training.run import train, TrainConfig
 
 __all__ = ["main", "build_parser"]
 
@@ -39,29 +53,25 @@ def _quiet_tensorflow() -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from brain_cnn.training.run import train
-
     config = _config(args, args.data, args.out)
     config.add_data, config.exclude = args.add_data or [], args.exclude or []
     config.name, config.split, config.init_from = args.name, args.split, args.init_from
     config.teacher, config.teacher_weight = args.teacher, args.teacher_weight
     config.teacher_temperature = args.teacher_temperature
     try:
-        train(config, evaluate_after=not args.no_evaluate)
+        out = train(config)
     except KeyboardInterrupt:
-        from brain_cnn.training.resume import RESUME_DIR
-
         if not (Path(config.out) / RESUME_DIR).is_dir():
             raise
         print(f"interrupted: {Path(config.out) / RESUME_DIR} holds the run up to its last finished epoch; "
               "the same command continues it", file=sys.stderr)
         return 130
+    if not args.no_evaluate:  # on the held-out splits of the split the run saved
+        evaluate_model_folder(out)
     return 0
 
 
 def _config(args: argparse.Namespace, data: str, out: str):
-    from brain_cnn.training.run import TrainConfig
-
     return TrainConfig(
         data=data,
         out=out,
@@ -90,8 +100,6 @@ def _config(args: argparse.Namespace, data: str, out: str):
 
 
 def _cmd_loso(args: argparse.Namespace) -> int:
-    from brain_cnn.evaluation.loso import loso_table, run_loso
-
     results = run_loso(args.sources, args.out, _config(args, "", ""), args.hold_out, args.attach)
     print(loso_table(results))
     return 0
@@ -103,18 +111,12 @@ def _wants_screening(args: argparse.Namespace) -> bool:
         return True
     if not args.data:
         return False
-    from brain_cnn.data.dataset import open_data
-    from brain_cnn.model.folder import load_card
 
     return not set(open_data(args.data).classes) <= set(load_card(args.model).classes)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from brain_cnn.evaluation.evaluate import evaluate_model_folder, summary_table
-
     if _wants_screening(args):
-        from brain_cnn.evaluation.screening import evaluate_screening, screening_table
-
         if not args.data:
             raise DatasetError("--screening needs --data: the data set to screen")
         report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size)
@@ -127,8 +129,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from brain_cnn.inference.predictor import Predictor, expand_inputs
-
     predictor = Predictor(args.model)
     files = expand_inputs(args.paths)
     if not files:
@@ -159,8 +159,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from brain_cnn.data.leakage import audit_folders, deduplicated_split
-
     def show(what: str, found: dict) -> None:
         kinds = ", ".join(f"{n} {k}" for k, n in found["by_kind"].items()) or "none"
         print(f"  {what}: {found['images_with_copy']} of {found['of']} ({kinds})")
@@ -181,7 +179,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     for between in report["between"]:
         show(f"{Path(between['b']).name} images with a copy in {Path(between['a']).name}", between)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        write_json(args.json, report)
     if args.write_split:
         manifest = deduplicated_split(args.data[0], args.seed, args.max_bits)
         manifest.save(args.write_split)
@@ -190,10 +188,6 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain_eval(args: argparse.Namespace) -> int:
-    from brain_cnn.evaluation.explanations import evaluate_explanations, read_boxes
-    from brain_cnn.model.folder import EVALUATION_FILE, load_model, read_json
-    from brain_cnn.evaluation.screening import refresh_card
-
     loaded = load_model(args.model)
     boxes_path = Path(args.boxes)
     if not boxes_path.is_file():
@@ -202,9 +196,10 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
                                    args.data or boxes_path.parent, read_boxes(boxes_path))
     result["boxes"] = str(boxes_path)
     report_path = loaded.folder / EVALUATION_FILE
-    report = read_json(report_path) if report_path.is_file() else {"model": loaded.card.name, "splits": {}}
+    report = read_json(report_path, error=ModelFolderError) if report_path.is_file() else {
+        "model": loaded.card.name, "splits": {}}
     report["explanations"] = result
-    report_path.write_text(json.dumps(report, indent=1))
+    write_json(report_path, report)
     refresh_card(loaded.folder)  # the card's limitations name the types whose call does not need the tumour
     print(f"{len(result['per_image'])} boxed images ({len(result['skipped'])} skipped); written to {report_path}")
     print(f"  {'method':<12} pointing game  energy in box  IoU (half-max)  peak off the brain")
@@ -239,9 +234,6 @@ def _add_flip_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from brain_cnn.model.ensemble import make_ensemble
-    from brain_cnn.evaluation.evaluate import evaluate_model_folder, summary_table
-
     out = make_ensemble(args.members, args.out, args.name)
     print(f"saved {out} ({len(args.members)} members)", flush=True)
     if not args.no_evaluate:
@@ -250,8 +242,6 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from brain_cnn.model.export import export_model
-
     info = export_model(args.model, args.format, args.out)
     print(f"wrote {info['path']} ({info['format']}); probabilities match the Keras model to "
           f"{info['max_abs_difference']:.1e}; apply temperature {info['temperature']} for calibrated ones")
@@ -303,13 +293,8 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
                         "(default class)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="brain-cnn",
-        description="Classify brain MRI slices by tumour type: train, evaluate, predict.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_train_command(commands) -> None:
+    """``brain-cnn train``."""
     train = commands.add_parser(
         "train",
         help="train a model on a folder-per-class data set",
@@ -347,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
     train.set_defaults(run=_cmd_train)
 
+
+def _add_evaluate_command(commands) -> None:
+    """``brain-cnn evaluate``."""
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a model folder and write evaluation.json",
@@ -368,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "map for the public data sets, by folder name)")
     evaluate.set_defaults(run=_cmd_evaluate)
 
+
+def _add_predict_command(commands) -> None:
+    """``brain-cnn predict``."""
     predict = commands.add_parser(
         "predict",
         help="classify image files or folders",
@@ -384,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="files decoded and classified together; bounds memory (default 32)")
     predict.set_defaults(run=_cmd_predict)
 
+
+def _add_audit_command(commands) -> None:
+    """``brain-cnn audit``."""
     audit = commands.add_parser(
         "audit",
         help="find copies of a slice (plain, mirrored, flipped, rotated) within and across splits and data sets",
@@ -403,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--seed", type=int, default=42, help="seed of the split that --write-split de-duplicates")
     audit.set_defaults(run=_cmd_audit)
 
+
+def _add_explain_eval_command(commands) -> None:
+    """``brain-cnn explain-eval``."""
     explain_eval = commands.add_parser(
         "explain-eval",
         help="measure the explanation methods against tumour bounding boxes",
@@ -416,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_eval.add_argument("--data", help="folder the CSV paths are relative to (default: the CSV's folder)")
     explain_eval.set_defaults(run=_cmd_explain_eval)
 
+
+def _add_loso_command(commands) -> None:
+    """``brain-cnn loso``."""
     loso = commands.add_parser(
         "loso",
         help="leave-one-source-out: train without each data set, then screen it",
@@ -435,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     loso.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # smoke tests only
     loso.set_defaults(run=_cmd_loso)
 
+
+def _add_ensemble_command(commands) -> None:
+    """``brain-cnn ensemble``."""
     ensemble = commands.add_parser(
         "ensemble",
         help="combine trained models into one that averages their probabilities",
@@ -452,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flip_option(ensemble)
     ensemble.set_defaults(run=_cmd_ensemble)
 
+
+def _add_export_command(commands) -> None:
+    """``brain-cnn export``."""
     export = commands.add_parser(
         "export",
         help="export a model for deployment (ONNX or TensorFlow SavedModel)",
@@ -463,6 +469,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["onnx", "saved_model"], help="export format")
     export.add_argument("--out", help="output path (default: MODEL/export/model.onnx or MODEL/export/saved_model)")
     export.set_defaults(run=_cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brain-cnn",
+        description="Classify brain MRI slices by tumour type: train, evaluate, predict.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(commands)
+    _add_evaluate_command(commands)
+    _add_predict_command(commands)
+    _add_audit_command(commands)
+    _add_explain_eval_command(commands)
+    _add_loso_command(commands)
+    _add_ensemble_command(commands)
+    _add_export_command(commands)
     return parser
 
 

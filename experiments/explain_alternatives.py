@@ -10,7 +10,7 @@ IoU (as ``brain-cnn explain-eval`` defines them) of:
 * Grad-CAM++ of "this tumour type against the other tumour types" (what tells
   the types apart, leaving the no-tumour class out);
 * occlusion sensitivity (Zeiler & Fergus, 2014, arXiv:1311.2901; the app's
-  method, :func:`brain_cnn.explain.explainer.occlusion_map`): the drop in the class's
+  method, :func:`brain_cnn.explain.occlusion.occlusion_map`): the drop in the class's
   log-odds when a black 32 px square covers each place (stride 8 at 160 px);
 * two baselines that ignore the network: the image centre, and the brightest
   region of the head.
@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import warnings  # noqa: E402
+import warnings
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 # tf-keras-vis calls the model with a list where Keras expects one tensor: harmless, and once per image.
 warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
@@ -54,9 +52,9 @@ def main() -> None:
     import tensorflow as tf
 
     from brain_cnn.scan.decode import decode_image
-    from brain_cnn.explain.explainer import occlusion_map
+    from brain_cnn.explain.occlusion import occlusion_map
     from brain_cnn.evaluation.explanations import box_in_model_input, read_boxes, score_heatmap
-    from brain_cnn.evaluation.metrics import is_no_tumour
+    from brain_cnn.data.classes import is_no_tumour
     from brain_cnn.model.folder import load_model
     from brain_cnn.scan.preprocess import crop_to_head_with_offset, read_file, resize_square
 

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 HEAD = 10  # grey levels above this are the head
 LEVELS = np.linspace(0, 1, 257)
@@ -62,11 +60,12 @@ def main() -> None:
 
     from brain_cnn.inference.calibration import apply_temperature
     from brain_cnn.data.dataset import SplitManifest
-    from brain_cnn.evaluation.metrics import is_no_tumour
+    from brain_cnn.data.classes import is_no_tumour
     from brain_cnn.model.folder import load_model
     from brain_cnn.data.pipeline import decode_samples
     from brain_cnn.inference.predictor import predict_probabilities
-    from brain_cnn.evaluation.screening import screening_outputs, side_by_side
+    from brain_cnn.evaluation.screening import screening_outputs
+    from screening_compare import side_by_side
 
     loaded = load_model(args.model)
     card = loaded.card

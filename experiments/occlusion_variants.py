@@ -2,7 +2,7 @@
 
 For the 161 boxed test images, prints the pointing game (all, and per tumour
 type) and how often the peak falls off the brain, as ``brain-cnn explain-eval``
-defines them, of :func:`brain_cnn.explain.explainer.occlusion_map` for every combination of
+defines them, of :func:`brain_cnn.explain.occlusion.occlusion_map` for every combination of
 
 * ``--patches``: the square's side as a share of the input (0.2 is the app's);
 * ``--fills``: what the square shows: black (the app's), the slice blurred
@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def main() -> None:
@@ -42,9 +40,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N boxed images (a quick look)")
     args = parser.parse_args()
 
-    from brain_cnn.explain.explainer import occlusion_map
+    from brain_cnn.explain.occlusion import occlusion_map
+    from occlusion_fills import occlusion_fill
     from brain_cnn.evaluation.explanations import boxed_inputs, brain_region, read_boxes, score_heatmap
-    from brain_cnn.evaluation.metrics import is_no_tumour
+    from brain_cnn.data.classes import is_no_tumour
     from brain_cnn.model.folder import load_model
 
     loaded = load_model(args.model)
@@ -61,7 +60,8 @@ def main() -> None:
             for fill in args.fills:
                 for score in args.scores:
                     target = classes.index(entry.label) if score == "class" else tumour
-                    heat = occlusion_map(model, image, target, patch=patch, stride=args.stride, fill=fill)
+                    shown = occlusion_fill(image, fill, max(1, round(patch * image.shape[0])))
+                    heat = occlusion_map(model, image, target, patch=patch, stride=args.stride, fill=shown)
                     inside = heat * brain if brain is not None else heat
                     rows.setdefault(f"{fill} {patch:g} {score}", []).append(
                         (entry.label, score_heatmap(heat, box, brain), score_heatmap(inside, box)))

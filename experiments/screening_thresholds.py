@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -58,7 +56,7 @@ def main() -> None:
                         help="the calibration rule: the highest threshold finding this share of tumours")
     args = parser.parse_args()
 
-    from brain_cnn.evaluation.metrics import is_no_tumour
+    from brain_cnn.data.classes import is_no_tumour
     from brain_cnn.model.folder import load_model
     from brain_cnn.evaluation.screening import screening_outputs
 

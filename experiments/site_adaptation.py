@@ -1,7 +1,7 @@
 """Does re-estimating batch-norm statistics on a held-out source's own scans (AdaBN) help screening there?
 
 For each data set, every image is screened twice: by the model as it is, and
-by a copy adapted (:func:`experiments.adaptation.adapt_batch_norm`) on the
+by a copy adapted (:func:`adaptation.adapt_batch_norm`) on the
 *other half* of that set's images (two random halves, each adapted on the
 other: the scans an image is judged with never include itself). With
 ``--by-sequence`` the halves and the adaptation are per MRI sequence, as a
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def cross_adapted(model, images: np.ndarray, groups: np.ndarray, flip: bool, seed: int = 0) -> np.ndarray:
     """Raw probabilities of each image from a copy adapted on the other half of its group."""
-    from experiments.adaptation import adapt_batch_norm
+    from adaptation import adapt_batch_norm
     from brain_cnn.inference.predictor import predict_probabilities
 
     rng = np.random.default_rng(seed)
@@ -48,9 +46,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from brain_cnn.inference.calibration import apply_temperature
-    from brain_cnn.evaluation.metrics import is_no_tumour
+    from brain_cnn.data.classes import is_no_tumour
     from brain_cnn.model.folder import load_model
-    from brain_cnn.evaluation.screening import screening_outputs, side_by_side
+    from brain_cnn.evaluation.screening import screening_outputs
+    from screening_compare import side_by_side
 
     loaded = load_model(args.model)
     card = loaded.card

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def main() -> None:
@@ -32,7 +30,8 @@ def main() -> None:
     parser.add_argument("--placements", type=int, default=8, help="control boxes per image (default 8)")
     args = parser.parse_args()
 
-    from brain_cnn.evaluation.explanations import boxed_inputs, brain_region, read_boxes, removal_test
+    from brain_cnn.evaluation.explanations import boxed_inputs, brain_region, hide_box, read_boxes, removal_test
+    from hiding import hide_black
     from brain_cnn.model.folder import load_model
 
     loaded = load_model(args.model)
@@ -43,7 +42,7 @@ def main() -> None:
         if not reason:
             rows.append((entry.label, removal_test(loaded.model, model_input, box, classes.index(entry.label),
                                                    brain_region(model_input[..., 0]), rng, args.placements,
-                                                   args.fill)))
+                                                   hide_black if args.fill == "black" else hide_box)))
     print(f"model {args.model}; {len(rows)} boxed test images; fill {args.fill}; up to {args.placements} "
           "control boxes each")
     keys = ("called_intact", "called_tumour_hidden", "called_elsewhere_hidden", "p_intact", "p_tumour_hidden",

@@ -129,7 +129,7 @@ def split_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A small model trained for a few steps on phantoms, with its full model folder."""
-    from brain_cnn.training.run import TrainConfig, train
+    from brain_cnn.training.run import train, TrainConfig
 
     root = tmp_path_factory.mktemp("tiny-data") / "phantoms"
     write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})

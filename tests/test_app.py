@@ -151,7 +151,8 @@ def test_screening_results_show_on_evaluation_and_card(tiny_model, monkeypatch, 
 
     from conftest import write_class_folder
 
-    from brain_cnn.evaluation.screening import evaluate_screening, refresh_card
+    from brain_cnn.evaluation.findings import refresh_card
+    from brain_cnn.evaluation.screening import evaluate_screening
 
     models = tmp_path / "models"
     folder = models / "screened"
@@ -217,7 +218,7 @@ def _page_over(models, page: str, monkeypatch, tmp_path) -> AppTest:
 
 
 def test_an_ensemble_diagnoses_and_its_card_names_its_members(tiny_model, monkeypatch, tmp_path):
-    from brain_cnn.model.ensemble import make_ensemble
+    from brain_cnn.training.ensemble import make_ensemble
     from brain_cnn.evaluation.evaluate import evaluate_model_folder
 
     models = tmp_path / "models"

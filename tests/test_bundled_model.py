@@ -44,7 +44,7 @@ def test_bundled_models_reproduce_their_cards_on_the_official_test_split(tmp_pat
 @pytest.mark.slow
 def test_bundled_gate_refuses_images_that_are_not_brain_mri():
     """scikit-image's photographs and documents and drawn images (benchmarks/ood_gate.py prints each answer)."""
-    from nonbrain import drawn_images, non_brain_images
+    from benchmarks.nonbrain import drawn_images, non_brain_images
 
     from brain_cnn.inference.predictor import Predictor
 

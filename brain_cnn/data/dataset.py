@@ -12,12 +12,12 @@ is written to a manifest (``split.json``) so evaluation is reproducible.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from brain_cnn.errors import DatasetError
+from brain_cnn.files import read_json, write_json
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -184,12 +184,12 @@ class SplitManifest:
             "origin": self.origin,
             "splits": {k: [[s.path, s.label] for s in v] for k, v in self.splits.items()},
         }
-        Path(path).write_text(json.dumps(payload, indent=1))
+        write_json(path, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> SplitManifest:
         try:
-            payload = json.loads(Path(path).read_text())
+            payload = read_json(path, error=DatasetError)
             return cls(
                 root=payload["root"],
                 classes=list(payload["classes"]),
@@ -197,7 +197,7 @@ class SplitManifest:
                 origin=payload.get("origin", ""),
                 splits={k: [Sample(p, label) for p, label in v] for k, v in payload["splits"].items()},
             )
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (DatasetError, KeyError, TypeError, ValueError) as error:
             raise DatasetError(f"split manifest {path} is unreadable: {error}") from None
 
 

@@ -21,14 +21,14 @@ and picked by the data folder's name.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.errors import DatasetError
-from brain_cnn.evaluation.metrics import is_no_tumour
+from brain_cnn.files import read_json
 from brain_cnn.scan.sequences import without_sequence
 
 __all__ = ["TUMOUR", "NO_TUMOUR", "LESION", "IGNORE", "LabelMap", "load_label_map", "bundled_label_map",
@@ -87,12 +87,9 @@ def load_label_map(path: str | Path) -> LabelMap:
         DatasetError: missing file, bad JSON or a malformed map.
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"label map not found: {path}") from None
-    except ValueError as error:
-        raise DatasetError(f"label map {path} is not valid JSON ({error})") from None
+    if not path.is_file():
+        raise DatasetError(f"label map not found: {path}")
+    raw = read_json(path, error=DatasetError)
     classes = raw.get("classes") if isinstance(raw, dict) else None
     if not isinstance(classes, dict) or not classes or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in classes.items()

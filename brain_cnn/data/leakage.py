@@ -34,6 +34,7 @@ import numpy as np
 from brain_cnn.data.dataset import DataFolder, Sample, SplitManifest, discover, make_split
 from brain_cnn.errors import UnreadableImageError
 from brain_cnn.scan.preprocess import DECODE_WORKERS, find_head, read_file
+from brain_cnn.scan.read import read_scan
 
 __all__ = ["HASH_SIZE", "COPY_BITS", "KINDS", "ImageHashes", "CopyPair", "hash_images", "hash_samples",
            "orientation_hashes", "copy_pairs", "files_with_copies", "copy_groups", "patient_groups",
@@ -137,8 +138,6 @@ def head_square(path: Path) -> np.ndarray:
     Raises:
         UnreadableImageError: the file cannot be decoded, or is a volume.
     """
-    from brain_cnn.scan.read import read_scan
-
     scan = read_scan(read_file(path), path.name)
     if scan.is_volume:
         raise UnreadableImageError(f"{path.name}: a volume, not a single slice")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import Sample
 from brain_cnn.errors import DatasetError, UnreadableImageError
 from brain_cnn.scan.preprocess import DECODE_WORKERS, load_scan
@@ -142,7 +143,6 @@ def intensity_remap(x, seed: int, knots: int = 6, share: float = 0.5):
 
 def targets(labels: np.ndarray, classes: list[str]) -> np.ndarray:
     """Training targets (N, K): one-hot, or an even spread over the tumour classes for label -1."""
-    from brain_cnn.evaluation.metrics import is_no_tumour
 
     out = np.zeros((len(labels), len(classes)), np.float32)
     known = labels >= 0

@@ -27,12 +27,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import Sample, discover, open_data
-from brain_cnn.errors import DatasetError
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map, load_label_map
 from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_images, hash_samples
-from brain_cnn.evaluation.metrics import is_no_tumour
 from brain_cnn.data.pipeline import SOFT_TUMOUR
+from brain_cnn.errors import DatasetError
 
 __all__ = ["SourceSpec", "parse_source", "mapped_samples", "content_hashes", "drop_near_duplicates", "folder_hashes",
            "SourceReport"]

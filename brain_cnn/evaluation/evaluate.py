@@ -9,24 +9,26 @@ own splits (or on all of it, if flat) and reported in
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from brain_cnn.inference.calibration import apply_temperature, fit_temperature
 from brain_cnn.data.dataset import SplitManifest, discover
-from brain_cnn.errors import DatasetError
-from brain_cnn.evaluation.metrics import calibration, classification_metrics
-from brain_cnn.model.folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, ModelCard, load_model, read_json
-from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.data.leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_samples
-from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
+from brain_cnn.data.pipeline import decode_samples
+from brain_cnn.errors import DatasetError
+from brain_cnn.evaluation.findings import record_evaluation, record_gate
+from brain_cnn.evaluation.metrics import calibration, classification_metrics
+from brain_cnn.files import read_json, sha256_file, write_json
+from brain_cnn.inference.calibration import apply_temperature, fit_temperature
 from brain_cnn.inference.predictor import predict_outputs
+from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
+from brain_cnn.model.folder import load_model
+from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 
-__all__ = ["evaluate_model_folder", "summary_table"]
+__all__ = ["evaluate_model_folder"]
 
 
 def _same_folder(a: str | Path, b: str | Path) -> bool:
@@ -78,12 +80,7 @@ def evaluate_model_folder(
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
     root, chosen, source, own = _choose_samples(folder, card, data, splits)
-    decoded_splits = {}
-    for split, samples in chosen.items():
-        decoded = decode_samples(samples, root, card.classes, card.image_size)
-        if not len(decoded.labels):
-            raise DatasetError(f"no readable images in the {split} split of {root}")
-        decoded_splits[split] = decoded
+    decoded_splits = _decode(chosen, root, card)
 
     # Flip averaging, temperature and the out-of-distribution gate are chosen
     # or fitted on the model's own training and validation splits only; any
@@ -94,16 +91,14 @@ def evaluate_model_folder(
     elif flip is None:
         flip = _choose_flip(loaded.model, decoded_splits["validation"], batch_size)
     outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip,
-                                                              card.mixed_precision))
+                                                 card.mixed_precision))
                for split, decoded in decoded_splits.items()}
-    gate = loaded.gate
-    train = decode_samples(_saved_train_samples(folder), root, card.classes, card.image_size) if own else None
+    gate, temperature = loaded.gate, card.temperature
     if refit:
+        train = decode_samples(_saved_train_samples(folder), root, card.classes, card.image_size)
         decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
-        gate = _refit_gate(folder, train, features, batch_size, loaded.model, flip)
-    else:
-        temperature = card.temperature
+        gate = _refit_gate(folder, card, train, features, batch_size, loaded.model, flip)
     report: dict[str, Any] = {
         "model": card.name,
         "sha256": card.sha256,
@@ -113,42 +108,51 @@ def evaluate_model_folder(
         "temperature": temperature,
         "flip_averaging": flip,
         "temperature_fitted_on": "validation" if refit else "taken from the model card",
-        "splits": {},
+        "splits": {split: _split_result(*output, temperature, card.classes, gate)
+                   for split, output in outputs.items()},
     }
-    for split, (decoded, features, probs) in outputs.items():
-        calibrated = apply_temperature(probs, temperature)
-        result = classification_metrics(decoded.labels, calibrated, card.classes, decoded.files)
-        result["calibration_before_scaling"] = calibration(decoded.labels, probs)
-        if gate is not None:
-            refused = gate.refuse(features)
-            accepted = ~refused
-            result["gate"] = {
-                "refused": int(refused.sum()),
-                "refused_rate": round(float(refused.mean()), 5),
-                "threshold": round(gate.threshold, 3),
-                "accuracy_on_accepted": round(float((calibrated[accepted].argmax(1) == decoded.labels[accepted]).mean()), 5)
-                if accepted.any() else None,
-                "refused_files": [f for f, r in zip(decoded.files, refused) if r],
-            }
-        result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
-        report["splits"][split] = result
     if own and "test" in outputs:
         report["splits"]["test"]["unseen"] = _unseen(outputs, root, SplitManifest.load(folder / SPLIT_FILE),
                                                      temperature, card.classes, card.training)
-
-    name = EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json"
-    previous = folder / name
-    if previous.is_file():  # keep `explain-eval` results of the same weights
-        try:
-            old = json.loads(previous.read_text())
-        except ValueError:
-            old = {}
-        if old.get("sha256") == card.sha256 and "explanations" in old:
-            report["explanations"] = old["explanations"]
-    previous.write_text(json.dumps(report, indent=1))
+    path = folder / (EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json")
+    old = read_json(path, default={})
+    if old.get("sha256") == card.sha256 and "explanations" in old:  # keep `explain-eval` results of the same weights
+        report["explanations"] = old["explanations"]
+    write_json(path, report)
     if own:
-        _update_card_metrics(folder, report)
+        record_evaluation(folder, report)
     return report
+
+
+def _decode(chosen: dict[str, list], root: Path, card: ModelCard) -> dict[str, Any]:
+    """Each chosen split decoded through the one preprocessing path; a split with no readable image fails."""
+    decoded_splits = {}
+    for split, samples in chosen.items():
+        decoded = decode_samples(samples, root, card.classes, card.image_size)
+        if not len(decoded.labels):
+            raise DatasetError(f"no readable images in the {split} split of {root}")
+        decoded_splits[split] = decoded
+    return decoded_splits
+
+
+def _split_result(decoded, features, probs, temperature: float, classes: list[str], gate) -> dict[str, Any]:
+    """One split's metrics after temperature scaling, and what the gate refuses of it."""
+    calibrated = apply_temperature(probs, temperature)
+    result = classification_metrics(decoded.labels, calibrated, classes, decoded.files)
+    result["calibration_before_scaling"] = calibration(decoded.labels, probs)
+    if gate is not None:
+        refused = gate.refuse(features)
+        accepted = ~refused
+        result["gate"] = {
+            "refused": int(refused.sum()),
+            "refused_rate": round(float(refused.mean()), 5),
+            "threshold": round(gate.threshold, 3),
+            "accuracy_on_accepted": round(float((calibrated[accepted].argmax(1) == decoded.labels[accepted]).mean()), 5)
+            if accepted.any() else None,
+            "refused_files": [f for f, r in zip(decoded.files, refused) if r],
+        }
+    result["unreadable"] = [{"file": f, "error": e} for f, e in decoded.unreadable]
+    return result
 
 
 def _saved_train_samples(folder: Path):
@@ -214,134 +218,19 @@ def _choose_flip(model, validation, batch_size: int) -> bool:
     return log_loss(True) < log_loss(False)
 
 
-def _refit_gate(folder: Path, decoded, validation_features, batch_size, model, flip: bool):
+def _refit_gate(folder: Path, card: ModelCard, decoded, validation_features, batch_size, model, flip: bool):
     """Fit the out-of-distribution gate on training features, threshold on validation; save it; return it."""
-    from brain_cnn.model.folder import sha256_file
-
     train_features, _ = predict_outputs(model, decoded.images, batch_size, flip)
     gate = fit_gate(train_features, decoded.labels, validation_features)
     gate.save(folder / GATE_FILE)
-    raw = read_json(folder / CARD_FILE)
-    raw["gate"] = {
+    record_gate(folder, {
         "file": GATE_FILE,
         "sha256": sha256_file(folder / GATE_FILE),
         "method": "min class Mahalanobis distance of the globally pooled outputs of layers "
                   f"{', '.join(FEATURE_LAYERS)}, concatenated (shared Ledoit-Wolf covariance)"
-                  + (" of the first member" if raw.get("members") else ""),
+                  + (" of the first member" if card.members else ""),
         "fitted_on": f"{len(decoded.labels)} training images; threshold at the "
                      f"{gate.percentile}th percentile of validation distances",
         "threshold": round(gate.threshold, 3),
-    }
-    (folder / CARD_FILE).write_text(json.dumps(raw, indent=2) + "\n")
+    })
     return gate
-
-
-def _update_card_metrics(folder: Path, report: dict[str, Any]) -> None:
-    """Copy the headline figures of the model's own report into its card."""
-    raw = read_json(folder / CARD_FILE)
-    raw["temperature"] = report["temperature"]
-    raw["flip_averaging"] = report["flip_averaging"]
-    headline = {}
-    for split, result in report["splits"].items():
-        entry = {
-            "images": result["count"],
-            "accuracy": result["accuracy"],
-            **({"log_loss": result["log_loss"]} if "log_loss" in result else {}),
-            "macro_f1": result["macro"]["f1"],
-            "macro_roc_auc": result["macro_roc_auc"],
-            "ece": result["calibration"]["ece"],
-            "ece_before_scaling": result["calibration_before_scaling"]["ece"],
-        }
-        if result.get("screening"):
-            entry["tumour_sensitivity"] = result["screening"]["sensitivity"]
-            entry["tumour_specificity"] = result["screening"]["specificity"]
-        if result.get("gate"):
-            entry["refused_by_gate"] = result["gate"]["refused_rate"]
-        clean = result.get("unseen")
-        if clean and clean.get("accuracy") is not None:
-            entry["unseen"] = {"images": clean["count"], "accuracy": clean["accuracy"], "macro_f1": clean["macro_f1"],
-                               **({"tumour_sensitivity": clean["screening"]["sensitivity"],
-                                   "tumour_specificity": clean["screening"]["specificity"]}
-                                  if clean.get("screening") else {})}
-        headline[split] = entry
-    # Keep headline figures of splits not evaluated this time.
-    raw["metrics"] = {**raw.get("metrics", {}), **headline}
-    raw["limitations"] = limitations(raw, report)
-    (folder / CARD_FILE).write_text(json.dumps(raw, indent=2) + "\n")
-
-
-def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """What the model card must say about where the figures stop holding, from the report's facts."""
-    dataset = card.get("dataset", {})
-    name = dataset.get("name", "its data set")
-    added = [s["name"] for s in dataset.get("sources", []) if "label_map" in s]
-    trained = f"Trained on {name}" + (f" with {', '.join(added)} added to its training split" if added else "")
-    notes = [
-        "Classifies one 2-D slice at a time; it does not see the rest of the study.",
-        f"{trained}; tested on {name}'s test split. "
-        + ("Other data sets it was screened on are listed under 'validated on'; it was not validated on any "
-           "other scanner, sequence or hospital." if card.get("validated_on") else
-           "Not validated on other scanners, sequences or hospitals."),
-    ]
-    test = report["splits"].get("test", {})
-    clean = test.get("unseen")
-    if clean and clean.get("accuracy") is not None:
-        kinds = ", ".join(f"{n} {k}" for k, n in clean.get("removed_by_kind", {}).items())
-        notes.append(f"{clean['removed']} of {test['count']} test images are copies of images it trained or validated "
-                     f"on ({kinds}); on the other {clean['count']}, unseen in any orientation, the accuracy is "
-                     f"{clean['accuracy']:.1%} (on all {test['count']}: {test['accuracy']:.1%}).")
-    notes.append(f"Probabilities are temperature-scaled (T = {report['temperature']}) on the validation split; "
-                 "on data unlike it they may be over- or under-confident.")
-    removal = (report.get("explanations") or {}).get("removal", {}).get("by_class", {})
-    kept = ", ".join(f"{row['called_tumour_hidden']:.0%} of the {label} images" for label, row in removal.items()
-                     if (row.get("called_tumour_hidden") or 0) >= 0.5)
-    if kept:
-        notes.append("With the tumour painted out of the slice (explain-eval's removal test on test images with "
-                     f"expert tumour boxes), it still made the same call for {kept}: for these types it "
-                     "decides mostly from the rest of the slice, so such a call is not evidence that a tumour is "
-                     "visible, and its heat maps cannot show one.")
-    if test.get("gate"):
-        notes.append(f"The out-of-distribution gate refuses {test['gate']['refused_rate']:.1%} of real test scans by "
-                     "design and cannot be relied on to catch every image that is not a brain MRI slice.")
-    return notes
-
-
-def summary_table(report: dict[str, Any]) -> str:
-    """A short plain-text summary for the terminal."""
-    lines = [f"model {report['model']} on {report['data']} ({report['source']}); "
-             f"temperature {report['temperature']} ({report['temperature_fitted_on']}); "
-             f"flip averaging {'on' if report['flip_averaging'] else 'off'}"]
-    for split, result in report["splits"].items():
-        line = (f"{split:<10} n={result['count']:<5} accuracy {result['accuracy']:.4f}  "
-                + (f"log-loss {result['log_loss']:.4f}  " if "log_loss" in result else "")
-                + f"macro F1 {result['macro']['f1']:.4f}  ECE {result['calibration']['ece']:.4f} "
-                f"(before scaling {result['calibration_before_scaling']['ece']:.4f})")
-        screen = result.get("screening")
-        if screen and screen["sensitivity"] is not None and screen["specificity"] is not None:
-            line += f"  tumour sens {screen['sensitivity']:.4f} spec {screen['specificity']:.4f}"
-        if "top3_accuracy" in result:
-            line += f"  top-3 {result['top3_accuracy']:.4f}"
-        if result.get("by_type"):
-            merged = result["by_type"]
-            line += (f"\n{'':<10} sequences merged ({len(merged['types'])} types): accuracy {merged['accuracy']:.4f}"
-                     f"  macro F1 {merged['macro_f1']:.4f}"
-                     + (f"  top-3 {merged['top3_accuracy']:.4f}" if "top3_accuracy" in merged else ""))
-        if result.get("gate"):
-            line += f"  refused {result['gate']['refused']} ({result['gate']['refused_rate']:.2%})"
-        clean = result.get("unseen")
-        if clean and clean.get("accuracy") is not None:
-            kinds = ", ".join(f"{n} {k}" for k, n in clean.get("removed_by_kind", {}).items())
-            line += (f"\n{'':<10} unseen (no copy in any orientation among training and validation images): "
-                     f"n={clean['count']} accuracy {clean['accuracy']:.4f}  macro F1 {clean['macro_f1']:.4f}  "
-                     f"({clean['removed']} copies left out: {kinds})")
-        if result["unreadable"]:
-            line += f"  ({len(result['unreadable'])} unreadable skipped)"
-        lines.append(line)
-    first = next(iter(report["splits"]))
-    per_class = report["splits"][first]["per_class"]
-    width = max(12, *(len(c) for c in per_class))
-    lines.append(f"\nper class ({first}):")
-    lines.append(f"  {'class':<{width}} precision  recall  f1      support")
-    for name, row in per_class.items():
-        lines.append(f"  {name:<{width}} {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}  {row['support']}")
-    return "\n".join(lines)

@@ -30,18 +30,20 @@ import csv
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import cv2
 
 import numpy as np
 
-from brain_cnn.scan.decode import decode_image
-from brain_cnn.explain.explainer import METHODS, Explainer
+from brain_cnn.errors import UnreadableImageError
+from brain_cnn.explain.explainer import Explainer, METHODS
 from brain_cnn.inference.predictor import predict_probabilities
-from brain_cnn.scan.preprocess import crop_to_head_with_offset, read_file, resize_square
+from brain_cnn.scan.preprocess import prepare_slice, read_file
+from brain_cnn.scan.read import read_scan
 
 __all__ = ["Box", "read_boxes", "box_in_model_input", "boxed_inputs", "hide_box", "control_boxes",
-           "removal_test", "brain_region", "score_heatmap", "evaluate_explanations",
-           "trust_note", "draw_box"]
+           "removal_test", "brain_region", "score_heatmap", "evaluate_explanations"]
 
 
 @dataclass(frozen=True)
@@ -82,29 +84,25 @@ def boxed_inputs(root: str | Path, boxes: list[Box], classes: list[str], image_s
             yield box, None, None, f"class {box.label} is not one of the model's"
             continue
         try:
-            grey = decode_image(read_file(Path(root) / box.path), box.path)
-        except Exception as error:  # noqa: BLE001 - an unreadable file is listed, not fatal
+            scan = read_scan(read_file(Path(root) / box.path), box.path)
+            if scan.is_volume:
+                raise UnreadableImageError(f"{box.path}: a volume, not one slice with a box")
+        except UnreadableImageError as error:  # an unreadable file is listed, not fatal
             yield box, None, None, str(error)
             continue
-        square, offset = crop_to_head_with_offset(grey)
-        yield box, resize_square(square, image_size), box_in_model_input(box, grey.shape, offset, square.shape[0],
-                                                                         image_size), None
+        prepared = prepare_slice(scan.slices[0], image_size)
+        yield box, prepared.model_input, box_in_model_input(box, scan.slices[0].shape, prepared.offset,
+                                                            prepared.crop.shape[0], image_size), None
 
 
-def hide_box(image: np.ndarray, box: tuple[int, int, int, int], fill: str = "inpaint") -> np.ndarray:
-    """A copy of ``image`` (S, S, 1) with ``box`` painted over from its surroundings, or black."""
-    import cv2
+def hide_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A copy of ``image`` (S, S, 1) with ``box`` painted over from its surroundings (Telea inpainting).
 
-    x0, y0, x1, y1 = box
-    if fill == "inpaint":
-        mask = np.zeros(image.shape[:2], np.uint8)
-        mask[y0:y1, x0:x1] = 1
-        return cv2.inpaint(np.ascontiguousarray(image[..., 0]), mask, 5, cv2.INPAINT_TELEA)[..., None]
-    if fill != "black":
-        raise ValueError(f"unknown fill {fill!r}; choose inpaint or black")
-    out = image.copy()
-    out[y0:y1, x0:x1] = 0
-    return out
+    Not black: a black hole could itself look like a lesion (a glioma's dark necrotic core).
+    """
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[box[1]:box[3], box[0]:box[2]] = 1
+    return cv2.inpaint(np.ascontiguousarray(image[..., 0]), mask, 5, cv2.INPAINT_TELEA)[..., None]
 
 
 def control_boxes(brain: np.ndarray, box: tuple[int, int, int, int], count: int,
@@ -128,13 +126,16 @@ def control_boxes(brain: np.ndarray, box: tuple[int, int, int, int], count: int,
 
 def removal_test(model, model_input: np.ndarray, box: tuple[int, int, int, int], target: int,
                  brain: np.ndarray | None, rng: np.random.Generator, placements: int = 8,
-                 fill: str = "inpaint") -> dict[str, float | None]:
+                 hide: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray] = hide_box
+                 ) -> dict[str, float | None]:
     """Class ``target``'s probability and call: intact, with the tumour's box hidden, and (mean of up to
-    ``placements`` controls) with a box of its size hidden elsewhere in the brain."""
+    ``placements`` controls) with a box of its size hidden elsewhere in the brain.
+
+    ``hide`` paints a box over (:func:`hide_box` unless another way of hiding is being compared).
+    """
     region = brain if brain is not None else np.ones(model_input.shape[:2], bool)
     controls = control_boxes(region, box, placements, rng)
-    batch = np.stack([model_input, hide_box(model_input, box, fill)] + [hide_box(model_input, c, fill)
-                                                                         for c in controls])
+    batch = np.stack([model_input, hide(model_input, box)] + [hide(model_input, c) for c in controls])
     probabilities = predict_probabilities(model, batch)
     kept, called = probabilities[:, target], probabilities.argmax(1) == target
     return {"p_intact": float(kept[0]), "called_intact": float(called[0]),
@@ -155,7 +156,7 @@ def brain_region(pixels: np.ndarray) -> np.ndarray | None:
 
 @functools.lru_cache(maxsize=1)
 def _brain_only():
-    from brain_cnn.model.layers import BrainOnly
+    from brain_cnn.model.layers import BrainOnly  # Keras: imported when first needed
 
     return BrainOnly()
 
@@ -240,42 +241,3 @@ def _removal_summary(values: list[dict[str, float | None]]) -> dict[str, Any]:
     return {"images": len(values), **{key: mean(key) for key in values[0]}} if values else {"images": 0}
 
 
-def _by_type(explanations: dict[str, Any], method: str, key: str, least: float = 0.0) -> str:
-    values = {label: figures.get(method, {}).get(key) for label, figures in explanations.get("by_class", {}).items()}
-    return ", ".join(f"{label} {v:.0%}" for label, v in values.items() if v is not None and v >= least)
-
-
-def trust_note(explanations: dict[str, Any] | None, method: str) -> str:
-    """What a heat map of ``method`` is worth, from a model's measured ``explanations`` (evaluation.json)."""
-    measured = (explanations or {}).get("methods", {}).get(method)
-    if not measured or measured.get("pointing_game") is None:
-        return (f"{method} has not been measured against expert tumour boxes for this model. Read the map as the "
-                "region that mattered to the call, not as an outline of a tumour.")
-    by_type = _by_type(explanations, method, "pointing_game")
-    note = (f"Against expert tumour boxes, the peak of {method} fell inside the tumour for "
-            f"{measured['pointing_game']:.0%} of {measured['images']} test images" + (f" ({by_type})" if by_type else ""))
-    # Only worth a reader's time when it happens often enough to mislead: a tenth of one type.
-    off_types = _by_type(explanations, method, "peak_off_brain", least=0.10)
-    if off_types:
-        note += (f", and on the skull, the scalp or outside the head for {measured['peak_off_brain']:.0%} "
-                 f"({off_types})")
-    note += ". "
-    # A type whose call mostly survives painting the tumour out is decided from elsewhere in the slice.
-    kept = {label: row.get("called_tumour_hidden")
-            for label, row in (explanations.get("removal") or {}).get("by_class", {}).items()}
-    survives = ", ".join(f"{label} {v:.0%}" for label, v in kept.items() if v is not None and v >= 0.5)
-    if survives:
-        note += (f"With the tumour painted out of the slice, the network still made the same call ({survives} of "
-                 "those images): for these types it decides mostly from the rest of the slice, and no heat map "
-                 "can show a tumour it does not use. ")
-    return note + "Read the map as the region that mattered to the call, not as an outline of a tumour."
-
-
-def draw_box(rgb: np.ndarray, box: list[int] | tuple[int, int, int, int], colour=(0, 255, 0)) -> np.ndarray:
-    """A copy of an RGB image with the box outlined."""
-    import cv2
-
-    out = rgb.copy()
-    x0, y0, x1, y1 = box
-    cv2.rectangle(out, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), colour, 1)
-    return out

@@ -13,19 +13,21 @@ with the same recipe is reused, so an interrupted protocol resumes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from brain_cnn.errors import DatasetError
-from brain_cnn.model.folder import CARD_FILE
-from brain_cnn.evaluation.screening import GOAL, LOSO_FILE, evaluate_screening, refresh_card
 from brain_cnn.data.sources import parse_source
-from brain_cnn.training.run import TrainConfig, train
+from brain_cnn.errors import DatasetError
+from brain_cnn.evaluation.findings import refresh_card
+from brain_cnn.evaluation.screening import evaluate_screening
+from brain_cnn.files import read_json, write_json
+from brain_cnn.model.card import CARD_FILE, LOSO_FILE, load_card
+from brain_cnn.reports.sentences import GOAL
+from brain_cnn.training.run import train, TrainConfig
 
-__all__ = ["LOSO_FILE", "fold_config", "run_loso", "loso_table"]
+__all__ = ["LOSO_FILE", "fold_config", "run_loso"]
 
 PROTOCOL = 3  # what a reused fold must have been trained under
 
@@ -51,10 +53,7 @@ def _recipe(config: TrainConfig) -> dict[str, Any]:
 
 
 def _trained(config: TrainConfig) -> bool:
-    card = Path(config.out) / CARD_FILE
-    if not card.is_file():
-        return False
-    card = json.loads(card.read_text())
+    card = read_json(Path(config.out) / CARD_FILE, default={})
     saved = card.get("loso_recipe")
     # Folds of protocol 1 kept the held-out source's copies in their validation split; folds of protocol 2
     # dropped plain copies only, not mirrored, flipped or rotated ones (brain_cnn.data.leakage).
@@ -72,7 +71,7 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / LOSO_FILE
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results = read_json(results_path, default={})
     folds = results.get("folds", {}) if results.get("loso_protocol", 1) == PROTOCOL else {}
     known = {_name(s): s for s in sources}
     unknown = [h for h in held_out or [] if _name(h) not in known]
@@ -84,12 +83,10 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
             print(f"fold without {_name(source)}: reusing {config.out}", flush=True)
         else:
             print(f"fold without {_name(source)}: training {config.out}", flush=True)
-            train(config, evaluate_after=False)
-            card_path = Path(config.out) / CARD_FILE
-            card = json.loads(card_path.read_text())
-            card["loso_recipe"] = _recipe(config)
-            card["loso_protocol"] = PROTOCOL
-            card_path.write_text(json.dumps(card, indent=1))
+            train(config)
+            card = load_card(config.out)
+            card.loso_recipe, card.loso_protocol = _recipe(config), PROTOCOL
+            card.save(config.out)
         spec = parse_source(source)
         screening = evaluate_screening(config.out, spec.data, spec.label_map)
         # Figures on the images the fold never saw: the screening checks again, with the same notion of a copy.
@@ -113,25 +110,10 @@ def run_loso(sources: list[str], out: str | Path, recipe: TrainConfig, held_out:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "folds": folds,
     }
-    text = json.dumps(results, indent=1)
-    results_path.write_text(text)
+    write_json(results_path, results)
     if attach:
-        (Path(attach) / LOSO_FILE).write_text(text)
+        write_json(Path(attach) / LOSO_FILE, results)
         refresh_card(attach)
     return results
 
 
-def loso_table(results: dict[str, Any]) -> str:
-    """The held-out-source matrix as plain text."""
-    def pct(v):
-        return "   -  " if v is None else f"{v:6.1%}"
-
-    lines = [f"{'held out':<28} {'tumour':>6} {'normal':>6}  {'sens':>6}  {'spec':>6}  AUC    goal"]
-    for source, fold in results["folds"].items():
-        rows = [(source, fold["overall"])] + [(f"  {source} {s}", f) for s, f in fold["by_sequence"].items()]
-        for name, f in rows:
-            auc = "  -  " if f["roc_auc"] is None else f"{f['roc_auc']:.3f}"
-            goal = {True: "met", False: "NOT met", None: "-"}[f["meets_goal"]]
-            lines.append(f"{name:<28} {f['tumour']:>6} {f['no_tumour']:>6}  {pct(f['sensitivity'])}  "
-                         f"{pct(f['specificity'])}  {auc}  {goal}")
-    return "\n".join(lines)

@@ -11,16 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_no_tumour", "classification_metrics", "calibration", "screening", "type_view"]
+from brain_cnn.data.classes import is_no_tumour
+from brain_cnn.scan.sequences import without_sequence
 
-_NO_TUMOUR_NAMES = {"no", "no tumor", "no tumour", "notumor", "notumour", "normal", "healthy", "negative"}
-
-
-def is_no_tumour(class_name: str) -> bool:
-    """Whether a class folder name means "no tumour" (``notumor``, ``no``, ``_NORMAL T2``, ...)."""
-    name = class_name.lower().replace("_", " ").replace("-", " ").strip()
-    return name in _NO_TUMOUR_NAMES or name.startswith("normal ")
-
+__all__ = ["classification_metrics", "calibration", "screening", "type_view"]
 
 def _round(values, digits: int = 4) -> list[float]:
     return [round(float(v), digits) for v in values]
@@ -85,7 +79,6 @@ def type_view(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, top_k_accuracy_score
 
-    from brain_cnn.scan.sequences import without_sequence
 
     types = sorted({without_sequence(c) for c in classes})
     if len(types) == len(classes):

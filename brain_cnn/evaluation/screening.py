@@ -18,7 +18,6 @@ confident first, so that what it gets wrong can be looked at, not only counted.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,25 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import DataFolder, Sample, SplitManifest, open_data
-from brain_cnn.errors import DatasetError
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map
-from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.data.leakage import COPY_BITS, files_with_copies, hash_samples
-from brain_cnn.evaluation.metrics import is_no_tumour
-from brain_cnn.model.folder import CARD_FILE, EVALUATION_FILE, SPLIT_FILE, load_model
 from brain_cnn.data.pipeline import decode_samples
+from brain_cnn.errors import DatasetError
+from brain_cnn.evaluation.findings import refresh_card
+from brain_cnn.files import write_json
+from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.predictor import predict_outputs
+from brain_cnn.model.card import EXTERNAL_FILE, SPLIT_FILE, read_external
+from brain_cnn.model.folder import load_model
+from brain_cnn.reports.sentences import GOAL
+from brain_cnn.scan.sequences import sequence_of
 
-__all__ = ["EXTERNAL_FILE", "LOSO_FILE", "GOAL", "LISTED_ERRORS", "sequence_note", "group_screening", "screen_data",
-           "screening_outputs", "screening_errors", "evaluate_screening", "screening_table", "read_external",
-           "screening_rows", "validation_statements", "refresh_card", "side_by_side"]
+__all__ = ["LISTED_ERRORS", "group_screening", "screen_data", "screening_outputs", "screening_errors",
+           "evaluate_screening"]
 
-EXTERNAL_FILE = "external.json"
-LOSO_FILE = "loso.json"  # written by brain_cnn.evaluation.loso
-GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
-ERRORS_PRINTED = 5
 LISTED_ERRORS = 200  # of each kind per data set: enough to look through, small enough for a report
 
 
@@ -178,28 +176,6 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
     return found, mapping, kept, decoded, probs, seen
 
 
-def side_by_side(name: str, keep: np.ndarray, kinds: np.ndarray, sequences: np.ndarray, negative: np.ndarray,
-                 variants: list[np.ndarray]) -> list[str]:
-    """Text lines comparing several probability arrays (N, K) of the same images, for benchmarks.
-
-    One line for the ``keep`` images and one per named sequence among them, each with
-    "sensitivity / specificity / ROC AUC" of the top-class call under every variant.
-    """
-    def pct(v):
-        return "  n/a" if v is None else f"{v:5.1%}"
-
-    rows = [(name, keep)] + [(f"  {s}", keep & (sequences == s)) for s in sorted(set(sequences)) if s != "unstated"]
-    lines = []
-    for label, mask in rows:
-        line = f"{label[-30:]:30}"
-        for p in variants:
-            r = group_screening(kinds[mask], ~negative[p[mask].argmax(1)], 1 - p[mask][:, negative].sum(1))
-            auc = "  n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
-            line += f" {pct(r['sensitivity']):>14} / {pct(r['specificity'])} / {auc}"
-        lines.append(f"{line} ({int(mask.sum())} images)")
-    return lines
-
-
 def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarray, kinds: np.ndarray,
                      called: np.ndarray, score: np.ndarray, keep: np.ndarray,
                      limit: int = LISTED_ERRORS) -> dict[str, Any]:
@@ -269,154 +245,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     external = read_external(folder)
     # Screening one split (e.g. another model's test split) must not overwrite the whole set's entry.
     external[report["data_name"] + (f", {' and '.join(splits)} split" if splits else "")] = report
-    (folder / EXTERNAL_FILE).write_text(json.dumps(external, indent=1))
+    write_json(folder / EXTERNAL_FILE, external)
     refresh_card(folder)
     return report
 
 
-def refresh_card(folder: str | Path) -> None:
-    """Write the card's "validated_on" sentences from ``external.json`` and ``loso.json``."""
-    folder = Path(folder)
-    loso_path = folder / LOSO_FILE
-    try:
-        loso = json.loads(loso_path.read_text()) if loso_path.is_file() else None
-    except ValueError:
-        loso = None
-    card_path = folder / CARD_FILE
-    if not card_path.is_file():
-        return
-    card = json.loads(card_path.read_text())
-    card["validated_on"] = validation_statements(read_external(folder), loso, trained_data_sets(card))
-    report_path = folder / EVALUATION_FILE
-    if report_path.is_file():  # the limitations mention where it was validated
-        from brain_cnn.evaluation.evaluate import limitations
-
-        card["limitations"] = limitations(card, json.loads(report_path.read_text()))
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-
-
-def trained_data_sets(card: dict[str, Any]) -> set[str]:
-    """The data sets some of whose images a model (its card) trained on: the main one and each added one."""
-    dataset = card.get("dataset", {})
-    # Cards written before sources carried "data_set" have only the display name, "NAME (training split of ...)".
-    return {dataset.get("name")} | {s.get("data_set") or s["name"].split(" (")[0]
-                                    for s in dataset.get("sources", []) if "label_map" in s}
-
-
-def sequence_note(sequence: str, evidence: str, external: dict[str, Any], trained_on: set[str]) -> str:
-    """What a reader of one scan should know of the model on that scan's MRI sequence.
-
-    Taken from the model's screening reports (``external.json``): the figures on
-    that sequence of another source, one the model did not train on when there
-    is one, without the images it trained on.
-    """
-    found = sorted(((name, report) for name, report in external.items()
-                    if sequence in _unseen(report).get("by_sequence", {})),
-                   key=lambda item: item[1].get("data_name") in trained_on)
-    head = f"{sequence} scan ({evidence})."
-    if not found:
-        return (f"{head} This model has not been screened on {sequence} slices of another source, so how well it "
-                "finds tumours on them is not known.")
-    name, report = found[0]
-    g = _unseen(report)["by_sequence"][sequence]
-    source = ("a source it was partly trained on" if report.get("data_name") in trained_on
-              else "a source it was not trained on")
-    found_kept = []
-    if g["sensitivity"] is not None:
-        found_kept.append(f"found {g['sensitivity']:.0%} of {g['tumour']} tumour slices")
-    if g["specificity"] is not None:
-        found_kept.append(f"kept {g['specificity']:.0%} of {g['no_tumour']} normal slices normal")
-    text = f"{head} On {sequence} slices of {name} ({source}) this model {' and '.join(found_kept)}."
-    if g["sensitivity"] is not None and g["sensitivity"] < GOAL["sensitivity"]:
-        text += " A 'no tumour' call on this scan does not rule a tumour out."
-    return text
-
-
-def read_external(folder: str | Path) -> dict[str, Any]:
-    """The screening reports of a model folder by data set name; empty when there are none or the file is bad."""
-    path = Path(folder) / EXTERNAL_FILE
-    try:
-        value = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _line(name: str, figures: dict[str, Any]) -> str:
-    def pct(v):
-        return "   -  " if v is None else f"{v:6.1%}"
-
-    auc = "  -  " if figures["roc_auc"] is None else f"{figures['roc_auc']:.3f}"
-    return (f"  {name:<22} tumour {figures['tumour']:>5}  normal {figures['no_tumour']:>5}  "
-            f"sens {pct(figures['sensitivity'])}  spec {pct(figures['specificity'])}  AUC {auc}")
-
-
-def screening_table(report: dict[str, Any]) -> str:
-    """A short plain-text summary for the terminal."""
-    lines = [f"screening: model {report['model']} on {report['data']} ({report['count']} images; "
-             f"{report['seen_in_training']} are copies, in some orientation, of its training or validation images)",
-             _line("all", report["overall"])]
-    lines += [_line(f"sequence {s}", f) for s, f in report.get("by_sequence", {}).items()]
-    clean = report.get("without_training_duplicates")
-    if clean:
-        lines.append(_line("unseen by training", clean["overall"]))
-    lines.append("  called tumour, per class folder:")
-    lines += [f"    {name:<26} {row['kind']:<9} n={row['count']:<4} {row['called_tumour']:6.1%}"
-              for name, row in report["by_class"].items()]
-    errors = report.get("errors", {})
-    for kind, count, what in (("missed_tumours", "missed_count", "tumours called no tumour"),
-                              ("flagged_normals", "flagged_count", "normal scans called tumour")):
-        if errors.get(count):
-            worst = ", ".join(f"{e['file']} ({e['tumour_score']:.2f})" for e in errors[kind][:ERRORS_PRINTED])
-            lines.append(f"  {errors[count]} {what} (unseen by training); most confident: {worst}")
-    return "\n".join(lines)
-
-
-def _unseen(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures to show: without the images the model was trained on, when some were."""
-    return report.get("without_training_duplicates", report) if report.get("seen_in_training") else report
-
-
-def _rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
-    shown = _unseen(report)
-    groups = [("all", shown["overall"])] + list(shown.get("by_sequence", {}).items())
-    return [{"data set": name, "sequence": sequence, "tumour": g["tumour"], "no tumour": g["no_tumour"],
-             "sensitivity": g["sensitivity"], "specificity": g["specificity"], "ROC AUC": g["roc_auc"],
-             "goal met": g["meets_goal"], "left out (in training)": report.get("seen_in_training", 0)}
-            for sequence, g in groups]
-
-
-def screening_rows(external: dict[str, Any]) -> list[dict[str, Any]]:
-    """Table rows, one per data set and MRI sequence, of a model's screening reports."""
-    return [row for name, report in external.items() for row in _rows(name, report)]
-
-
-def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None,
-                          trained_on: set[str] | None = None) -> list[str]:
-    """Plain sentences for the model card: where the model (or its recipe) was screened, and how it did.
-
-    ``trained_on`` names the data sets whose images (some of them) the model trained on: screening
-    their other images is not validation on an independent source, and the sentence says so.
-    """
-    def figures(g):
-        sens = "n/a" if g["sensitivity"] is None else f"{g['sensitivity']:.1%}"
-        spec = "n/a" if g["specificity"] is None else f"{g['specificity']:.1%}"
-        verdict = {True: "goal met", False: "below the 90%/90% goal", None: "goal not assessable"}[g["meets_goal"]]
-        return f"sensitivity {sens}, specificity {spec} ({verdict})"
-
-    lines = []
-    for name, report in external.items():
-        seen = report["seen_in_training"]
-        # Images the model was trained on say nothing about new patients: report without them.
-        shown = _unseen(report)
-        lines.append(f"Screened on {name} ({report['count']} images"
-                     + (f"; {seen} copies of its training images, in any orientation, left out" if seen else "")
-                     + f"): {figures(shown['overall'])}"
-                     + (" (a source it was partly trained on, so not independent)."
-                        if report.get("data_name") in (trained_on or set()) else "."))
-        for sequence, g in shown.get("by_sequence", {}).items():
-            lines.append(f"  {name} {sequence}: {figures(g)}.")
-    for name, fold in (loso or {}).get("folds", {}).items():
-        lines.append(f"Same recipe trained without {name} ({', '.join(fold['trained_on'])}), screening {name}: "
-                     f"{figures(fold['overall'])}.")
-    return lines

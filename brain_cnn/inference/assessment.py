@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from brain_cnn.evaluation.metrics import is_no_tumour
+from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.inference.predictor import SliceCall
-from brain_cnn.scan.preprocess import crop_to_head, resize_square
+from brain_cnn.model.card import read_external
+from brain_cnn.reports.sentences import sequence_note
+from brain_cnn.scan.preprocess import prepare_slice
 from brain_cnn.scan.read import AXES, Scan, read_scan, read_study
 
 __all__ = ["SliceAssessment", "CaseAssessment", "assess", "assess_series", "LOW_CONFIDENCE", "CLOSE_CALL_MARGIN"]
@@ -129,18 +131,15 @@ class CaseAssessment:
 
 
 def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
-    crops = [crop_to_head(s) for s in scan.slices]
-    inputs = np.stack([resize_square(c, predictor.image_size) for c in crops])  # = prepare(), keeping the crops
+    prepared = [prepare_slice(s, predictor.image_size) for s in scan.slices]
+    inputs = np.stack([p.model_input for p in prepared])
     calls = predictor.call_slices(scan, inputs)
-    slices = [SliceAssessment(label, crop, x, call)
-              for label, crop, x, call in zip(scan.slice_labels, crops, inputs, calls)]
+    slices = [SliceAssessment(label, p.crop, p.model_input, call)
+              for label, p, call in zip(scan.slice_labels, prepared, calls)]
     notes = list(scan.notes)
     if scan.sequence is not None:  # how far this model can be trusted on this kind of scan
-        from brain_cnn.evaluation.screening import read_external, sequence_note, trained_data_sets
-
-        card = predictor.card
         notes.append(sequence_note(scan.sequence.name, scan.sequence.evidence, read_external(predictor.loaded.folder),
-                                   trained_data_sets({"dataset": card.dataset})))
+                                   predictor.card.trained_data_sets()))
     return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes,
                           scan.sequence.name if scan.sequence is not None else None)
 

@@ -10,11 +10,11 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.data.dataset import list_images
-from brain_cnn.model.engines import forward
 from brain_cnn.errors import UnreadableImageError
-from brain_cnn.model.folder import LoadedModel, load_model
+from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.model.engines import forward
+from brain_cnn.model.folder import load_model, LoadedModel
 from brain_cnn.model.ood import header_check, image_check
 from brain_cnn.scan.preprocess import DECODE_WORKERS, load_slices
 from brain_cnn.scan.read import Scan

@@ -39,6 +39,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from brain_cnn.model.ensemble import members_of
+from brain_cnn.model.network import LAST_CONV_LAYER
+from brain_cnn.model.ood import FEATURE_LAYERS
+
 __all__ = ["ENGINES", "ENGINE_ENV", "SLOTS_ENV", "INFERENCE", "InferenceGate", "background", "engine_name", "forward",
            "features_model", "limit_tensorflow_threads", "mixed_precision_copy", "usable_cpus"]
 
@@ -70,7 +74,6 @@ class InferenceGate:
     finished a pass cannot take the next slot ahead of those already waiting.
     A thread that holds a slot may enter again (a pass inside a pass).
     """
-
     def __init__(self, slots: int = 1):
         self.slots = max(1, int(slots))
         self._condition = threading.Condition()
@@ -182,9 +185,6 @@ def features_model(model):
     import keras
     from keras import layers
 
-    from brain_cnn.model.ensemble import members_of
-    from brain_cnn.model.network import LAST_CONV_LAYER
-    from brain_cnn.model.ood import FEATURE_LAYERS
 
     members = members_of(model)
     if members:  # an ensemble: the mean of the members' probabilities, the gate on the first member's features

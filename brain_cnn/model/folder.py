@@ -2,108 +2,29 @@
 
 ``models/NAME/`` holds ``model.keras``, ``card.json``, ``history.json``,
 ``evaluation.json`` and ``split.json`` (an ensemble's folder names its member
-folders instead of holding weights: see :mod:`brain_cnn.model.ensemble`). The card records the SHA-256 of the
-weights file; :func:`load_model` refuses a file whose digest differs, and
-deserialises with Keras safe mode (no arbitrary code from a model file).
+folders instead of holding weights: see :mod:`brain_cnn.model.ensemble`). The card
+records the SHA-256 of the weights file; :func:`load_model` refuses a file whose
+digest differs, and deserialises with Keras safe mode (no arbitrary code from a
+model file).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from brain_cnn.errors import ModelFolderError
-from brain_cnn.scan.preprocess import PREPROCESSING_VERSION
+from brain_cnn.files import sha256_file
+from brain_cnn.model.card import CARD_FILE, MODEL_FILE, ModelCard, load_card
+from brain_cnn.model.ensemble import check_member, ensemble_network, members_digest
+from brain_cnn.model.ood import GATE_FILE, Gate
 
-__all__ = ["DEFAULT_MODEL", "ModelCard", "LoadedModel", "sha256_file", "load_card", "load_model", "list_model_folders"]
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "load_model", "list_model_folders"]
 
 # The model the app opens first and `predict` uses without --model: the ensemble of the two
-# 4-class models, the most accurate under the 20 ms a slice budget (README, "The bundled model").
+# 4-class models, the most accurate under the 20 ms a slice budget (docs/models.md).
 DEFAULT_MODEL = "brain-tumor-mri-ensemble"
-MODEL_FILE = "model.keras"
-CARD_FILE = "card.json"
-HISTORY_FILE = "history.json"
-EVALUATION_FILE = "evaluation.json"
-SPLIT_FILE = "split.json"
-
-
-@dataclass
-class ModelCard:
-    """Machine-readable description of a trained model."""
-
-    name: str
-    classes: list[str]
-    image_size: int
-    channels: int = 1
-    preprocessing_version: str = PREPROCESSING_VERSION
-    dataset: dict[str, Any] = field(default_factory=dict)  # name, root, split origin, counts
-    training: dict[str, Any] = field(default_factory=dict)  # settings, epochs run, seconds
-    metrics: dict[str, Any] = field(default_factory=dict)  # headline test/validation metrics
-    gate: dict[str, Any] = field(default_factory=dict)  # out-of-distribution gate: file, sha256, threshold
-    temperature: float = 1.0  # softmax temperature fitted on validation (see calibration.py)
-    flip_averaging: bool = False  # average each input with its mirror image; chosen on validation
-    created: str = ""
-    versions: dict[str, str] = field(default_factory=dict)
-    sha256: str = ""
-    intended_use: str = (
-        "Decision support for classifying single axial brain MRI slices into the listed classes. "
-        "Not a diagnosis; a radiologist reads every case."
-    )
-    limitations: list[str] = field(default_factory=list)
-    validated_on: list[str] = field(default_factory=list)  # other data sets screened (brain_cnn.evaluation.screening)
-    members: list[dict[str, str]] = field(default_factory=list)  # an ensemble's member folders (brain_cnn.model.ensemble)
-
-    @property
-    def mixed_precision(self) -> bool:
-        """Whether it may run in half precision on a GPU: it was trained that way."""
-        return str(self.training.get("distribution", {}).get("precision", "")).startswith("mixed")
-
-    def save(self, folder: str | Path) -> None:
-        Path(folder, CARD_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> ModelCard:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in payload.items() if k in known})
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFolderError(f"{path.parent.name}: {path.name} is missing") from None
-    except (OSError, ValueError) as error:
-        raise ModelFolderError(f"{path.parent.name}: {path.name} is unreadable ({error})") from None
-
-
-def load_card(folder: str | Path) -> ModelCard:
-    """Read and check the card of a model folder (without loading weights)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(f"model folder not found: {folder}")
-    try:
-        card = ModelCard.from_dict(read_json(folder / CARD_FILE))
-    except TypeError as error:
-        raise ModelFolderError(f"{folder.name}: card.json lacks a required field ({error})") from None
-    if not card.classes or card.image_size <= 0:
-        raise ModelFolderError(f"{folder.name}: card.json has no classes or image size")
-    if card.preprocessing_version != PREPROCESSING_VERSION:
-        raise ModelFolderError(
-            f"{folder.name}: trained with preprocessing v{card.preprocessing_version}, this "
-            f"version of brain-cnn uses v{PREPROCESSING_VERSION}; retrain the model"
-        )
-    return card
 
 
 @dataclass
@@ -123,10 +44,11 @@ def load_model(folder: str | Path) -> LoadedModel:
     """
     folder = Path(folder)
     card = load_card(folder)
-    if card.members:
-        from brain_cnn.model.ensemble import load_members
+    network = _load_members(folder, card) if card.members else _load_network(folder, card)
+    return LoadedModel(folder=folder, card=card, model=network, gate=_load_gate(folder, card))
 
-        return LoadedModel(folder=folder, card=card, model=load_members(folder, card), gate=_load_gate(folder, card))
+
+def _load_network(folder: Path, card: ModelCard) -> Any:
     weights = folder / MODEL_FILE
     if not weights.is_file():
         raise ModelFolderError(f"{folder.name}: {MODEL_FILE} is missing")
@@ -150,13 +72,28 @@ def load_model(folder: str | Path) -> LoadedModel:
         raise ModelFolderError(
             f"{folder.name}: the model has {output_size} outputs but the card lists {len(card.classes)} classes"
         )
-    return LoadedModel(folder=folder, card=card, model=model, gate=_load_gate(folder, card))
+    return model
+
+
+def _load_members(folder: Path, card: ModelCard) -> Any:
+    """Load and check every member of an ensemble folder; return the combined network.
+
+    Raises:
+        ModelFolderError: a member is missing, unusable, changed since the ensemble was made,
+            or disagrees with the ensemble's classes or input size.
+    """
+    loaded = []
+    for entry in card.members:
+        member = load_model(folder / entry["folder"])
+        check_member(card, member.card, entry, folder.name)
+        loaded.append(member)
+    if members_digest([m.card.sha256 for m in loaded]) != card.sha256:
+        raise ModelFolderError(f"{folder.name}: the card's checksum does not match its members'")
+    return ensemble_network([m.model for m in loaded])
 
 
 def _load_gate(folder: Path, card: ModelCard):
     """The fitted out-of-distribution gate named by the card, checksum-verified; None if there is none."""
-    from brain_cnn.model.ood import GATE_FILE, Gate
-
     if not card.gate:
         return None
     path = folder / card.gate.get("file", GATE_FILE)

@@ -10,12 +10,14 @@ model cards record it and loading refuses a mismatch.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from brain_cnn.errors import UnreadableImageError
+from brain_cnn.scan.read import read_scan
 
 __all__ = [
     "PREPROCESSING_VERSION",
@@ -23,6 +25,8 @@ __all__ = [
     "find_head",
     "crop_to_head",
     "crop_to_head_with_offset",
+    "PreparedSlice",
+    "prepare_slice",
     "prepare",
     "resize_square",
     "load_scan",
@@ -97,15 +101,30 @@ def crop_to_head_with_offset(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, i
     return square, (left - x0, top - y0)
 
 
-def prepare(grey: np.ndarray, image_size: int) -> np.ndarray:
-    """Crop to the head and resize: ``uint8`` array of shape (S, S, 1).
+@dataclass(frozen=True)
+class PreparedSlice:
+    """One slice on its way to the network, with what the app and the box scores need of the way."""
+
+    crop: np.ndarray  # the head crop padded to a square, at the slice's own resolution (shown in the app)
+    offset: tuple[int, int]  # (dx, dy): an original pixel (x, y) lies at (x + dx, y + dy) in ``crop``
+    model_input: np.ndarray  # (S, S, 1) uint8: what the network sees
+
+
+def prepare_slice(grey: np.ndarray, image_size: int) -> PreparedSlice:
+    """Crop to the head and resize, keeping the crop and where it lies in the slice.
 
     The network scales to [0, 1] itself, so the cached training set and the
     served input are the same compact ``uint8`` array.
     """
     if grey.ndim != 2:
         raise UnreadableImageError(f"expected a 2-D greyscale slice, got shape {grey.shape}")
-    return resize_square(crop_to_head(grey), image_size)
+    square, offset = crop_to_head_with_offset(grey)
+    return PreparedSlice(square, offset, resize_square(square, image_size))
+
+
+def prepare(grey: np.ndarray, image_size: int) -> np.ndarray:
+    """The model input of one decoded slice: ``uint8`` array of shape (S, S, 1) (see :func:`prepare_slice`)."""
+    return prepare_slice(grey, image_size).model_input
 
 
 def resize_square(square: np.ndarray, image_size: int) -> np.ndarray:
@@ -147,7 +166,6 @@ def load_scan(source: str | Path | bytes, image_size: int, name: str | None = No
 
 def load_slices(source: str | Path | bytes, image_size: int, name: str | None = None):
     """Any supported file to model inputs (N, S, S, 1) ``uint8`` and its :class:`~brain_cnn.scan.read.Scan`."""
-    from brain_cnn.scan.read import read_scan
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "upload"

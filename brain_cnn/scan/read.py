@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_cnn.scan.decode import MAX_BYTES, MAX_PIXELS, decode_image_with_colour
 from brain_cnn.errors import UnreadableImageError
+from brain_cnn.scan.decode import MAX_BYTES, MAX_PIXELS, decode_image_with_colour
 from brain_cnn.scan.sequences import SEQUENCE_TAGS, HeaderSequence, sequence_from_header
 
 __all__ = ["Scan", "read_scan", "read_study", "group_series", "is_dicom", "is_nifti", "AXES"]

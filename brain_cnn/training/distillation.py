@@ -5,7 +5,6 @@ Training one network on the ensemble's probabilities (Hinton et al., 2015,
 arXiv:1503.02531) carries part of that accuracy over at one network's cost.
 The teacher's probabilities are computed once, on the un-augmented training
 images (flip-averaged if its card says so), and blended with the labels:
-
     target = (1 - weight) * label + weight * softened(teacher)
 
 ``softened`` raises the teacher's probabilities to 1/temperature and
@@ -19,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from brain_cnn.errors import ModelFolderError
+from brain_cnn.inference.predictor import predict_probabilities
+from brain_cnn.model.folder import load_model
 
 __all__ = ["soften", "teacher_probabilities", "blend"]
 
@@ -38,9 +39,6 @@ def teacher_probabilities(folder: str, images: np.ndarray, classes: list[str], i
     Raises:
         ModelFolderError: the folder is not a usable model, or it has other classes or another input size.
     """
-    from brain_cnn.model.folder import load_model
-    from brain_cnn.inference.predictor import predict_probabilities
-
     teacher = load_model(folder)
     if teacher.card.classes != classes:
         raise ModelFolderError(f"the teacher {folder} has classes {teacher.card.classes}, this run {classes}; "

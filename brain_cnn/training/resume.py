@@ -10,7 +10,6 @@ state is removed once the model folder is written.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from brain_cnn.errors import BrainCnnError
+from brain_cnn.files import read_json, write_json
 
 __all__ = ["RESUME_DIR", "saved_state", "precision", "restore", "state_saver", "finish"]
 
@@ -39,9 +39,9 @@ def saved_state(out: Path, settings: dict[str, Any], defaults: dict[str, Any] | 
     if not path.is_file():
         return None
     try:
-        state = json.loads(path.read_text())
+        state = read_json(path)
         saved, done = state["settings"], int(state["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (BrainCnnError, KeyError, TypeError, ValueError):
         raise BrainCnnError(f"the saved state of the interrupted run in {out} is damaged; "
                             f"delete {out / RESUME_DIR} to start the run again") from None
     saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved and k in settings}, **saved}
@@ -119,7 +119,7 @@ def state_saver(out: Path, settings: dict[str, Any], records: list[dict[str, Any
             # The state file names its weights file and is replaced in one step, so a run
             # killed at any moment leaves either the old state or the new one, never half.
             partial = folder / (STATE_FILE + ".partial")
-            partial.write_text(json.dumps(state, indent=1))
+            write_json(partial, state)
             os.replace(partial, folder / STATE_FILE)
             for old in folder.glob("epoch-*.weights.h5"):
                 if old.name != weights:

@@ -53,7 +53,7 @@ def test_near_duplicates_are_dropped_by_content_not_name(tmp_path):
 
 def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
     from brain_cnn.data.pipeline import DecodedSplit
-    from brain_cnn.training.run import TrainConfig, _training_weights
+    from brain_cnn.training.run import _training_weights, TrainConfig
 
     # One set brings mostly normals, the other mostly tumours: the shortcut class weights leave open.
     files = ["Training/notumor/a.jpg"] * 6 + ["Training/glioma/b.jpg"] * 2 + ["../other/yes/c.jpg"] * 7 \
@@ -80,7 +80,7 @@ def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
 
 @pytest.mark.slow
 def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
-    from brain_cnn.training.run import TrainConfig, train
+    from brain_cnn.training.run import train, TrainConfig
 
     main_root = tmp_path / "main"
     write_class_folder(main_root / "Training", {"notumor": 12, "tumor": 12})

@@ -4,7 +4,8 @@ import shutil
 import pytest
 
 from brain_cnn.errors import DatasetError
-from brain_cnn.evaluation.evaluate import evaluate_model_folder, summary_table
+from brain_cnn.evaluation.evaluate import evaluate_model_folder
+from brain_cnn.reports.tables import summary_table
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_missing_split_and_foreign_classes_are_clear_errors(folder, tmp_path):
 
 
 def test_limitations_say_which_calls_survive_the_tumours_removal():
-    from brain_cnn.evaluation.evaluate import limitations
+    from brain_cnn.reports.sentences import limitations
 
     report = {"temperature": 1.2, "splits": {"test": {"count": 10, "accuracy": 0.9}},
               "explanations": {"removal": {"by_class": {"glioma": {"called_tumour_hidden": 0.973},

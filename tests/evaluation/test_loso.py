@@ -5,7 +5,9 @@ from conftest import write_class_folder
 
 from brain_cnn.cli import main
 from brain_cnn.errors import DatasetError
-from brain_cnn.evaluation.loso import LOSO_FILE, _recipe, _trained, fold_config, loso_table, run_loso
+from brain_cnn.evaluation.loso import _recipe, _trained, fold_config, run_loso
+from brain_cnn.model.card import LOSO_FILE
+from brain_cnn.reports.tables import loso_table
 from brain_cnn.training.run import TrainConfig
 
 RECIPE = TrainConfig(data="", out="", epochs=1, image_size=32, width=4, depth=2, batch_size=8, max_steps=2)

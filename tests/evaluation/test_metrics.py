@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from brain_cnn.evaluation.metrics import calibration, classification_metrics, is_no_tumour, screening
+from brain_cnn.data.classes import is_no_tumour
+from brain_cnn.evaluation.metrics import calibration, classification_metrics, screening
 
 CLASSES = ["glioma", "notumor", "pituitary"]
 

@@ -7,8 +7,9 @@ from conftest import write_class_folder
 
 from brain_cnn.cli import main
 from brain_cnn.errors import DatasetError
-from brain_cnn.evaluation.screening import (EXTERNAL_FILE, evaluate_screening, group_screening, read_external, screening_errors,
-                                 screening_rows, screening_table, side_by_side)
+from brain_cnn.evaluation.screening import evaluate_screening, group_screening, screening_errors
+from brain_cnn.model.card import EXTERNAL_FILE, ModelCard, read_external
+from brain_cnn.reports.tables import screening_rows, screening_table
 
 
 def test_group_figures_on_a_known_confusion():
@@ -48,19 +49,6 @@ def test_errors_are_listed_most_confident_first_from_the_kept_images():
     assert errors["missed_tumours"][0] == {"file": "f1.jpg", "folder": "G T1", "sequence": "T1", "tumour_score": 0.05}
     capped = screening_errors(files, folders, sequences, kinds, called, score, keep, limit=1)
     assert len(capped["missed_tumours"]) == 1 and capped["missed_count"] == 2
-
-
-def test_side_by_side_lines_compare_variants_per_sequence():
-    kinds = np.array(["tumour", "tumour", "no tumour", "no tumour", "tumour"])
-    sequences = np.array(["T1", "T2", "T1", "T2", "T2"])
-    keep = np.array([1, 1, 1, 1, 0], bool)
-    negative = np.array([False, True])  # classes: tumour, no tumour
-    calls_all_tumour = np.tile([0.9, 0.1], (5, 1))
-    perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.3, 0.7], [0.9, 0.1]])
-    lines = side_by_side("set", keep, kinds, sequences, negative, [calls_all_tumour, perfect])
-    assert [line.split()[0] for line in lines] == ["set", "T1", "T2"]
-    assert lines[0].endswith("(4 images)") and lines[1].endswith("(2 images)")
-    assert "100.0% /  0.0% / 0.500" in lines[0] and "100.0% / 100.0% / 1.000" in lines[0]
 
 
 @pytest.fixture
@@ -154,7 +142,7 @@ def test_screening_one_split_of_a_manifest_keeps_the_whole_sets_entry(folder, ot
 
 
 def test_card_sentences_say_when_a_screened_set_was_partly_in_training():
-    from brain_cnn.evaluation.screening import validation_statements
+    from brain_cnn.reports.sentences import validation_statements
 
     figures = {"sensitivity": 0.95, "specificity": 0.92, "meets_goal": True}
     external = {name: {"data_name": name, "count": 10, "seen_in_training": 0, "overall": figures}
@@ -165,14 +153,12 @@ def test_card_sentences_say_when_a_screened_set_was_partly_in_training():
 
 
 def test_the_data_sets_a_model_trained_on_come_from_its_card():
-    from brain_cnn.evaluation.screening import trained_data_sets
-
-    card = {"dataset": {"name": "brain-tumor-mri", "sources": [
+    card = ModelCard(name="m", classes=["a", "b"], image_size=32, dataset={"name": "brain-tumor-mri", "sources": [
         {"name": "scans (2024) (training split of runs/x/split.json)", "data_set": "scans (2024)", "label_map": "m"},
         {"name": "brain-tumor-44c (training split of models/brain-tumor-44c/split.json)", "label_map": "m"},  # older card
         {"name": "brain-tumor-mri", "excluded_near_duplicates_of_held_out": 3},  # the main set's exclusion entry
-    ]}}
-    assert trained_data_sets(card) == {"brain-tumor-mri", "scans (2024)", "brain-tumor-44c"}
+    ]})
+    assert card.trained_data_sets() == {"brain-tumor-mri", "scans (2024)", "brain-tumor-44c"}
 
 
 def _screened(name, data_name, sequence, sensitivity, specificity, tumour=100, normal=50):
@@ -181,7 +167,7 @@ def _screened(name, data_name, sequence, sensitivity, specificity, tumour=100, n
 
 
 def test_a_scans_sequence_note_gives_the_models_figures_on_that_sequence():
-    from brain_cnn.evaluation.screening import sequence_note
+    from brain_cnn.reports.sentences import sequence_note
 
     external = {**_screened("own, test split", "own", "T2", 0.97, 0.95), **_screened("other", "other", "T2", 0.33, 0.98)}
     note = sequence_note("T2", "TR 4000 ms, TE 100 ms", external, trained_on={"main", "own"})

@@ -3,15 +3,10 @@ import threading
 import numpy as np
 import pytest
 
-from brain_cnn.explain.explainer import (
-    METHODS,
-    OCCLUSION_FILLS,
-    QUICK_METHOD,
-    ExplanationQueue,
-    Explainer,
-    occlusion_map,
-    overlay_heatmap,
-)
+from brain_cnn.explain.explainer import METHODS, QUICK_METHOD, Explainer
+from brain_cnn.explain.occlusion import occlusion_map
+from brain_cnn.explain.overlay import overlay_heatmap
+from brain_cnn.explain.queue import ExplanationQueue
 from brain_cnn.model.network import build_model
 
 from conftest import phantom
@@ -84,20 +79,6 @@ def _brightness_network(weights):
     return keras.Model(inputs, outputs)
 
 
-@pytest.mark.parametrize("fill", OCCLUSION_FILLS)
-def test_occlusion_fill_decides_what_hiding_removes(fill):
-    """On a flat grey slice with one bright square, a black or mean-grey patch removes the square's light;
-    a blurred patch keeps most of it, so it points there less strongly than black does."""
-    model = _brightness_network([-0.01, 0.01])
-    image = np.full((40, 40), 100, np.uint8)
-    image[16:24, 16:24] = 250
-    heat = occlusion_map(model, image, 1, patch=0.2, stride=0.1, fill=fill)
-    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    assert 12 <= peak[0] < 28 and 12 <= peak[1] < 28
-    if fill == "blur":
-        assert heat.max() < occlusion_map(model, image, 1, patch=0.2, stride=0.1, fill="black").max()
-
-
 def test_occlusion_of_several_classes_scores_their_summed_probability():
     """Classes 1 and 2 both rise with brightness; together they are the 'tumour' the map explains."""
     model = _brightness_network([-0.01, 0.005, 0.005])
@@ -106,11 +87,6 @@ def test_occlusion_of_several_classes_scores_their_summed_probability():
     together = occlusion_map(model, image, [1, 2], patch=0.2, stride=0.1)
     assert together.max() > 0 and together[30:, 30:].max() == 0
     assert together.max() > occlusion_map(model, image, 1, patch=0.2, stride=0.1).max()
-
-
-def test_unknown_occlusion_fill_is_refused():
-    with pytest.raises(ValueError, match="unknown occlusion fill"):
-        occlusion_map(_brightness_network([0.0, 0.1]), np.zeros((40, 40), np.uint8), 1, fill="noise")
 
 
 def test_overlay_blends_colour_over_grey():

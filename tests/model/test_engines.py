@@ -54,7 +54,7 @@ def test_half_precision_copy_computes_the_same_calls(tiny_model):
 
 
 def test_a_card_allows_half_precision_only_for_a_model_trained_in_it():
-    from brain_cnn.model.folder import ModelCard
+    from brain_cnn.model.card import ModelCard
 
     card = ModelCard(name="m", classes=["a", "b"], image_size=48)
     assert not card.mixed_precision

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from brain_cnn.cli import main
-from brain_cnn.model.ensemble import make_ensemble
+from brain_cnn.training.ensemble import make_ensemble
 from brain_cnn.errors import ModelFolderError
-from brain_cnn.model.folder import CARD_FILE, EVALUATION_FILE, MODEL_FILE, SPLIT_FILE, load_model, sha256_file
+from brain_cnn.files import sha256_file
+from brain_cnn.model.card import CARD_FILE, EVALUATION_FILE, MODEL_FILE, SPLIT_FILE
+from brain_cnn.model.folder import load_model
 
 from conftest import encode, phantom
 

@@ -4,7 +4,9 @@ import pytest
 
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.model.network import build_model
-from brain_cnn.model.folder import ModelCard, list_model_folders, load_card, load_model, sha256_file
+from brain_cnn.files import sha256_file
+from brain_cnn.model.card import load_card, ModelCard
+from brain_cnn.model.folder import list_model_folders, load_model
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
 def test_the_longest_notes_still_fit_on_one_page():
     import re
 
-    from brain_cnn.evaluation.explanations import trust_note
+    from brain_cnn.reports.sentences import trust_note
 
     by_class = {label: {"Occlusion": {"pointing_game": 0.44, "peak_off_brain": 0.18}}
                 for label in ("glioma", "meningioma", "pituitary")}

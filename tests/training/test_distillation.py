@@ -7,9 +7,9 @@ from brain_cnn.training import run as training
 from brain_cnn.cli import main
 from brain_cnn.training.distillation import blend, soften, teacher_probabilities
 from brain_cnn.errors import ModelFolderError
-from brain_cnn.model.folder import CARD_FILE, load_card
+from brain_cnn.model.card import CARD_FILE, load_card
 from brain_cnn.data.pipeline import targets
-from brain_cnn.training.run import TrainConfig, train
+from brain_cnn.training.run import train, TrainConfig
 
 PROBABILITIES = np.array([[0.97, 0.02, 0.01], [0.2, 0.5, 0.3]])
 

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path[:0] = [{project!r}, {tests!r}]
     from conftest import write_class_folder
-    from brain_cnn.training.run import TrainConfig, train
+    from brain_cnn.training.run import train, TrainConfig
     root = {root!r}
     write_class_folder(__import__("pathlib").Path(root) / "Training", {{"notumor": 40, "tumor": 40}}, size=64)
     write_class_folder(__import__("pathlib").Path(root) / "Testing", {{"notumor": 10, "tumor": 10}}, size=64, start_seed=900)

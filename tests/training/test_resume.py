@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from brain_cnn.training.run import TrainConfig, train
+from brain_cnn.training.run import train, TrainConfig
 
 from test_training import _validation_loss
 

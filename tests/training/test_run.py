@@ -11,7 +11,7 @@ from brain_cnn.data.dataset import SplitManifest
 from brain_cnn.model.folder import load_model
 from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.inference.predictor import predict_probabilities
-from brain_cnn.training.run import TrainConfig, train
+from brain_cnn.training.run import train, TrainConfig
 
 pytestmark = pytest.mark.slow
 
