@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -117,6 +118,34 @@ def make_nifti(volume: np.ndarray, gz: bool = False) -> bytes:
     return gzip.compress(data) if gz else data
 
 
+def head_volume(seed: int, depth: int = 48, size: int = 192) -> np.ndarray:
+    """A synthetic head (depth, size, size): an ellipsoid whose brain carries a fixed, asymmetric 3-D texture
+    and a lesion off the midline, so that its slices differ from each other and from their mirror images."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.mgrid[0:depth, 0:size, 0:size].astype(np.float32)
+    r = ((zz - depth / 2) / (depth * 0.6)) ** 2 + ((yy - size / 2) / (size * 0.42)) ** 2 \
+        + ((xx - size / 2) / (size * 0.34)) ** 2
+    texture = gaussian_filter(rng.normal(0, 1, (depth, size, size)).astype(np.float32), (2, 10, 10))
+    volume = np.where(r <= 0.8, 100 + 40 * texture / texture.std(), 0)
+    volume[(r > 0.8) & (r <= 1.0)] = 210  # skull
+    lesion = ((zz - depth * 0.55) / 8) ** 2 + ((yy - size * 0.4) / 14) ** 2 + ((xx - size * 0.62) / 14) ** 2
+    volume[lesion <= 1] = 245
+    return np.clip(volume, 0, 255).astype(np.uint8)
+
+
+def write_slices(folder, heads: dict[str, list[int]], copies: bool = False, seed: int = 0) -> None:
+    """One class folder per key, one image per listed slice of a fresh head each; ``copies`` adds a mirrored
+    and a plain, re-encoded copy of every image beside it."""
+    for label, slices in heads.items():
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for k, z in enumerate(slices):
+            grey = head_volume(seed=seed + 100 * k + len(label), depth=32, size=128)[z]
+            (folder / label / f"img_{k:03d}.png").write_bytes(encode(grey))
+            if copies:
+                (folder / label / f"img_{k:03d}_m.png").write_bytes(encode(np.ascontiguousarray(np.fliplr(grey))))
+                (folder / label / f"img_{k:03d}_c.jpg").write_bytes(encode(grey, "JPEG", quality=80))
+
+
 @pytest.fixture
 def split_dataset(tmp_path: Path) -> Path:
     """ROOT/Training and ROOT/Testing with a tumour and a no-tumour class."""
@@ -129,7 +158,8 @@ def split_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A small model trained for a few steps on phantoms, with its full model folder."""
-    from brain_cnn.training.run import train, TrainConfig
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder
+    from brain_cnn.training.run import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tiny-data") / "phantoms"
     write_class_folder(root / "Training", {"notumor": 24, "tumor": 24})
@@ -137,4 +167,6 @@ def tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-models") / "tiny"
     config = TrainConfig(data=str(root), out=str(out), epochs=2, image_size=48, width=4, depth=2,
                          batch_size=8, max_steps=3, seed=1)
-    return train(config)
+    folder = train(config)
+    evaluate_model_folder(folder)
+    return folder

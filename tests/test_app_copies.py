@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import PROJECT, encode
-from test_leakage import write_slices
+from conftest import write_slices
 
 pytestmark = pytest.mark.slow
 

@@ -94,13 +94,13 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
 
 
 def test_ctrl_c_in_training_says_how_to_continue(tmp_path, monkeypatch, capsys):
-    import brain_cnn.training.run as training
+    import brain_cnn.cli as cli
 
-    def stopped_after_an_epoch(config, evaluate_after=True):
+    def stopped_after_an_epoch(config):
         (Path(config.out) / "resume").mkdir(parents=True)  # what a finished epoch leaves
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "train", stopped_after_an_epoch)
+    monkeypatch.setattr(cli, "train", stopped_after_an_epoch)
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted:") and "the same command continues it" in err and "\n" not in err

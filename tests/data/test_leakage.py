@@ -1,29 +1,13 @@
 import numpy as np
 import pytest
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from brain_cnn.cli import main
 from brain_cnn.data.dataset import SplitManifest, discover
 from brain_cnn.data.leakage import (ImageHashes, audit_folders, copy_pairs, deduplicated_split, files_with_copies,
                                grouped_split, hash_images, hash_samples, patient_groups)
 
-from conftest import encode
-
-
-def head_volume(seed: int, depth: int = 48, size: int = 192) -> np.ndarray:
-    """A synthetic head (depth, size, size): an ellipsoid whose brain carries a fixed, asymmetric 3-D texture
-    and a lesion off the midline, so that its slices differ from each other and from their mirror images."""
-    rng = np.random.default_rng(seed)
-    zz, yy, xx = np.mgrid[0:depth, 0:size, 0:size].astype(np.float32)
-    r = ((zz - depth / 2) / (depth * 0.6)) ** 2 + ((yy - size / 2) / (size * 0.42)) ** 2 \
-        + ((xx - size / 2) / (size * 0.34)) ** 2
-    texture = gaussian_filter(rng.normal(0, 1, (depth, size, size)).astype(np.float32), (2, 10, 10))
-    volume = np.where(r <= 0.8, 100 + 40 * texture / texture.std(), 0)
-    volume[(r > 0.8) & (r <= 1.0)] = 210  # skull
-    lesion = ((zz - depth * 0.55) / 8) ** 2 + ((yy - size * 0.4) / 14) ** 2 + ((xx - size * 0.62) / 14) ** 2
-    volume[lesion <= 1] = 245
-    return np.clip(volume, 0, 255).astype(np.uint8)
+from conftest import encode, head_volume, write_slices
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +60,6 @@ def test_unreadable_files_are_left_out(tmp_path):
     (tmp_path / "pdf.jpg").write_bytes(b"%PDF-1.4 not an image")
     hashes = hash_images([tmp_path / "empty.png", tmp_path / "pdf.jpg"])
     assert len(hashes) == 0 and copy_pairs(hashes, hashes) == []
-
-
-def write_slices(folder, heads: dict[str, list[int]], copies: bool = False, seed: int = 0) -> None:
-    """One class folder per key, one image per listed slice of a fresh head each; ``copies`` adds a mirrored
-    and a plain, re-encoded copy of every image beside it."""
-    for label, slices in heads.items():
-        (folder / label).mkdir(parents=True, exist_ok=True)
-        for k, z in enumerate(slices):
-            grey = head_volume(seed=seed + 100 * k + len(label), depth=32, size=128)[z]
-            (folder / label / f"img_{k:03d}.png").write_bytes(encode(grey))
-            if copies:
-                (folder / label / f"img_{k:03d}_m.png").write_bytes(encode(np.ascontiguousarray(np.fliplr(grey))))
-                (folder / label / f"img_{k:03d}_c.jpg").write_bytes(encode(grey, "JPEG", quality=80))
 
 
 def test_a_grouped_split_never_puts_copies_on_two_sides(tmp_path):

@@ -53,7 +53,8 @@ def test_near_duplicates_are_dropped_by_content_not_name(tmp_path):
 
 def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
     from brain_cnn.data.pipeline import DecodedSplit
-    from brain_cnn.training.run import _training_weights, TrainConfig
+    from brain_cnn.training.balance import training_weights
+    from brain_cnn.training.config import TrainConfig
 
     # One set brings mostly normals, the other mostly tumours: the shortcut class weights leave open.
     files = ["Training/notumor/a.jpg"] * 6 + ["Training/glioma/b.jpg"] * 2 + ["../other/yes/c.jpg"] * 7 \
@@ -62,13 +63,13 @@ def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
     files = [f"{f}.{i}" for i, f in enumerate(files)]
     split = DecodedSplit(np.zeros((16, 8, 8, 1), np.uint8), labels, files, [])
     origins = {f: "other" for f in files if f.startswith("../other/")}
-    by_source = _training_weights(TrainConfig(data="", out="", balance="source"), split, origins, "main")
+    by_source = training_weights(TrainConfig(data="", out="", balance="source"), split, origins, "main")
     cells = {}
     for f, label, w in zip(files, labels, by_source):
         key = (f.startswith("../other/"), int(label))
         cells[key] = cells.get(key, 0.0) + float(w)
     assert len(cells) == 4 and np.allclose(list(cells.values()), 4.0)  # 16 images over 4 cells
-    by_class = _training_weights(TrainConfig(data="", out=""), split, origins, "main")
+    by_class = training_weights(TrainConfig(data="", out=""), split, origins, "main")
     normals = labels == 1
     assert np.isclose(by_class[normals].sum(), 16 / 3)  # three classes: normal, glioma, unstated tumour
     assert by_source[files.index(next(f for f in files if f.startswith("../other/no/")))] == 4.0
@@ -80,7 +81,7 @@ def test_source_balance_gives_every_data_set_and_class_cell_the_same_weight():
 
 @pytest.mark.slow
 def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
-    from brain_cnn.training.run import train, TrainConfig
+    from brain_cnn.training.run import TrainConfig, train
 
     main_root = tmp_path / "main"
     write_class_folder(main_root / "Training", {"notumor": 12, "tumor": 12})
@@ -93,7 +94,7 @@ def test_training_adds_sources_and_removes_held_out_duplicates(tmp_path):
     config = TrainConfig(data=str(main_root), out=str(tmp_path / "model"), epochs=1, image_size=32, width=4,
                          depth=2, batch_size=8, max_steps=2, add_data=[str(added)], exclude=[str(held_out)],
                          augmentation="scanner", balance="source")
-    folder = train(config, evaluate_after=False)
+    folder = train(config)
     card = json.loads((folder / "card.json").read_text())
     sources = {s["name"]: s for s in card["dataset"]["sources"]}
     assert sources["main"]["excluded_near_duplicates_of_held_out"] >= 9  # 12 less those carved for validation

@@ -65,13 +65,13 @@ def test_a_card_allows_half_precision_only_for_a_model_trained_in_it():
 @pytest.mark.parametrize("engine", ["onnxruntime", "tensorflow"])
 def test_the_max_head_gives_the_gate_the_same_features_as_the_average_head(engine):
     from brain_cnn.model.network import build_model
-    from brain_cnn.training.run import _start_from
+    from brain_cnn.training.start import start_from
 
     from conftest import phantom
 
     average = build_model(2, image_size=48, width=4, depth=2)
     peak = build_model(2, image_size=48, width=4, depth=2, pooling="max")
-    _start_from(peak, average, same_classes=True)
+    start_from(peak, average, same_classes=True)
     images = np.stack([phantom(48, lesion=i % 2 == 1, seed=i)[..., None] for i in range(3)]).astype(np.float32)
     (features_a, _), (features_m, probs_m) = forward(average, engine)(images), forward(peak, engine)(images)
     assert features_m.shape == features_a.shape and np.allclose(features_m, features_a, atol=1e-4)

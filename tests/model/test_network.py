@@ -35,11 +35,11 @@ def test_the_two_heads_differ_only_in_pooling():
     import numpy as np
 
     from brain_cnn.model.network import CLASS_MAPS_LAYER
-    from brain_cnn.training.run import _start_from
+    from brain_cnn.training.start import start_from
 
     average = build_model(3, image_size=48, width=4, depth=2, pooling="average")
     peak = build_model(3, image_size=48, width=4, depth=2, pooling="max")
-    _start_from(peak, average, same_classes=True)
+    start_from(peak, average, same_classes=True)
     images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32)
 
     import keras
@@ -50,7 +50,7 @@ def test_the_two_heads_differ_only_in_pooling():
                        logits(_softmax(maps.mean(axis=(1, 2)))), atol=1e-4)
     assert np.allclose(np.asarray(peak(images, training=False)), _softmax(maps.max(axis=(1, 2))), atol=1e-5)
     back = build_model(3, image_size=48, width=4, depth=2)
-    _start_from(back, peak, same_classes=True)  # and back again
+    start_from(back, peak, same_classes=True)  # and back again
     assert all(np.array_equal(a, b) for a, b in zip(back.get_weights(), average.get_weights()))
 
 

@@ -3,7 +3,7 @@ import json
 from brain_cnn.reports.audit import read_records, record
 from brain_cnn.reports.worklist import audit_entry, worklist_csv, worklist_row
 
-from test_report import case
+from test_pdf import case
 
 
 def test_records_are_appended_never_rewritten(tmp_path):

@@ -9,7 +9,7 @@ from brain_cnn.training.distillation import blend, soften, teacher_probabilities
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.model.card import CARD_FILE, load_card
 from brain_cnn.data.pipeline import targets
-from brain_cnn.training.run import train, TrainConfig
+from brain_cnn.training.run import TrainConfig, train
 
 PROBABILITIES = np.array([[0.97, 0.02, 0.01], [0.2, 0.5, 0.3]])
 
@@ -51,7 +51,7 @@ def test_training_with_a_teacher_learns_from_its_probabilities(tiny_model, split
     config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "student"), epochs=1, image_size=48, width=4,
                          depth=2, batch_size=8, max_steps=2, seed=3, teacher=str(tiny_model),
                          teacher_weight=0.4, teacher_temperature=3.0)
-    folder = train(config, evaluate_after=False)
+    folder = train(config)
 
     # the targets the network was fitted to are the blend of the labels and the teacher's own calls
     split = seen["split"]
@@ -71,7 +71,7 @@ def test_a_teacher_of_another_input_size_is_refused(tiny_model, split_dataset, t
     config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "student"), epochs=1, image_size=40, width=4,
                          depth=2, batch_size=8, max_steps=1, teacher=str(tiny_model))
     with pytest.raises(ModelFolderError, match="--image-size 48"):
-        train(config, evaluate_after=False)
+        train(config)
 
 
 def test_a_missing_teacher_is_one_line(split_dataset, tmp_path, capsys):

@@ -18,15 +18,14 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path[:0] = [{project!r}, {tests!r}]
     from conftest import write_class_folder
-    from brain_cnn.training.run import train, TrainConfig
+    from brain_cnn.training.run import TrainConfig, train
     root = {root!r}
     write_class_folder(__import__("pathlib").Path(root) / "Training", {{"notumor": 40, "tumor": 40}}, size=64)
     write_class_folder(__import__("pathlib").Path(root) / "Testing", {{"notumor": 10, "tumor": 10}}, size=64, start_seed=900)
     results = {{}}
     for strategy in ("default", "mirrored"):
         out = train(TrainConfig(data=root, out=root + "-" + strategy, epochs=10, image_size=48, width=8, depth=2,
-                                batch_size=8, learning_rate=3e-3, seed=3, augmentation=None, strategy=strategy),
-                    evaluate_after=False)
+                                batch_size=8, learning_rate=3e-3, seed=3, augmentation=None, strategy=strategy))
         card = json.load(open(out / "card.json"))
         history = json.load(open(out / "history.json"))
         results[strategy] = {{"distribution": card["training"]["distribution"],

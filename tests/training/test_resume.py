@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from brain_cnn.training.run import train, TrainConfig
+from brain_cnn.training import callbacks
+from brain_cnn.training.run import TrainConfig, train
 
-from test_training import _validation_loss
+from test_run import _validation_loss
 
 pytestmark = pytest.mark.slow
 
@@ -21,14 +22,13 @@ def _killed_after(monkeypatch, epochs: int) -> None:
     """Make the next training run stop dead after ``epochs`` epochs, its state already saved."""
     import keras
 
-    import brain_cnn.training.run as training
 
     class Kill(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch + 1 == epochs:
                 raise _Interrupted
 
-    monkeypatch.setattr(training, "_epoch_logger", lambda total: Kill())
+    monkeypatch.setattr(callbacks, "epoch_logger", lambda total: Kill())
 
 
 def _interrupted_run(data, out, monkeypatch, after: int, **recipe) -> TrainConfig:
@@ -38,7 +38,7 @@ def _interrupted_run(data, out, monkeypatch, after: int, **recipe) -> TrainConfi
     with monkeypatch.context() as patch:
         _killed_after(patch, after)
         with pytest.raises(_Interrupted):
-            train(config, evaluate_after=False)
+            train(config)
     return config
 
 
@@ -50,7 +50,7 @@ def test_an_interrupted_run_continues_where_it_stopped(split_dataset, tmp_path, 
     assert state["epoch"] == 2 and len(state["records"]) == 2
     assert not (folder / "model.keras").exists()
 
-    train(config, evaluate_after=False)
+    train(config)
     assert "resuming the interrupted run" in capsys.readouterr().out
     history = json.loads((folder / "history.json").read_text())
     # The first two epochs are the ones run before the interruption; two more followed, not four.
@@ -68,7 +68,6 @@ def test_an_interrupted_run_continues_where_it_stopped(split_dataset, tmp_path, 
 def test_a_resumed_run_keeps_the_optimizer_and_its_schedule(split_dataset, tmp_path, monkeypatch):
     import keras
 
-    import brain_cnn.training.run as training
 
     config = _interrupted_run(split_dataset, tmp_path / "run", monkeypatch, after=1)
     seen = {}
@@ -77,8 +76,8 @@ def test_a_resumed_run_keeps_the_optimizer_and_its_schedule(split_dataset, tmp_p
         def on_train_begin(self, logs=None):
             seen["iterations"] = int(self.model.optimizer.iterations.numpy())
 
-    monkeypatch.setattr(training, "_epoch_logger", lambda total: Watch())
-    train(config, evaluate_after=False)
+    monkeypatch.setattr(callbacks, "epoch_logger", lambda total: Watch())
+    train(config)
     # 48 training phantoms less a tenth for validation, in batches of 8: the step count (and with
     # it the learning-rate schedule) starts where epoch 1 left it, not at zero.
     assert seen["iterations"] == 6
@@ -90,7 +89,7 @@ def test_an_interrupted_run_is_not_continued_with_other_settings(split_dataset, 
     config = _interrupted_run(split_dataset, tmp_path / "run", monkeypatch, after=1)
     config.epochs = 5
     with pytest.raises(BrainCnnError, match=r"interrupted run \(1 of 3 epochs done\).*epochs 3, now 5.*delete"):
-        train(config, evaluate_after=False)
+        train(config)
     assert (tmp_path / "run" / "resume" / "state.json").is_file()  # nothing the user ran is lost
 
 
@@ -104,11 +103,11 @@ def test_saved_state_that_does_not_fit_the_run_is_refused_not_half_loaded(split_
     # An optimizer whose step count disagrees with the epochs done (Keras would only warn) ...
     path.write_text(json.dumps({**saved, "epoch": 2}))
     with pytest.raises(BrainCnnError, match="holds 6 steps, not the 12 of 2 epochs of 6 steps"):
-        train(config, evaluate_after=False)
+        train(config)
     # ... and a run begun in mixed precision on a GPU, continued on a CPU.
     path.write_text(json.dumps({**saved, "precision": "mixed_float16"}))
     with pytest.raises(BrainCnnError, match="started in mixed precision on a GPU; continue it on a GPU"):
-        train(config, evaluate_after=False)
+        train(config)
 
 
 def test_a_run_begun_before_an_option_existed_continues_if_the_option_keeps_its_default(tmp_path):

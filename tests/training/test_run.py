@@ -11,7 +11,7 @@ from brain_cnn.data.dataset import SplitManifest
 from brain_cnn.model.folder import load_model
 from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.inference.predictor import predict_probabilities
-from brain_cnn.training.run import train, TrainConfig
+from brain_cnn.training.run import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_weight_averaging_ships_the_weights_it_validated(split_dataset, tmp_path
     config = TrainConfig(data=str(split_dataset), out=str(tmp_path / "ema"), epochs=4, image_size=48, width=4,
                          depth=2, batch_size=8, seed=3, augmentation=None, ema_momentum=0.8,
                          learning_rate=3e-2)
-    folder = train(config, evaluate_after=False)
+    folder = train(config)
     history = json.loads((folder / "history.json").read_text())
     logged = history["epochs"][history["best_epoch"] - 1]["val_loss"]
     assert _validation_loss(folder) == pytest.approx(logged, rel=1e-3, abs=1e-4)
