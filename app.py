@@ -2,7 +2,12 @@
 
 The pages live in app_pages/, not pages/: Streamlit's legacy discovery of a
 pages/ folder would serve a page without this entry point on the first
-request after a restart (a bookmarked /evaluation came up blank).
+request after a restart (a bookmarked /evaluation came up blank). Still so in
+Streamlit 1.67: PagesManager sets ``uses_pages_directory`` when a pages/ folder
+exists, and the script runner takes the old multipage path (``_mpa_v1``) until
+``st.navigation`` has run once and cleared it; see the review of
+streamlit/streamlit#10276 ("with a pages folder + MPAv2 [...] directly access
+an URL path [...] sometimes it completely switch back to MPAv1").
 """
 
 import streamlit as st

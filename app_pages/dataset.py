@@ -4,9 +4,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from brain_cnn.app_support import default_data_dir
+from brain_cnn.data.leakage import KINDS, audit_folders
 from brain_cnn.data.summary import summarise
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.data.leakage import KINDS, audit_folders
 
 st.title("Dataset")
 folder = st.session_state.get("model_folder")

@@ -19,14 +19,14 @@ from brain_cnn.app_support import (
     predictor_for,
     read_report,
 )
-from brain_cnn.reports.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
 from brain_cnn.explain.overlay import overlay_heatmap
-from brain_cnn.reports.sentences import trust_note
+from brain_cnn.reports.dashboards import probability_bars, slice_profile_figure
 from brain_cnn.reports.pdf import case_report_pdf
-from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
+from brain_cnn.reports.sentences import trust_note
 from brain_cnn.reports.worklist import worklist_csv, worklist_row
+from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
 
 st.title("Diagnose")
 st.warning(DISCLAIMER, icon=":material/info:")

@@ -14,9 +14,8 @@ from brain_cnn.app_support import (
 )
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.overlay import overlay_heatmap
-from brain_cnn.model.card import LOSO_FILE
-from brain_cnn.evaluation.screening import screening_rows
-from brain_cnn.model.card import EXTERNAL_FILE
+from brain_cnn.model.card import EXTERNAL_FILE, LOSO_FILE
+from brain_cnn.reports.tables import screening_rows
 
 GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}

@@ -14,7 +14,6 @@ does not re-run the network. Uploads stay in memory; nothing is written to disk.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from concurrent.futures import Future
@@ -26,6 +25,7 @@ import streamlit as st
 
 from brain_cnn.explain.explainer import DEFAULT_METHOD, Explainer, METHODS, QUICK_METHOD
 from brain_cnn.explain.queue import ExplanationJob, ExplanationQueue
+from brain_cnn.files import read_json
 from brain_cnn.inference.assessment import CaseAssessment, SliceAssessment, assess, assess_series
 from brain_cnn.inference.predictor import Predictor
 from brain_cnn.model.card import EVALUATION_FILE, HISTORY_FILE, load_card
@@ -268,10 +268,7 @@ def _request(service: ModelService, image: np.ndarray, class_index: int, method:
 
 @st.cache_data(show_spinner=False)
 def _read_json(path: str, mtime: float) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(path, default=None)
 
 
 def read_report(folder: Path, name: str = EVALUATION_FILE) -> dict[str, Any] | None:

@@ -101,6 +101,38 @@ def type_view(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     return view
 
 
+def _precision_recall_f1(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]):
+    """Precision, recall, F1 and support per class; their macro and weighted averages."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    per_class = {name: {"precision": round(float(precision[i]), 5), "recall": round(float(recall[i]), 5),
+                        "f1": round(float(f1[i]), 5), "support": int(support[i])} for i, name in enumerate(classes)}
+    averages = {}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        averages[average] = {"precision": round(float(p), 5), "recall": round(float(r), 5), "f1": round(float(f), 5)}
+    return per_class, averages
+
+
+def _curves(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]):
+    """One-vs-rest ROC and precision-recall curves of each class that has both positives and negatives."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    roc, pr = {}, {}
+    for i, name in enumerate(classes):
+        positive = y_true == i
+        if not positive.any() or positive.all():
+            continue  # a curve needs both positives and negatives
+        fpr, tpr, _ = roc_curve(positive, probs[:, i])
+        roc[name] = {"fpr": _round(fpr), "tpr": _round(tpr), "auc": round(float(auc(fpr, tpr)), 5)}
+        prec, rec, _ = precision_recall_curve(positive, probs[:, i])
+        pr[name] = {"precision": _round(prec), "recall": _round(rec),
+                    "average_precision": round(float(average_precision_score(positive, probs[:, i])), 5)}
+    return roc, pr
+
+
 def classification_metrics(
     y_true: Sequence[int],
     probs: np.ndarray,
@@ -120,47 +152,15 @@ def classification_metrics(
         precision/recall/F1/support, confusion matrix, one-vs-rest ROC and
         precision-recall curves, calibration, tumour screening and misclassified files.
     """
-    from sklearn.metrics import (
-        accuracy_score,
-        auc,
-        average_precision_score,
-        confusion_matrix,
-        log_loss,
-        precision_recall_curve,
-        precision_recall_fscore_support,
-        roc_curve,
-        top_k_accuracy_score,
-    )
+    from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, top_k_accuracy_score
 
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=np.float64)
     k = len(classes)
     labels = list(range(k))
     y_pred = probs.argmax(axis=1)
-
-    per_class = {}
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    for i, name in enumerate(classes):
-        per_class[name] = {"precision": round(float(precision[i]), 5), "recall": round(float(recall[i]), 5),
-                           "f1": round(float(f1[i]), 5), "support": int(support[i])}
-    averages = {}
-    for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
-        averages[average] = {"precision": round(float(p), 5), "recall": round(float(r), 5), "f1": round(float(f), 5)}
-
-    roc, pr = {}, {}
-    for i, name in enumerate(classes):
-        positive = y_true == i
-        if not positive.any() or positive.all():
-            continue  # a curve needs both positives and negatives
-        fpr, tpr, _ = roc_curve(positive, probs[:, i])
-        roc[name] = {"fpr": _round(fpr), "tpr": _round(tpr), "auc": round(float(auc(fpr, tpr)), 5)}
-        prec, rec, _ = precision_recall_curve(positive, probs[:, i])
-        pr[name] = {"precision": _round(prec), "recall": _round(rec),
-                    "average_precision": round(float(average_precision_score(positive, probs[:, i])), 5)}
-
+    per_class, averages = _precision_recall_f1(y_true, y_pred, classes)
+    roc, pr = _curves(y_true, probs, classes)
     report: dict[str, Any] = {
         "count": int(len(y_true)),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 5),

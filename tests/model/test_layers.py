@@ -52,3 +52,26 @@ def test_a_network_with_a_custom_layer_saves_loads_in_safe_mode_and_runs_on_ever
         warnings.simplefilter("error")  # a failed ONNX conversion only warns and falls back: make it fail here
         for engine in ("onnxruntime", "tensorflow"):
             np.testing.assert_allclose(forward(loaded, engine)(batch)[1], expected, atol=1e-5)
+
+
+def test_a_model_saved_before_the_package_was_laid_out_by_stage_still_loads(tmp_path):
+    """Model files record a custom layer as brain_cnn>NAME (its registered name) and the module that defined
+    it; a file written when that module was brain_cnn.layers loads, by the registered name."""
+    import zipfile
+
+    import keras
+
+    from brain_cnn.model.network import build_model
+
+    model = build_model(2, image_size=48, width=4, depth=2, brain_only=True, standardise=True)
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as new, zipfile.ZipFile(tmp_path / "old.keras", "w") as old:
+        for item in new.infolist():
+            data = new.read(item.filename)
+            if item.filename == "config.json":
+                assert b'"brain_cnn>BrainOnly"' in data and b'"brain_cnn.model.layers"' in data
+                data = data.replace(b'"brain_cnn.model.layers"', b'"brain_cnn.layers"')
+            old.writestr(item, data)
+    loaded = keras.models.load_model(tmp_path / "old.keras", compile=False, safe_mode=True)
+    batch = phantom(48, seed=1)[None, ..., None].astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(batch, verbose=0), model.predict(batch, verbose=0), atol=1e-6)
