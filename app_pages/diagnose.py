@@ -19,7 +19,7 @@ from brain_cnn.app_support import (
     predictor_for,
     read_report,
 )
-from brain_cnn.dashboards import probability_bars, slice_profile_figure
+from brain_cnn.dashboards import slice_profile_figure
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain import METHODS, QUICK_METHOD, overlay_heatmap
 from brain_cnn.explain_eval import trust_note
@@ -159,8 +159,10 @@ original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the hea
 drawn = overlaid.empty()
 draw_map(drawn, used, heat)
 progress = overlaid.empty()
-if not chosen.refused:
-    chart.plotly_chart(probability_bars(chosen.probabilities), key="bars")
+if not chosen.refused:  # native bars: drawn at once, with no charting library for the browser to load first
+    chart.markdown("**Class probabilities** (calibrated)")
+    for name, p in sorted(chosen.probabilities.items(), key=lambda item: item[1], reverse=True):
+        chart.progress(p, text=f"{name}: {p:.1%}")
 chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf",
                       "application/pdf", key="pdf", on_click="ignore")
 
