@@ -89,6 +89,17 @@ def test_the_pdf_is_made_only_when_asked_for(app, monkeypatch):
     assert not at.exception and made == []
 
 
+def test_reruns_leave_the_shared_model_alone(app, monkeypatch):
+    """Streamlit would clear the Keras session after every rerun, under every session's feet."""
+    import keras
+
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
+    at = upload(app.run(), [("scan.png", encode(phantom(128, seed=3), "PNG"), "image/png")])
+    at.slider[0].set_value(0.3).run()
+    assert not at.exception and cleared == []
+
+
 def test_worklist_and_volumes(app):
     at = app.run()
     volume = np.stack([phantom(64, lesion=i > 4, seed=i) for i in range(8)], axis=-1).astype(np.float32)
