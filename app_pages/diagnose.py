@@ -93,7 +93,7 @@ if len(cases) > 1:  # every call in the worklist; the details of one case at a t
     st.dataframe(rows, hide_index=True, column_config={
         "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "tumour probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
-    st.download_button("Download worklist (CSV)", worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv",
+    st.download_button("Download worklist (CSV)", lambda: worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv",
                        on_click="ignore")
     shown = st.selectbox("Case shown below", range(len(cases)), format_func=lambda i: cases[i].name,
                          key="case-shown")

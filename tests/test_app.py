@@ -259,3 +259,18 @@ def test_a_distilled_models_card_names_its_teacher(tiny_model, monkeypatch, tmp_
     assert not at.exception
     line = next(m.value for m in at.markdown if m.value.startswith("**Distilled**"))
     assert "the-ensemble" in line and "weight 0.5" in line and "ab" * 32 in line
+
+
+def test_a_model_that_cannot_load_is_a_clear_message_and_is_tried_again(tiny_model, monkeypatch, tmp_path):
+    models = tmp_path / "models"
+    broken = shutil.copytree(tiny_model, models / "broken")
+    weights = (broken / "model.keras").read_bytes()
+    (broken / "model.keras").write_bytes(weights[: len(weights) // 2])
+    at = _page_over(models, "diagnose", monkeypatch, tmp_path)
+    at = upload(at, [("scan.png", encode(phantom(128), "PNG"), "image/png")])
+    assert not at.exception
+    assert any(e.value.startswith("The model broken cannot be loaded") for e in at.error)
+    (broken / "model.keras").write_bytes(weights)  # mended: the next upload loads it
+    at = upload(at, [("scan.png", encode(phantom(128, seed=1), "PNG"), "image/png")])
+    assert not at.exception and not any(e.value.startswith("The model broken") for e in at.error)
+    assert any("Grad-CAM for" in (shown.caption or "") for element in at.get("image") for shown in element.proto.imgs)
