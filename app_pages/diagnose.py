@@ -162,7 +162,7 @@ progress = overlaid.empty()
 if not chosen.refused:  # native bars: drawn at once, with no charting library for the browser to load first
     chart.markdown("**Class probabilities** (calibrated)")
     for name, p in sorted(chosen.probabilities.items(), key=lambda item: item[1], reverse=True):
-        chart.progress(p, text=f"{name}: {p:.1%}")
+        chart.progress(min(1.0, max(0.0, p)), text=f"{name}: {p:.1%}")
 chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf",
                       "application/pdf", key="pdf", on_click="ignore")
 
