@@ -12,8 +12,9 @@ an URL path [...] sometimes it completely switch back to MPAv1").
 
 import streamlit as st
 
-from brain_cnn.app_support import DISCLAIMER, choose_model, model_service
+from brain_cnn.app_support import DISCLAIMER, choose_model, keep_models_between_reruns, model_service
 
+keep_models_between_reruns()
 st.set_page_config(page_title="brain-cnn", page_icon=":material/neurology:", layout="wide")
 
 pages = [

@@ -22,7 +22,7 @@ from brain_cnn.app_support import (
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
 from brain_cnn.explain.overlay import overlay_heatmap
-from brain_cnn.reports.dashboards import probability_bars, slice_profile_figure
+from brain_cnn.reports.dashboards import slice_profile_figure
 from brain_cnn.reports.pdf import case_report_pdf
 from brain_cnn.reports.sentences import trust_note
 from brain_cnn.reports.worklist import worklist_csv, worklist_row
@@ -94,7 +94,7 @@ if len(cases) > 1:  # every call in the worklist; the details of one case at a t
     st.dataframe(rows, hide_index=True, column_config={
         "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "tumour probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
-    st.download_button("Download worklist (CSV)", worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv",
+    st.download_button("Download worklist (CSV)", lambda: worklist_csv(rows), "brain-cnn-worklist.csv", "text/csv",
                        on_click="ignore")
     shown = st.selectbox("Case shown below", range(len(cases)), format_func=lambda i: cases[i].name,
                          key="case-shown")
@@ -160,8 +160,10 @@ original.image(chosen.display, caption=f"{chosen.label_text} (cropped to the hea
 drawn = overlaid.empty()
 draw_map(drawn, used, heat)
 progress = overlaid.empty()
-if not chosen.refused:
-    chart.plotly_chart(probability_bars(chosen.probabilities), key="bars")
+if not chosen.refused:  # native bars: drawn at once, with no charting library for the browser to load first
+    chart.markdown("**Class probabilities** (calibrated)")
+    for name, p in sorted(chosen.probabilities.items(), key=lambda item: item[1], reverse=True):
+        chart.progress(min(1.0, max(0.0, p)), text=f"{name}: {p:.1%}")
 chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf",
                       "application/pdf", key="pdf", on_click="ignore")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -41,6 +42,7 @@ __all__ = [
     "DISCLAIMER",
     "choose_model",
     "ModelService",
+    "keep_models_between_reruns",
     "model_service",
     "predictor_for",
     "explainer_for",
@@ -148,6 +150,34 @@ class ModelService:
 
     def explainer(self) -> Explainer:
         return self._loaded()[1]
+
+
+def keep_models_between_reruns() -> None:
+    """Stop Streamlit clearing the Keras session after every rerun of every session.
+
+    Streamlit calls ``keras.backend.clear_session()`` when a script run ends, for
+    apps that build a model on each run. Here one model serves every session:
+    clearing would throw away TensorFlow's compiled kernels (the next heat map
+    pays to rebuild them), run a full garbage collection each time, and could do
+    so while another session's heat map is being computed. Matplotlib figures
+    are still closed as before.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = getattr(script_runner, "_clean_problem_modules", None)
+    if original is None or getattr(original, "keeps_keras", False):
+        return
+
+    def clean_without_keras() -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            try:
+                pyplot.close("all")
+            except Exception:  # noqa: BLE001, S110 - as Streamlit's own cleanup: never fail a run over it
+                pass
+
+    clean_without_keras.keeps_keras = True
+    script_runner._clean_problem_modules = clean_without_keras
 
 
 @st.cache_resource(show_spinner=False)

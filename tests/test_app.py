@@ -89,6 +89,17 @@ def test_the_pdf_is_made_only_when_asked_for(app, monkeypatch):
     assert not at.exception and made == []
 
 
+def test_reruns_leave_the_shared_model_alone(app, monkeypatch):
+    """Streamlit would clear the Keras session after every rerun, under every session's feet."""
+    import keras
+
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
+    at = upload(app.run(), [("scan.png", encode(phantom(128, seed=3), "PNG"), "image/png")])
+    at.slider[0].set_value(0.3).run()
+    assert not at.exception and cleared == []
+
+
 def test_worklist_and_volumes(app):
     at = app.run()
     volume = np.stack([phantom(64, lesion=i > 4, seed=i) for i in range(8)], axis=-1).astype(np.float32)
@@ -249,3 +260,18 @@ def test_a_distilled_models_card_names_its_teacher(tiny_model, monkeypatch, tmp_
     assert not at.exception
     line = next(m.value for m in at.markdown if m.value.startswith("**Distilled**"))
     assert "the-ensemble" in line and "weight 0.5" in line and "ab" * 32 in line
+
+
+def test_a_model_that_cannot_load_is_a_clear_message_and_is_tried_again(tiny_model, monkeypatch, tmp_path):
+    models = tmp_path / "models"
+    broken = shutil.copytree(tiny_model, models / "broken")
+    weights = (broken / "model.keras").read_bytes()
+    (broken / "model.keras").write_bytes(weights[: len(weights) // 2])
+    at = _page_over(models, "diagnose", monkeypatch, tmp_path)
+    at = upload(at, [("scan.png", encode(phantom(128), "PNG"), "image/png")])
+    assert not at.exception
+    assert any(e.value.startswith("The model broken cannot be loaded") for e in at.error)
+    (broken / "model.keras").write_bytes(weights)  # mended: the next upload loads it
+    at = upload(at, [("scan.png", encode(phantom(128, seed=1), "PNG"), "image/png")])
+    assert not at.exception and not any(e.value.startswith("The model broken") for e in at.error)
+    assert any("Grad-CAM for" in (shown.caption or "") for element in at.get("image") for shown in element.proto.imgs)

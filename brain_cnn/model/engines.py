@@ -229,6 +229,9 @@ def _onnxruntime(both, input_shape) -> Forward:
     options = ort.SessionOptions()
     options.inter_op_num_threads = 1  # one graph at a time; intra-op threads use every core
     options.intra_op_num_threads = usable_cpus()
+    # Idle threads sleep instead of spinning: spinning kept the cores busy for the
+    # Grad-CAM pass and the page that come right after a call.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: tuple(session.run(None, {name: x}))
