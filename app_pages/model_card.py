@@ -30,8 +30,17 @@ if counts:
 
 st.subheader("Metrics")
 if card.metrics:
-    st.dataframe([{"split": s, **m} for s, m in card.metrics.items()], hide_index=True)
-    st.caption("Test figures are on images held out from training and checkpoint selection.")
+    rows = []
+    for split, figures in card.metrics.items():
+        unseen = figures.get("unseen")
+        if unseen:  # the figure for new patients first, the whole split beside it
+            rows.append({"split": f"{split}, unseen", **unseen})
+        rows.append({"split": split if not unseen else f"{split}, all",
+                     **{k: v for k, v in figures.items() if k not in ("unseen", "without_near_duplicates")}})
+    st.dataframe(rows, hide_index=True)
+    st.caption("Test figures are on images held out from training and checkpoint selection; \"unseen\" are the test "
+               "images with no copy of any kind (identical, mirrored, flipped or rotated) among the images it "
+               "trained or validated on.")
 else:
     st.info("No metrics yet: run `brain-cnn evaluate`.")
 
