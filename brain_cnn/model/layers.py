@@ -16,7 +16,7 @@ from keras import ops
 
 from brain_cnn.scan.preprocess import HEAD_LEVEL, RIM
 
-__all__ = ["BrainOnly", "StandardiseHead"]
+__all__ = ["BrainOnly", "MaskedPooling", "StandardiseHead"]
 
 # Grey level (of 255) above which a pixel counts as head for StandardiseHead.
 HEAD_PIXEL = 10.0
@@ -113,3 +113,17 @@ class StandardiseHead(keras.layers.Layer):
         spread = ops.sqrt(ops.sum(ops.square(x - mean) * head, axis=(1, 2, 3), keepdims=True) / count)
         standard = TARGET_MEAN + TARGET_STD * (x - mean) / ops.maximum(spread, 1e-3)
         return ops.clip(standard, 0.0, 1.0) * head
+
+
+@keras.saving.register_keras_serializable(package="brain_cnn")
+class MaskedPooling(keras.layers.Layer):
+    """The mean of features (B, h, w, C) weighted by a map (B, h, w, 1): pooling over the predicted tumour.
+
+    The class head of :mod:`brain_cnn.model.tumour_maps` sees this beside the
+    global average, so what the map finds weighs in the call.
+    """
+
+    def call(self, inputs):
+        features, weights = inputs
+        total = ops.sum(weights, axis=(1, 2)) + 1e-3
+        return ops.sum(features * weights, axis=(1, 2)) / total

@@ -25,6 +25,7 @@ __all__ = [
     "find_head",
     "crop_to_head",
     "crop_to_head_with_offset",
+    "square_crop",
     "PreparedSlice",
     "prepare_slice",
     "prepare",
@@ -91,11 +92,17 @@ def crop_to_head_with_offset(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, i
     height, width = grey.shape
     if max(height, width) > MAX_ASPECT * min(height, width):
         raise UnreadableImageError(f"the image is {width}x{height} pixels, too elongated to be a scan slice")
-    x0, y0, x1, y1 = find_head(grey)
-    crop = grey[y0:y1, x0:x1]
+    return square_crop(grey, find_head(grey))
+
+
+def square_crop(array: np.ndarray, box: HeadBox) -> tuple[np.ndarray, tuple[int, int]]:
+    """``array`` cropped to ``box`` and padded with zeros to a centred square, and the (dx, dy) of
+    :func:`crop_to_head_with_offset`. A tumour mask goes through this with its slice's box."""
+    x0, y0, x1, y1 = box
+    crop = array[y0:y1, x0:x1]
     h, w = crop.shape
     side = max(h, w)
-    square = np.zeros((side, side), dtype=grey.dtype)
+    square = np.zeros((side, side), dtype=array.dtype)
     top, left = (side - h) // 2, (side - w) // 2
     square[top : top + h, left : left + w] = crop
     return square, (left - x0, top - y0)

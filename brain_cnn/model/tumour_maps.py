@@ -1,0 +1,99 @@
+"""A network that calls the class and maps the tumour in one forward pass.
+
+The classifiers of :mod:`brain_cnn.model.network` decide from what a source
+looks like: in the 4-class set nearly every normal slice comes from one
+source, so "looks like that source" became "no tumour" (shortcut learning,
+Geirhos et al., 2020; DeGrave et al., 2021). This network is made to find
+the tumour:
+
+* a U-Net-style decoder (Ronneberger et al., MICCAI 2015) on the same
+  VGG-style encoder gives a tumour probability map at half the input's
+  resolution (``tumour_map``);
+* the class head pools the encoder's last features over the whole slice
+  *and* over the predicted tumour region (mask-guided pooling, in the spirit
+  of GAIN, Li et al., CVPR 2018), and sees the map's peak, so the call is
+  tied to what the map finds;
+* the map is trained with Dice (Milletari et al., 2016) plus binary
+  cross-entropy (:func:`tumour_map_loss`) on images with a mask and on
+  no-tumour images (an empty mask), never on tumour images without a mask
+  (:mod:`brain_cnn.data.masks`). Training: :mod:`brain_cnn.training.tumour_maps`.
+"""
+
+from __future__ import annotations
+
+from brain_cnn.model.network import _conv_bn_relu
+
+__all__ = ["CLASSES", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "tumour_map_loss"]
+
+CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
+PROBABILITIES, TUMOUR_MAP = "probabilities", "tumour_map"
+
+
+def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, width: int = 24, depth: int = 4,
+                    dropout: float = 0.3):
+    """Build the (uncompiled) two-output network: ``{"probabilities": (B, K), "tumour_map": (B, S/2, S/2, 1)}``.
+
+    Args:
+        num_classes: classes of the softmax head.
+        image_size: side of the square input; a multiple of ``2 ** (depth + 1)``.
+        width: filters of the first stage, doubled at each later one.
+        depth: encoder stages.
+        dropout: rate before the class head.
+
+    Example:
+        >>> model = build_segmenter(4, image_size=64, width=8, depth=3)
+        >>> [tuple(o.shape) for o in model.outputs]
+        [(None, 4), (None, 32, 32, 1)]
+    """
+    import keras
+    from keras import layers
+
+    from brain_cnn.model.layers import MaskedPooling
+
+    if image_size % 2 ** (depth + 1):
+        raise ValueError(f"image size {image_size} must be a multiple of {2 ** (depth + 1)} for depth {depth}")
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    x = _conv_bn_relu(x, width, "stem", kernel=5, strides=2)
+    skips, filters = [], width
+    for stage in range(depth):
+        x = _conv_bn_relu(x, filters, f"stage{stage}_a")
+        x = _conv_bn_relu(x, filters, "last_conv" if stage == depth - 1 else f"stage{stage}_b")
+        if stage < depth - 1:
+            skips.append(x)
+            x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+            filters *= 2
+    features = x
+    # Decoder: up to half the input's resolution, joining the encoder's features at each scale.
+    for level, skip in reversed(list(enumerate(skips))):
+        filters //= 2
+        x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
+        x = layers.Concatenate(name=f"join{level}")([x, skip])
+        x = _conv_bn_relu(x, filters, f"decode{level}")
+    tumour_map = layers.Conv2D(1, 1, activation="sigmoid", name=TUMOUR_MAP, dtype="float32")(x)
+    # The class head sees the whole slice, the predicted tumour region and how sure the map is somewhere.
+    scale = (image_size // 2) // features.shape[1]
+    region = layers.AveragePooling2D(pool_size=scale, name="map_to_features")(tumour_map)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
+    in_region = MaskedPooling(name="tumour_pool")([features, region])
+    peak = layers.GlobalMaxPooling2D(name="map_peak")(tumour_map)
+    x = layers.Concatenate(name="evidence")([pooled, in_region, peak])
+    x = layers.Dropout(dropout, name="dropout")(x)
+    probabilities = layers.Dense(num_classes, activation="softmax", name=PROBABILITIES, dtype="float32")(x)
+    return keras.Model(inputs, {PROBABILITIES: probabilities, TUMOUR_MAP: tumour_map}, name="brain_cnn_tumour_maps")
+
+
+def tumour_map_loss(y_true, y_pred):
+    """Per image: binary cross-entropy plus soft Dice loss (1 - Dice, smoothed by 1 pixel).
+
+    An empty truth gives a Dice loss that falls as the map empties, so
+    no-tumour images teach the map to stay dark. Images without a known mask
+    carry a sample weight of 0.
+    """
+    from keras import ops
+
+    y_pred = ops.clip(y_pred, 1e-6, 1 - 1e-6)
+    bce = -ops.mean(y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred), axis=(1, 2, 3))
+    overlap = ops.sum(y_true * y_pred, axis=(1, 2, 3))
+    dice = (2 * overlap + 1) / (ops.sum(y_true, axis=(1, 2, 3)) + ops.sum(y_pred, axis=(1, 2, 3)) + 1)
+    return bce + (1 - dice)

@@ -1,0 +1,254 @@
+"""Training the tumour-map network (:mod:`brain_cnn.model.tumour_maps`) on data chosen against the shortcut.
+
+The training data: the 4-class training images with their masks, the LGG
+set's training patients in T1, FLAIR and T1 with contrast (so no source alone
+shows the network a class), and the 44-class training split; with the
+appearance augmentation of :mod:`brain_cnn.data.pipeline` (random intensity
+curves, scanner effects) on top of a geometric one shared by image and mask.
+
+``python -m brain_cnn.training.tumour_maps --out runs/tumour-maps`` trains it;
+an interrupted run resumes in the same folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brain_cnn.data.dataset import Sample, SplitManifest, discover
+from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_map
+from brain_cnn.data.leakage import grouped_split
+from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
+from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
+from brain_cnn.errors import UnreadableImageError
+from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, tumour_map_loss
+from brain_cnn.scan.preprocess import DECODE_WORKERS, read_file
+from brain_cnn.scan.read import read_scan
+
+__all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "class_weights", "make_pair_dataset",
+           "train_tumour_maps"]
+
+
+@dataclass(frozen=True)
+class PairSample:
+    """One training image: where it is, its class (index into CLASSES, -1: a tumour of another type), its mask."""
+
+    root: str
+    path: str  # relative to root
+    label: int
+    status: str  # MASK, EMPTY or UNKNOWN
+    mask: str | None
+    source: str  # data set name
+
+
+def _mapped(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
+    """Samples of a data set mapped onto CLASSES by its bundled label map, with their mask status."""
+    mapping = bundled_label_map(root)
+    masks = mask_folder(root)
+    targets = {label: mapping.target(label, CLASSES) for label in {s.label for s in samples}}
+    out = []
+    for sample in samples:
+        target = targets[sample.label]
+        if target.kind in (IGNORE, LESION):
+            continue
+        label = CLASSES.index(target.model_class) if target.model_class else -1
+        status, found = mask_status(masks, sample.path, target.kind == NO_TUMOUR)
+        out.append(PairSample(str(root), sample.path, label, status, str(found) if found else None, source))
+    return out
+
+
+def training_samples(data: str | Path, seed: int = 42) -> tuple[dict[str, list[PairSample]], dict]:
+    """The training and validation images of the recipe, and a record of every split made (for ``split.json``).
+
+    Held out, never trained or validated on: the 4-class official ``Testing``
+    split, the LGG test patients, the 44-class test split (that of
+    ``models/brain-tumor-44c/split.json`` when present, so figures compare with
+    the shipped models') and the yes/no set.
+    """
+    data = Path(data)
+    four = discover(data / "brain-tumor-mri")
+    four_split = grouped_split(four, seed)  # validation carved from Training, copies kept together
+    lgg = discover(data / "brain-tumor-lgg")
+    lgg_split = grouped_split(lgg, seed)  # by patient (brain-tumor-lgg-masks/cases.csv)
+    shipped = Path(__file__).resolve().parents[2] / "models" / "brain-tumor-44c" / "split.json"
+    c44_root = data / "brain-tumor-44c"
+    c44 = SplitManifest.load(shipped) if shipped.is_file() else grouped_split(discover(c44_root), seed)
+    splits = {
+        "train": (_mapped(four.root, four_split.splits["train"], "brain-tumor-mri")
+                  + _mapped(lgg.root, lgg_split.splits["train"], "brain-tumor-lgg")
+                  + _mapped(c44_root, c44.splits["train"], "brain-tumor-44c")),
+        "validation": (_mapped(four.root, four_split.splits["validation"], "brain-tumor-mri")
+                       + _mapped(lgg.root, lgg_split.splits["validation"], "brain-tumor-lgg")),
+    }
+    record = {"brain-tumor-mri": {k: [s.path for s in v] for k, v in four_split.splits.items()},
+              "brain-tumor-lgg": {k: [s.path for s in v] for k, v in lgg_split.splits.items()},
+              "brain-tumor-44c": {"train": [s.path for s in c44.splits["train"]],
+                                  "test": [s.path for s in c44.splits.get("test", [])]}}
+    return splits, record
+
+
+@dataclass
+class DecodedPairs:
+    images: np.ndarray  # (N, S, S, 1) uint8
+    masks: np.ndarray  # (N, S, S, 1) uint8, 0/255
+    labels: np.ndarray  # (N,) int, -1: a tumour of another type
+    known: np.ndarray  # (N,) bool: the mask is known (a mask file, or empty for a no-tumour image)
+    sources: list[str]
+    files: list[str]
+    unreadable: list[tuple[str, str]]
+
+
+def _decode_one(sample: PairSample, image_size: int):
+    scan = read_scan(read_file(Path(sample.root) / sample.path), Path(sample.path).name)
+    mask = read_mask(sample.mask) if sample.status == MASK else None
+    return prepare_pair(scan.slices[0], mask, image_size)
+
+
+def decode_pairs(samples: list[PairSample], image_size: int) -> DecodedPairs:
+    """Decode images and masks in parallel through the one preprocessing path; unreadable files are listed."""
+    def one(sample):
+        try:
+            return _decode_one(sample, image_size), None
+        except UnreadableImageError as error:
+            return None, str(error)
+
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+        results = list(pool.map(one, samples))
+    kept = [(s, r) for s, (r, e) in zip(samples, results) if r is not None]
+    empty = np.zeros((0, image_size, image_size, 1), np.uint8)
+    return DecodedPairs(
+        images=np.stack([r[0] for _, r in kept]) if kept else empty,
+        masks=np.stack([r[1] for _, r in kept]) if kept else empty,
+        labels=np.array([s.label for s, _ in kept], np.int32),
+        known=np.array([s.status in (MASK, EMPTY) for s, _ in kept], bool),
+        sources=[s.source for s, _ in kept],
+        files=[f"{s.source}/{s.path}" for s, _ in kept],
+        unreadable=[(f"{s.source}/{s.path}", e) for s, (r, e) in zip(samples, results) if r is None],
+    )
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-image weights giving every class (and the "tumour of another type" group) the same total weight."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    lookup = dict(zip(present.tolist(), weights.tolist()))
+    return np.array([lookup[int(label)] for label in labels], np.float32)
+
+
+def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0):
+    """A ``tf.data.Dataset`` of (image, {probabilities, tumour_map}, {their sample weights}).
+
+    In training, the image and its mask go through one geometric transform
+    together (the flips, rotation, zoom and shift of :func:`brain_cnn.data.pipeline.augmenter`);
+    the image alone then gets the appearance augmentation: brightness and
+    contrast, a random intensity curve for half the images, and scanner
+    effects (:func:`brain_cnn.data.pipeline.intensity_remap`, :func:`~brain_cnn.data.pipeline.scanner_augment`).
+    """
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+
+    columns = (pairs.images, pairs.masks, targets(pairs.labels, CLASSES),
+               class_weights(pairs.labels) if training else np.ones(len(pairs.labels), np.float32),
+               pairs.known.astype(np.float32))
+    data = tf.data.Dataset.from_tensor_slices(columns).cache()
+    if training:
+        data = data.shuffle(len(pairs.labels), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size)
+    geometry = keras.Sequential([layer for layer in augmenter(seed).layers
+                                 if not isinstance(layer, (layers.RandomBrightness, layers.RandomContrast))])
+    appearance = keras.Sequential([layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
+                                   layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 5)])
+    half = layers.AveragePooling2D(2)
+
+    def arrange(image, mask, target, weight, known):
+        image, mask = tf.cast(image, tf.float32), tf.cast(mask, tf.float32)
+        if training:
+            both = geometry(tf.concat([image, mask], axis=-1), training=True)
+            image, mask = both[..., :1], both[..., 1:]
+            image = tf.clip_by_value(appearance(image, training=True), 0.0, 255.0)
+            image = scanner_augment(intensity_remap(image, seed), seed)
+        return (image, {PROBABILITIES: target, TUMOUR_MAP: half(mask) / 255.0},
+                {PROBABILITIES: weight, TUMOUR_MAP: known})
+
+    return data.map(arrange, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _compile(model, learning_rate: float):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss={PROBABILITIES: "categorical_crossentropy", TUMOUR_MAP: tumour_map_loss},
+                  metrics={PROBABILITIES: ["accuracy"]})
+
+
+def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image_size: int = 128, width: int = 24,
+                      batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
+                      max_steps: int | None = None) -> Path:
+    """Train the two-output network on the recipe's sources; resumable; returns the folder.
+
+    Writes ``model.keras`` (the best epoch by validation loss), ``split.json``
+    (every split made, per data set), ``history.csv`` and ``recipe.json``.
+    """
+    import keras
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    started = time.perf_counter()
+    splits, record = training_samples(data, seed)
+    (out / "split.json").write_text(json.dumps(record))
+    decoded = {name: decode_pairs(samples, image_size) for name, samples in splits.items()}
+    for name, pairs in decoded.items():
+        by_source = {s: pairs.sources.count(s) for s in sorted(set(pairs.sources))}
+        print(f"{name}: {len(pairs.labels)} images {by_source}; masks known for {int(pairs.known.sum())}; "
+              f"{len(pairs.unreadable)} unreadable", flush=True)
+    print(f"decoded in {time.perf_counter() - started:.0f} s", flush=True)
+    recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
+              "seed": seed, "classes": CLASSES, "epochs": epochs,
+              "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))}}
+    (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
+    model = build_segmenter(len(CLASSES), image_size, width)
+    _compile(model, learning_rate)
+    train_data = make_pair_dataset(decoded["train"], batch_size, True, seed)
+    validation = make_pair_dataset(decoded["validation"], batch_size, False)
+    if max_steps:  # smoke tests
+        train_data, validation = train_data.take(max_steps), validation.take(max_steps)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=3, min_lr=1e-5),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+    ]
+    model.fit(train_data, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m brain_cnn.training.tumour_maps", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="../shared/data", help="the folder holding the public data sets")
+    parser.add_argument("--out", required=True, help="run folder (an interrupted run there resumes)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--width", type=int, default=24)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
+                      args.learning_rate, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from brain_cnn.data.masks import prepare_pair
+from brain_cnn.model.tumour_maps import PROBABILITIES, TUMOUR_MAP
+from brain_cnn.training.tumour_maps import DecodedPairs, class_weights, make_pair_dataset, train_tumour_maps
+
+from conftest import phantom
+
+pytestmark = pytest.mark.slow
+
+
+def pairs(count: int = 8, size: int = 64) -> DecodedPairs:
+    """Phantoms with a lesion (and its mask) or without; half the tumour masks unknown."""
+    images, masks = [], []
+    for i in range(count):
+        grey = phantom(96, seed=i)
+        truth = np.zeros_like(grey)
+        if i % 2 == 0:
+            grey[30:54, 44:68] = 245  # a tumour the size of a large meningioma
+            truth[30:54, 44:68] = 255
+        image, mask = prepare_pair(grey, truth, size)
+        images.append(image)
+        masks.append(mask)
+    labels = np.array([0 if i % 2 == 0 else 2 for i in range(count)], np.int32)
+    known = np.array([i % 4 != 0 for i in range(count)])
+    return DecodedPairs(np.stack(images), np.stack(masks), labels, known, ["s"] * count,
+                        [f"f{i}" for i in range(count)], [])
+
+
+def test_augmented_image_and_mask_stay_aligned_and_unknown_masks_weigh_nothing():
+    data = make_pair_dataset(pairs(), batch_size=8, training=True, seed=3)
+    image, target, weight = next(iter(data))
+    image, mask = np.asarray(image), np.asarray(target[TUMOUR_MAP])
+    assert mask.shape == (8, 32, 32, 1) and 0 <= mask.min() and mask.max() <= 1
+    half = image.reshape(8, 32, 2, 32, 2, 1).mean(axis=(2, 4))
+    checked = 0
+    for i in range(8):  # the lesion is still where its mask is, after the shared geometric transform
+        inside, outside = half[i][mask[i] > 0.9], half[i][mask[i] < 0.1]
+        if len(inside) > 3:
+            # The lesion is one grey level: whatever intensity curve the image got, the masked pixels stay alike,
+            # which a mask shifted onto brain, skull and background would not.
+            assert inside.std() < 8 and abs(inside.mean() - outside.mean()) > 10
+            checked += 1
+    assert checked >= 2
+    assert sorted(np.asarray(weight[TUMOUR_MAP]).tolist()) == [0, 0, 1, 1, 1, 1, 1, 1]  # shuffled
+    assert np.asarray(weight[PROBABILITIES]).min() > 0
+
+
+def test_class_weights_balance_the_classes():
+    weights = class_weights(np.array([0, 0, 0, 2, -1]))
+    assert weights[:3].sum() == pytest.approx(weights[3]) == pytest.approx(weights[4])
+
+
+def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
+    import keras
+
+    import brain_cnn.training.tumour_maps as segmentation
+
+    train, validation = pairs(8), pairs(4)
+    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed: ({"train": [], "validation": []}, {}))
+    decoded = iter([train, validation])
+    monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
+    out = train_tumour_maps(tmp_path, tmp_path / "run", epochs=1, image_size=64, width=8, batch_size=4)
+    model = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
+    assert model(np.zeros((1, 64, 64, 1), np.float32))[TUMOUR_MAP].shape == (1, 32, 32, 1)
+    assert (out / "history.csv").is_file() and (out / "recipe.json").is_file()
