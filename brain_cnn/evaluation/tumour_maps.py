@@ -1,0 +1,175 @@
+"""What a tumour-map network (:mod:`brain_cnn.model.tumour_maps`) finds on images it never trained on.
+
+Figures, each on held-out data only (the run's ``split.json`` says what it trained and validated on):
+
+* **Dice** of the map (upsampled to the input, above 0.5) against the expert
+  mask, per image, on the 4-class set's official ``Testing`` images that
+  have a mask and on the LGG test patients' tumour slices; the mean over
+  images, and the share of maps whose peak lies inside the tumour;
+* **tumour vs no tumour** (the call: the top class is not "no tumour"; the
+  score for the ROC: 1 - P(no tumour)) on the yes/no set, the 44-class test
+  split by sequence, and the LGG test patients by sequence (their tumour-free
+  slices stand in for normal scans: they come from tumour patients);
+* **4-class accuracy** on the official test images with no copy of any kind
+  among the 4-class images it trained or validated on, beside all of them.
+
+``python -m brain_cnn.evaluation.tumour_maps runs/tumour-maps`` writes
+``tumour_maps.json`` in the run folder and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brain_cnn.data.dataset import Sample, discover
+from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
+from brain_cnn.data.leakage import files_with_copies, hash_samples
+from brain_cnn.data.masks import mask_folder, mask_status
+from brain_cnn.evaluation.screening import group_screening
+from brain_cnn.files import read_json, write_json
+from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
+from brain_cnn.scan.sequences import sequence_of
+from brain_cnn.training.tumour_maps import PairSample, decode_pairs
+
+__all__ = ["dice", "map_scores", "measure_tumour_maps"]
+
+NOTUMOR = CLASSES.index("notumor")
+
+
+def dice(truth: np.ndarray, found: np.ndarray) -> float:
+    """Dice overlap of two boolean masks; 1.0 when both are empty (a correct "nothing here")."""
+    total = truth.sum() + found.sum()
+    return 1.0 if total == 0 else float(2 * (truth & found).sum() / total)
+
+
+def _predict(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    probabilities, maps = [], []
+    for start in range(0, len(images), batch_size):
+        out = model(images[start : start + batch_size].astype(np.float32), training=False)
+        probabilities.append(np.asarray(out[PROBABILITIES]))
+        maps.append(np.asarray(out[TUMOUR_MAP]))
+    return np.concatenate(probabilities), np.concatenate(maps)
+
+
+def map_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
+    """Mean Dice and the share of peaks inside the tumour, over images whose mask is not empty."""
+    import cv2
+
+    side = masks.shape[1]
+    dices, inside = [], []
+    for found, truth in zip(maps[..., 0], masks[..., 0] > 127):
+        if not truth.any():
+            continue
+        full = cv2.resize(found, (side, side), interpolation=cv2.INTER_LINEAR)
+        dices.append(dice(truth, full > 0.5))
+        inside.append(bool(truth.flat[int(np.argmax(full))]))
+    return {"images": len(dices), "mean_dice": round(float(np.mean(dices)), 4) if dices else None,
+            "median_dice": round(float(np.median(dices)), 4) if dices else None,
+            "peak_inside": round(float(np.mean(inside)), 4) if inside else None,
+            "dice_counted": "per image with a non-empty expert mask; the map above 0.5, upsampled to the input"}
+
+
+def _pairs(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
+    mapping, masks = bundled_label_map(root), mask_folder(root)
+    out = []
+    for sample in samples:
+        target = mapping.target(sample.label, CLASSES)
+        if target.kind not in (TUMOUR, NO_TUMOUR):
+            continue
+        status, found = mask_status(masks, sample.path, target.kind == NO_TUMOUR)
+        label = CLASSES.index(target.model_class) if target.model_class else -1
+        out.append(PairSample(str(root), sample.path, label, status, str(found) if found else None, source))
+    return out
+
+
+def _screening(pairs: list[PairSample], probabilities: np.ndarray, by_sequence: bool) -> dict[str, Any]:
+    kinds = np.array([NO_TUMOUR if p.label == NOTUMOR else TUMOUR for p in pairs])
+    called = probabilities.argmax(1) != NOTUMOR
+    score = 1 - probabilities[:, NOTUMOR]
+    result = {"overall": group_screening(kinds, called, score)}
+    if by_sequence:
+        sequences = np.array([sequence_of(Path(p.path).parent.name) or "unstated" for p in pairs])
+        result["by_sequence"] = {s: group_screening(kinds[sequences == s], called[sequences == s],
+                                                    score[sequences == s]) for s in sorted(set(sequences))}
+    return result
+
+
+def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") -> dict[str, Any]:
+    """Measure a run folder's ``model.keras`` on the held-out data; writes and returns ``tumour_maps.json``."""
+    import keras
+
+    run, data = Path(run), Path(data)
+    model = keras.saving.load_model(run / "model.keras", compile=False, safe_mode=True)
+    size = int(model.inputs[0].shape[1])
+    record = read_json(run / "split.json")
+    report: dict[str, Any] = {"model": str(run / "model.keras"), "image_size": size}
+
+    four = discover(data / "brain-tumor-mri")
+    test = _pairs(four.root, four.splits["test"], "brain-tumor-mri")
+    decoded = decode_pairs(test, size)
+    probabilities, maps = _predict(model, decoded.images)
+    with_mask = np.array([p.status == "mask" for p in test])
+    report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
+    seen = [Sample(f, "") for split in ("train", "validation") for f in record["brain-tumor-mri"].get(split, [])]
+    copies = files_with_copies(hash_samples(four.root, [Sample(p.path, "") for p in test]), hash_samples(four.root, seen))
+    unseen = np.array([p.path not in copies for p in test])
+    right = probabilities.argmax(1) == decoded.labels
+    report["official_test_accuracy"] = {"all": round(float(right.mean()), 4), "images": len(test),
+                                        "unseen": round(float(right[unseen].mean()), 4) if unseen.any() else None,
+                                        "unseen_images": int(unseen.sum())}
+
+    lgg = discover(data / "brain-tumor-lgg")
+    held = set(record["brain-tumor-lgg"]["test"])
+    lgg_test = _pairs(lgg.root, [s for s in lgg.splits["all"] if s.path in held], "brain-tumor-lgg")
+    decoded = decode_pairs(lgg_test, size)
+    probabilities, maps = _predict(model, decoded.images)
+    report["lgg_test_masks"] = map_scores(maps, decoded.masks)
+    report["lgg_test_screening"] = _screening(lgg_test, probabilities, by_sequence=True)
+
+    yes_no = discover(data / "brain-tumor-yes-no")
+    pairs = _pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no")
+    report["yes_no_screening"] = _screening(pairs, _predict(model, decode_pairs(pairs, size).images)[0], False)
+
+    c44 = discover(data / "brain-tumor-44c")
+    held = set(record["brain-tumor-44c"]["test"])
+    pairs = _pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c")
+    report["c44_test_screening"] = _screening(pairs, _predict(model, decode_pairs(pairs, size).images)[0], True)
+    write_json(run / "tumour_maps.json", report)
+    return report
+
+
+def _line(name: str, group: dict[str, Any]) -> str:
+    pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+    return (f"  {name:<34} sensitivity {pct(group['sensitivity'])} ({group['tumour']} tumours), specificity "
+            f"{pct(group['specificity'])} ({group['no_tumour']} normals), AUC {group['roc_auc']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m brain_cnn.evaluation.tumour_maps",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="the run folder (model.keras and split.json)")
+    parser.add_argument("--data", default="../shared/data", help="the folder holding the public data sets")
+    args = parser.parse_args(argv)
+    report = measure_tumour_maps(args.run, args.data)
+    for name in ("official_test_masks", "lgg_test_masks"):
+        scores = report[name]
+        print(f"{name}: {scores['images']} images, mean Dice {scores['mean_dice']}, median {scores['median_dice']}, "
+              f"peak inside the tumour {scores['peak_inside']}")
+    accuracy = report["official_test_accuracy"]
+    print(f"official test accuracy: {accuracy['unseen']} on the {accuracy['unseen_images']} unseen, "
+          f"{accuracy['all']} on all {accuracy['images']}")
+    for name in ("yes_no_screening", "c44_test_screening", "lgg_test_screening"):
+        print(name)
+        print(_line("all", report[name]["overall"]))
+        for sequence, group in report[name].get("by_sequence", {}).items():
+            print(_line(sequence, group))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
