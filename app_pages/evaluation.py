@@ -83,9 +83,9 @@ columns[3].metric("Calibration error (ECE)" + (" (all)" if beside else ""), f"{s
                   help=f"after temperature scaling (T = {report.get('temperature', 1.0)}); before: {before:.4f}")
 screen = shown.get("screening")
 if screen and screen["sensitivity"] is not None:
-    columns[4].metric("Tumour sensitivity", f"{screen['sensitivity']:.2%}",
+    columns[4].metric("Tumour sensitivity", dashboards.share(screen["true_positive"], screen["false_negative"]),
                       help=f"{screen['false_negative']} tumour scans called no tumour")
-    columns[5].metric("Tumour specificity", f"{screen['specificity']:.2%}",
+    columns[5].metric("Tumour specificity", dashboards.share(screen["true_negative"], screen["false_positive"]),
                       help=f"{screen['false_positive']} no-tumour scans called tumour")
 
 gate = split.get("gate")

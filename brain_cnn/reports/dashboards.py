@@ -21,6 +21,7 @@ __all__ = [
     "per_class_rows",
     "pointing_by_class",
     "slice_profile_figure",
+    "share",
 ]
 
 # Plotly's first two default colours: a run's train and validation curves, the same in both runs of a fine-tune.
@@ -169,3 +170,15 @@ def slice_profile_figure(case, selected: int | None = None) -> go.Figure:
     figure.update_layout(**{**_LAYOUT, "height": 300}, title="Class probability per slice",
                          xaxis_title="slice", yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"))
     return figure
+
+
+# Below this many images a percentage hides how little it rests on: "2 of 2" says it.
+FEW = 20
+
+
+def share(right: int, wrong: int) -> str:
+    """A rate for a metric tile: a percentage, or "k of n" when it rests on fewer than :data:`FEW` images."""
+    total = right + wrong
+    if not total:
+        return "n/a"
+    return f"{right} of {total}" if total < FEW else f"{right / total:.2%}"

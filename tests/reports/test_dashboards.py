@@ -69,3 +69,11 @@ def test_removal_table_has_a_row_per_tumour_type_and_one_for_all():
     assert rows[0] == {"tumour type": "glioma", "images": 3, "same call, intact": 1.0, "tumour painted out": 0.67,
                        "same box painted out elsewhere": 1.0}
     assert rows[1]["same box painted out elsewhere"] is None
+
+
+def test_a_rate_on_few_images_says_how_few():
+    from brain_cnn.reports.dashboards import share
+
+    assert share(2, 0) == "2 of 2"
+    assert share(331, 4) == "98.81%"
+    assert share(0, 0) == "n/a"
