@@ -29,6 +29,9 @@ def pairs(count: int = 8, size: int = 64) -> DecodedPairs:
 
 
 def test_augmented_image_and_mask_stay_aligned_and_unknown_masks_weigh_nothing():
+    import keras
+
+    keras.utils.set_random_seed(3)
     data = make_pair_dataset(pairs(), batch_size=8, training=True, seed=3)
     image, target, weight = next(iter(data))
     image, mask = np.asarray(image), np.asarray(target[TUMOUR_MAP])
@@ -40,7 +43,7 @@ def test_augmented_image_and_mask_stay_aligned_and_unknown_masks_weigh_nothing()
         if len(inside) > 3:
             # The lesion is one grey level: whatever intensity curve the image got, the masked pixels stay alike,
             # which a mask shifted onto brain, skull and background would not.
-            assert inside.std() < 8 and abs(inside.mean() - outside.mean()) > 10
+            assert inside.std() < 0.3 * half[i].std() and abs(inside.mean() - outside.mean()) > 10
             checked += 1
     assert checked >= 2
     assert sorted(np.asarray(weight[TUMOUR_MAP]).tolist()) == [0, 0, 1, 1, 1, 1, 1, 1]  # shuffled
