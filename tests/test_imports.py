@@ -99,3 +99,9 @@ def test_only_app_support_imports_streamlit():
                              for a in n.names)
                          for n in ast.walk(ast.parse(path.read_text())))}
     assert graph_free == {"brain_cnn.app_support"}
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test modules by their file name (no packages under tests/): two alike break collection."""
+    names = [p.name for p in (PROJECT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
