@@ -15,30 +15,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from app_server import ROOT, app_server, load  # beside this script
 from machine import describe  # benchmarks/machine.py, beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 from brain_cnn.explain.explainer import QUICK_METHOD  # noqa: E402  (the overlay's caption names it)
 
 CALL = "text=/Tumour suspected|No tumour seen|Cannot assess|Most likely/"
-
-
-def load() -> str:
-    """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def scan(seed: int) -> bytes:
@@ -61,48 +52,33 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    env = {**os.environ, "BRAIN_CNN_MODELS": args.model_dir, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "BRAIN_CNN_AUDIT": str(Path(tempfile.mkdtemp()) / "audit.jsonl")}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{args.port}"
     before = load()
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as playwright, tempfile.TemporaryDirectory() as folder:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
-            page.set_default_timeout(120_000)
-            timings = []
-            for i in range(args.repeats + 1):  # the first loads the model and is reported apart
-                page.goto(url)
-                page.get_by_text("Upload a scan to see").wait_for()
-                path = Path(folder) / f"scan-{i}.png"
-                data = scan(i)
-                path.write_bytes(data)
-                started = time.perf_counter()
-                page.locator("input[type=file]").set_input_files(str(path))
-                page.get_by_text(f"Input SHA-256 {hashlib.sha256(data).hexdigest()[:16]}").wait_for()
-                page.locator(CALL).first.wait_for()
-                page.get_by_text(f"{QUICK_METHOD} for").wait_for()
-                timings.append(time.perf_counter() - started)
-            browser.close()
-        print(f"machine: {describe()}")
-        print(f"load average (1, 5, 15 min): {before} before, {load()} after")
-        print(f"first upload (model loading included): {timings[0]:.2f} s")
-        print(f"upload to visible call and {QUICK_METHOD} map: median {statistics.median(timings[1:]):.2f} s, "
-              f"max {max(timings[1:]):.2f} s over {args.repeats} uploads")
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
+    with app_server(args.port, args.model_dir), sync_playwright() as playwright, \
+            tempfile.TemporaryDirectory() as folder:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        timings = []
+        for i in range(args.repeats + 1):  # the first loads the model and is reported apart
+            page.goto(url)
+            page.get_by_text("Upload a scan to see").wait_for()
+            path = Path(folder) / f"scan-{i}.png"
+            data = scan(i)
+            path.write_bytes(data)
+            started = time.perf_counter()
+            page.locator("input[type=file]").set_input_files(str(path))
+            page.get_by_text(f"Input SHA-256 {hashlib.sha256(data).hexdigest()[:16]}").wait_for()
+            page.locator(CALL).first.wait_for()
+            page.get_by_text(f"{QUICK_METHOD} for").wait_for()
+            timings.append(time.perf_counter() - started)
+        browser.close()
+    print(f"machine: {describe()}")
+    print(f"load average (1, 5, 15 min): {before} before, {load()} after")
+    print(f"first upload (model loading included): {timings[0]:.2f} s")
+    print(f"upload to visible call and {QUICK_METHOD} map: median {statistics.median(timings[1:]):.2f} s, "
+          f"max {max(timings[1:]):.2f} s over {args.repeats} uploads")
 
 if __name__ == "__main__":
     main()

@@ -27,25 +27,17 @@ import asyncio
 import hashlib
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from app_server import ROOT, app_server, load  # beside this script
 from machine import describe  # benchmarks/machine.py, beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 from brain_cnn.explain.explainer import QUICK_METHOD  # noqa: E402
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def peak_memory(pid: int) -> float:
@@ -155,25 +147,10 @@ def main() -> None:
     agree = sum(assess(predictor, p.read_bytes(), p.name).slices[0].label == labels[p.name] for p in slices)
     del predictor
 
-    env = {**os.environ, "BRAIN_CNN_MODELS": args.model_dir, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "BRAIN_CNN_AUDIT": str(Path(tempfile.mkdtemp()) / "audit.jsonl")}
     before = load()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        results = asyncio.run(run(url, rounds, expected, server.pid))
+    with app_server(args.port, args.model_dir) as server:
+        results = asyncio.run(run(f"http://127.0.0.1:{args.port}", rounds, expected, server.pid))
         memory = peak_memory(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     warm = results["warm"]
     print(f"machine: {describe()}")

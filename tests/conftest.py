@@ -146,6 +146,18 @@ def write_slices(folder, heads: dict[str, list[int]], copies: bool = False, seed
                 (folder / label / f"img_{k:03d}_c.jpg").write_bytes(encode(grey, "JPEG", quality=80))
 
 
+def brightness_network(weights):
+    """Softmax over classes scored by the mean brightness of the whole input times ``weights``."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((40, 40, 1))
+    pooled = layers.GlobalAveragePooling2D()(inputs)
+    outputs = layers.Dense(len(weights), activation="softmax",
+                           kernel_initializer=keras.initializers.Constant([weights]))(pooled)
+    return keras.Model(inputs, outputs)
+
+
 @pytest.fixture
 def split_dataset(tmp_path: Path) -> Path:
     """ROOT/Training and ROOT/Testing with a tumour and a no-tumour class."""

@@ -4,24 +4,14 @@ import pytest
 from brain_cnn.explain.occlusion import occlusion_map
 from experiments.occlusion_fills import FILLS, occlusion_fill
 
-
-def _brightness_network(weights):
-    """Softmax over classes scored by the mean brightness of the whole input times ``weights``."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input((40, 40, 1))
-    pooled = layers.GlobalAveragePooling2D()(inputs)
-    outputs = layers.Dense(len(weights), activation="softmax",
-                           kernel_initializer=keras.initializers.Constant([weights]))(pooled)
-    return keras.Model(inputs, outputs)
+from conftest import brightness_network
 
 
 @pytest.mark.parametrize("fill", FILLS)
 def test_occlusion_fill_decides_what_hiding_removes(fill):
     """On a flat grey slice with one bright square, a black or mean-grey patch removes the square's light;
     a blurred patch keeps most of it, so it points there less strongly than black does."""
-    model = _brightness_network([-0.01, 0.01])
+    model = brightness_network([-0.01, 0.01])
     image = np.full((40, 40), 100, np.uint8)
     image[16:24, 16:24] = 250
     heat = occlusion_map(model, image, 1, patch=0.2, stride=0.1, fill=occlusion_fill(image, fill, 8))

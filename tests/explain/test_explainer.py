@@ -9,7 +9,7 @@ from brain_cnn.explain.overlay import overlay_heatmap
 from brain_cnn.explain.queue import ExplanationQueue
 from brain_cnn.model.network import build_model
 
-from conftest import phantom
+from conftest import brightness_network, phantom
 
 
 @pytest.fixture(scope="module")
@@ -67,21 +67,9 @@ def test_occlusion_points_at_the_evidence_and_only_there():
     assert Explainer(keras.Model(inputs, outputs)).heatmap(image, 0, "Occlusion").max() == 0
 
 
-def _brightness_network(weights):
-    """Softmax over classes scored by the mean brightness of the whole input times ``weights``."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input((40, 40, 1))
-    pooled = layers.GlobalAveragePooling2D()(inputs)
-    outputs = layers.Dense(len(weights), activation="softmax",
-                           kernel_initializer=keras.initializers.Constant([weights]))(pooled)
-    return keras.Model(inputs, outputs)
-
-
 def test_occlusion_of_several_classes_scores_their_summed_probability():
     """Classes 1 and 2 both rise with brightness; together they are the 'tumour' the map explains."""
-    model = _brightness_network([-0.01, 0.005, 0.005])
+    model = brightness_network([-0.01, 0.005, 0.005])
     image = np.zeros((40, 40), np.uint8)
     image[4:12, 4:12] = 200
     together = occlusion_map(model, image, [1, 2], patch=0.2, stride=0.1)
@@ -148,7 +136,7 @@ def test_costly_methods_are_marked_and_the_quick_one_is_not():
 
 def test_occlusion_reports_its_progress_up_to_done():
     seen = []
-    occlusion_map(_brightness_network([-0.01, 0.01]), np.zeros((40, 40), np.uint8), 1, progress=seen.append)
+    occlusion_map(brightness_network([-0.01, 0.01]), np.zeros((40, 40), np.uint8), 1, progress=seen.append)
     assert seen == sorted(seen) and len(seen) > 2 and seen[-1] == 1.0
 
 
