@@ -238,21 +238,31 @@ def files_with_copies(query: ImageHashes, reference: ImageHashes, max_bits: int 
     return {f: kind for f, (_, _, kind) in found.items()}
 
 
+class _Groups:
+    """Union-find over any hashable keys: ``join`` two, ``find`` the representative of one."""
+
+    def __init__(self) -> None:
+        self._parent: dict = {}
+
+    def find(self, key):
+        parent = self._parent
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def join(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self._parent[max(ra, rb)] = min(ra, rb)
+
+
 def copy_groups(hashes: ImageHashes, max_bits: int = COPY_BITS) -> list[int]:
     """A group number for each image: images joined by a chain of copies share one."""
-    parent = list(range(len(hashes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    groups = _Groups()
     for pair in copy_pairs(hashes, None, max_bits):
-        a, b = root(pair.query), root(pair.reference)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return [root(i) for i in range(len(hashes))]
+        groups.join(pair.query, pair.reference)
+    return [groups.find(i) for i in range(len(hashes))]
 
 
 def _cases_file(root: Path) -> Path | None:
@@ -288,25 +298,13 @@ def split_groups(root: str | Path, samples: list[Sample], max_bits: int = COPY_B
     hashes = hash_samples(root, samples)
     numbers = copy_groups(hashes, max_bits)
     # Union of the two relations: a copy of any slice of a patient joins that patient's group.
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def join(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
+    groups = _Groups()
     for sample in samples:
-        join(sample.path, patients.get(sample.path, sample.path))
+        groups.join(sample.path, patients.get(sample.path, sample.path))
     by_number: dict[int, str] = {}
     for file, number in zip(hashes.files, numbers):
-        join(file, by_number.setdefault(number, file))
-    return {s.path: find(s.path) for s in samples}
+        groups.join(file, by_number.setdefault(number, file))
+    return {s.path: groups.find(s.path) for s in samples}
 
 
 def grouped_split(folder: DataFolder, seed: int = 42, validation_fraction: float = 0.1,
