@@ -11,7 +11,12 @@ Figures, each on held-out data only (the run's ``split.json`` says what it train
   split by sequence, and the LGG test patients by sequence (their tumour-free
   slices stand in for normal scans: they come from tumour patients);
 * **4-class accuracy** on the official test images with no copy of any kind
-  among the 4-class images it trained or validated on, beside all of them.
+  among the 4-class images it trained or validated on, beside all of them;
+* **the removal test** on the official test images with a mask: the tumour
+  painted out from its mask (filled from the tissue around it, Telea
+  inpainting), and a region of the same shape painted out elsewhere in the
+  brain: how often the tumour probability falls below 0.5, and how often the
+  call changes.
 
 ``python -m brain_cnn.evaluation.tumour_maps runs/tumour-maps`` writes
 ``tumour_maps.json`` in the run folder and prints the figures.
@@ -24,19 +29,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from brain_cnn.data.dataset import Sample, discover
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import files_with_copies, hash_samples
 from brain_cnn.data.masks import mask_folder, mask_status
+from brain_cnn.evaluation.explanations import brain_region
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import PairSample, decode_pairs
 
-__all__ = ["dice", "map_scores", "measure_tumour_maps"]
+__all__ = ["dice", "map_scores", "paint_out", "moved_region", "removal", "measure_tumour_maps"]
 
 NOTUMOR = CLASSES.index("notumor")
 
@@ -58,8 +65,6 @@ def _predict(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarra
 
 def map_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
     """Mean Dice and the share of peaks inside the tumour, over images whose mask is not empty."""
-    import cv2
-
     side = masks.shape[1]
     dices, inside = [], []
     for found, truth in zip(maps[..., 0], masks[..., 0] > 127):
@@ -72,6 +77,53 @@ def map_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
             "median_dice": round(float(np.median(dices)), 4) if dices else None,
             "peak_inside": round(float(np.mean(inside)), 4) if inside else None,
             "dice_counted": "per image with a non-empty expert mask; the map above 0.5, upsampled to the input"}
+
+
+def paint_out(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``image`` (S, S, 1) with ``region`` (S, S bool), grown by 2 pixels to take its rim, filled from around it."""
+    grown = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8))
+    return cv2.inpaint(np.ascontiguousarray(image[..., 0]), grown, 5, cv2.INPAINT_TELEA)[..., None]
+
+
+def moved_region(region: np.ndarray, brain: np.ndarray, rng: np.random.Generator, tries: int = 200) -> np.ndarray | None:
+    """``region`` shifted to a place inside ``brain`` clear of where it was; None if none is found."""
+    ys, xs = np.nonzero(region)
+    side = region.shape[0]
+    for _ in range(tries):
+        dy, dx = rng.integers(-side // 2, side // 2, size=2)
+        y, x = ys + dy, xs + dx
+        if y.min() < 0 or x.min() < 0 or y.max() >= side or x.max() >= side:
+            continue
+        moved = np.zeros_like(region)
+        moved[y, x] = True
+        if brain[moved].all() and not (moved & region).any():
+            return moved
+    return None
+
+
+def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """The removal test on images with a tumour mask; see the module docstring."""
+    rng = np.random.default_rng(seed)
+    intact, hidden, elsewhere = [], [], []
+    for image, mask in zip(images, masks[..., 0] > 127):
+        brain = brain_region(image[..., 0])
+        moved = moved_region(mask, brain, rng) if brain is not None and mask.any() else None
+        if moved is None:
+            continue
+        intact.append(image)
+        hidden.append(paint_out(image, mask))
+        elsewhere.append(paint_out(image, moved))
+    if not intact:
+        return {"images": 0}
+    before, after, control = (_predict(model, np.stack(batch))[0] for batch in (intact, hidden, elsewhere))
+    tumour_after = 1 - after[:, NOTUMOR]
+    return {"images": len(intact),
+            "tumour_probability_below_half_when_painted_out": round(float((tumour_after < 0.5).mean()), 4),
+            "call_changed_when_painted_out": round(float((after.argmax(1) != before.argmax(1)).mean()), 4),
+            "call_changed_when_elsewhere_painted_out": round(float((control.argmax(1) != before.argmax(1)).mean()), 4),
+            "skipped": len(images) - len(intact),
+            "method": "the mask grown by 2 px and filled by Telea inpainting; the control: the same shape moved "
+                      "to a random place inside the brain, clear of the tumour"}
 
 
 def _pairs(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
@@ -115,6 +167,7 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     probabilities, maps = _predict(model, decoded.images)
     with_mask = np.array([p.status == "mask" for p in test])
     report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
+    report["official_test_removal"] = removal(model, decoded.images[with_mask], decoded.masks[with_mask])
     seen = [Sample(f, "") for split in ("train", "validation") for f in record["brain-tumor-mri"].get(split, [])]
     copies = files_with_copies(hash_samples(four.root, [Sample(p.path, "") for p in test]), hash_samples(four.root, seen))
     unseen = np.array([p.path not in copies for p in test])
@@ -160,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         scores = report[name]
         print(f"{name}: {scores['images']} images, mean Dice {scores['mean_dice']}, median {scores['median_dice']}, "
               f"peak inside the tumour {scores['peak_inside']}")
+    gone = report["official_test_removal"]
+    print(f"removal test ({gone['images']} official test tumours): tumour probability below 0.5 with the tumour "
+          f"painted out {gone.get('tumour_probability_below_half_when_painted_out')}; calls changed by painting "
+          f"out the same shape elsewhere {gone.get('call_changed_when_elsewhere_painted_out')}")
     accuracy = report["official_test_accuracy"]
     print(f"official test accuracy: {accuracy['unseen']} on the {accuracy['unseen_images']} unseen, "
           f"{accuracy['all']} on all {accuracy['images']}")

@@ -39,3 +39,26 @@ def test_screening_calls_tumour_when_the_top_class_is_not_no_tumour():
     assert result["overall"]["sensitivity"] == pytest.approx(2 / 3, abs=1e-3)
     assert result["overall"]["specificity"] == 0.5
     assert set(result["by_sequence"]) == {"T1"}
+
+
+def test_painting_out_fills_the_region_from_around_it():
+    from brain_cnn.evaluation.tumour_maps import paint_out
+
+    image = np.full((32, 32, 1), 90, np.uint8)
+    image[10:16, 10:16] = 250
+    region = np.zeros((32, 32), bool)
+    region[10:16, 10:16] = True
+    filled = paint_out(image, region)
+    assert abs(int(filled[12, 12, 0]) - 90) < 10 and filled.shape == image.shape
+
+
+def test_a_moved_region_stays_in_the_brain_and_clear_of_the_tumour():
+    from brain_cnn.evaluation.tumour_maps import moved_region
+
+    brain = np.zeros((64, 64), bool)
+    brain[8:56, 8:56] = True
+    region = np.zeros_like(brain)
+    region[20:26, 30:34] = True
+    moved = moved_region(region, brain, np.random.default_rng(0))
+    assert moved.sum() == region.sum() and brain[moved].all() and not (moved & region).any()
+    assert moved_region(region, np.zeros_like(brain), np.random.default_rng(0)) is None
