@@ -155,6 +155,8 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     """Measure a run folder's ``model.keras`` on the held-out data; writes and returns ``tumour_maps.json``."""
     import keras
 
+    import brain_cnn.model.layers  # noqa: F401  (registers MaskedPooling, which loading needs)
+
     run, data = Path(run), Path(data)
     model = keras.saving.load_model(run / "model.keras", compile=False, safe_mode=True)
     size = int(model.inputs[0].shape[1])
