@@ -34,7 +34,7 @@ import numpy as np
 
 from brain_cnn.data.dataset import Sample, discover
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
-from brain_cnn.data.leakage import files_with_copies, hash_samples
+from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_samples
 from brain_cnn.data.masks import mask_folder, mask_status
 from brain_cnn.evaluation.explanations import brain_region
 from brain_cnn.evaluation.screening import group_screening
@@ -139,16 +139,36 @@ def _pairs(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
     return out
 
 
-def _screening(pairs: list[PairSample], probabilities: np.ndarray, by_sequence: bool) -> dict[str, Any]:
-    kinds = np.array([NO_TUMOUR if p.label == NOTUMOR else TUMOUR for p in pairs])
-    called = probabilities.argmax(1) != NOTUMOR
-    score = 1 - probabilities[:, NOTUMOR]
-    result = {"overall": group_screening(kinds, called, score)}
+def _screening(decoded, probabilities: np.ndarray, by_sequence: bool,
+               keep: np.ndarray | None = None) -> dict[str, Any]:
+    """Tumour vs no tumour on the decoded images (``keep``: those to count), overall and per sequence."""
+    keep = np.ones(len(decoded.labels), bool) if keep is None else keep
+    kinds = np.where(decoded.labels == NOTUMOR, NO_TUMOUR, TUMOUR)[keep]
+    called = (probabilities.argmax(1) != NOTUMOR)[keep]
+    score = (1 - probabilities[:, NOTUMOR])[keep]
+    result = {"overall": group_screening(kinds, called, score), "left_out_as_copies": int((~keep).sum())}
     if by_sequence:
-        sequences = np.array([sequence_of(Path(p.path).parent.name) or "unstated" for p in pairs])
+        folders = [Path(f).parent.name for f in decoded.files]
+        sequences = np.array([sequence_of(folder) or "unstated" for folder in folders])[keep]
         result["by_sequence"] = {s: group_screening(kinds[sequences == s], called[sequences == s],
                                                     score[sequences == s]) for s in sorted(set(sequences))}
     return result
+
+
+def _seen(record: dict[str, Any], data: Path) -> ImageHashes:
+    """Hashes of every image the run trained or validated on (the record of its ``split.json``)."""
+    parts = [(data / "brain-tumor-mri", record["brain-tumor-mri"], ("train", "validation")),
+             (data / "brain-tumor-lgg", record["brain-tumor-lgg"], ("train", "validation")),
+             (data / "brain-tumor-44c", record["brain-tumor-44c"], ("train",))]
+    return ImageHashes.merge(hash_samples(root, [Sample(f, "") for split in splits for f in files.get(split, [])])
+                             for root, files, splits in parts)
+
+
+def _unseen(root: Path, decoded, seen: ImageHashes) -> np.ndarray:
+    """Which decoded images (files named "<source>/<path>") have no copy of any kind in ``seen``."""
+    paths = [f.split("/", 1)[1] for f in decoded.files]
+    copies = files_with_copies(hash_samples(root, [Sample(path, "") for path in paths]), seen)
+    return np.array([path not in copies for path in paths])
 
 
 def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") -> dict[str, Any]:
@@ -184,16 +204,19 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     decoded = decode_pairs(lgg_test, size)
     probabilities, maps = _predict(model, decoded.images)
     report["lgg_test_masks"] = map_scores(maps, decoded.masks)
-    report["lgg_test_screening"] = _screening(lgg_test, probabilities, by_sequence=True)
+    report["lgg_test_screening"] = _screening(decoded, probabilities, by_sequence=True)
 
+    # The other held-out sources share images with the training sources: count only those with no copy there.
+    seen = _seen(record, data)
     yes_no = discover(data / "brain-tumor-yes-no")
-    pairs = _pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no")
-    report["yes_no_screening"] = _screening(pairs, _predict(model, decode_pairs(pairs, size).images)[0], False)
-
+    decoded = decode_pairs(_pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no"), size)
+    report["yes_no_screening"] = _screening(decoded, _predict(model, decoded.images)[0], False,
+                                            _unseen(yes_no.root, decoded, seen))
     c44 = discover(data / "brain-tumor-44c")
     held = set(record["brain-tumor-44c"]["test"])
-    pairs = _pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c")
-    report["c44_test_screening"] = _screening(pairs, _predict(model, decode_pairs(pairs, size).images)[0], True)
+    decoded = decode_pairs(_pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c"), size)
+    report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images)[0], True,
+                                              _unseen(c44.root, decoded, seen))
     write_json(run / "tumour_maps.json", report)
     return report
 
@@ -223,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"official test accuracy: {accuracy['unseen']} on the {accuracy['unseen_images']} unseen, "
           f"{accuracy['all']} on all {accuracy['images']}")
     for name in ("yes_no_screening", "c44_test_screening", "lgg_test_screening"):
-        print(name)
+        print(f"{name} ({report[name]['left_out_as_copies']} images left out as copies of training images)")
         print(_line("all", report[name]["overall"]))
         for sequence, group in report[name].get("by_sequence", {}).items():
             print(_line(sequence, group))

@@ -3,7 +3,7 @@ import pytest
 
 from brain_cnn.evaluation.tumour_maps import _screening, dice, map_scores
 from brain_cnn.model.tumour_maps import CLASSES
-from brain_cnn.training.tumour_maps import PairSample
+from brain_cnn.training.tumour_maps import DecodedPairs
 
 
 def test_dice_counts_overlap_and_an_empty_pair_as_agreement():
@@ -32,13 +32,15 @@ def test_map_scores_upsample_the_half_resolution_map_and_skip_empty_truths():
 
 def test_screening_calls_tumour_when_the_top_class_is_not_no_tumour():
     normal, glioma = CLASSES.index("notumor"), CLASSES.index("glioma")
-    pairs = [PairSample("r", f"glioma T1/{i}.jpg", glioma, "mask", None, "s") for i in range(3)]
-    pairs += [PairSample("r", f"no tumour T1/{i}.jpg", normal, "empty", None, "s") for i in range(2)]
-    probabilities = np.eye(4)[[glioma, glioma, normal, normal, glioma]]
-    result = _screening(pairs, probabilities, by_sequence=True)
+    files = [f"s/glioma T1/{i}.jpg" for i in range(3)] + [f"s/no tumour T2/{i}.jpg" for i in range(3)]
+    decoded = DecodedPairs(np.zeros((6, 8, 8, 1), np.uint8), np.zeros((6, 8, 8, 1), np.uint8),
+                           np.array([glioma] * 3 + [normal] * 3), np.ones(6, bool), ["s"] * 6, files, [])
+    probabilities = np.eye(4)[[glioma, glioma, normal, normal, glioma, glioma]]
+    keep = np.array([True] * 5 + [False])  # the last is a copy of a training image
+    result = _screening(decoded, probabilities, by_sequence=True, keep=keep)
     assert result["overall"]["sensitivity"] == pytest.approx(2 / 3, abs=1e-3)
-    assert result["overall"]["specificity"] == 0.5
-    assert set(result["by_sequence"]) == {"T1"}
+    assert result["overall"]["specificity"] == 0.5 and result["left_out_as_copies"] == 1
+    assert set(result["by_sequence"]) == {"T1", "T2"}
 
 
 def test_painting_out_fills_the_region_from_around_it():
