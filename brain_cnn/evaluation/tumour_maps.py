@@ -184,17 +184,15 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     report: dict[str, Any] = {"model": str(run / "model.keras"), "image_size": size}
 
     four = discover(data / "brain-tumor-mri")
-    test = _pairs(four.root, four.splits["test"], "brain-tumor-mri")
-    decoded = decode_pairs(test, size)
+    decoded = decode_pairs(_pairs(four.root, four.splits["test"], "brain-tumor-mri"), size)
     probabilities, maps = _predict(model, decoded.images)
-    with_mask = np.array([p.status == "mask" for p in test])
+    with_mask = decoded.known & (decoded.labels != NOTUMOR)  # a tumour's mask is known only from its file
     report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
     report["official_test_removal"] = removal(model, decoded.images[with_mask], decoded.masks[with_mask])
-    seen = [Sample(f, "") for split in ("train", "validation") for f in record["brain-tumor-mri"].get(split, [])]
-    copies = files_with_copies(hash_samples(four.root, [Sample(p.path, "") for p in test]), hash_samples(four.root, seen))
-    unseen = np.array([p.path not in copies for p in test])
+    seen = _seen(record, data)  # every image it trained or validated on, of every source
+    unseen = _unseen(four.root, decoded, seen)
     right = probabilities.argmax(1) == decoded.labels
-    report["official_test_accuracy"] = {"all": round(float(right.mean()), 4), "images": len(test),
+    report["official_test_accuracy"] = {"all": round(float(right.mean()), 4), "images": len(right),
                                         "unseen": round(float(right[unseen].mean()), 4) if unseen.any() else None,
                                         "unseen_images": int(unseen.sum())}
 
@@ -207,7 +205,6 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     report["lgg_test_screening"] = _screening(decoded, probabilities, by_sequence=True)
 
     # The other held-out sources share images with the training sources: count only those with no copy there.
-    seen = _seen(record, data)
     yes_no = discover(data / "brain-tumor-yes-no")
     decoded = decode_pairs(_pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no"), size)
     report["yes_no_screening"] = _screening(decoded, _predict(model, decoded.images)[0], False,
