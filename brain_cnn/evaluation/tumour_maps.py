@@ -115,9 +115,14 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict
         elsewhere.append(paint_out(image, moved))
     if not intact:
         return {"images": 0}
-    before, after, control = (_predict(model, np.stack(batch))[0] for batch in (intact, hidden, elsewhere))
+    (before, map_before), (after, map_after), (control, map_control) = (
+        _predict(model, np.stack(batch)) for batch in (intact, hidden, elsewhere))
     tumour_after = 1 - after[:, NOTUMOR]
+    peak_before, peak_after, peak_control = (m.max(axis=(1, 2, 3)) > 0.5 for m in (map_before, map_after, map_control))
     return {"images": len(intact),
+            "map_peak_rule": {
+                "below_half_when_painted_out": round(float((~peak_after).mean()), 4),
+                "call_changed_when_elsewhere_painted_out": round(float((peak_control != peak_before).mean()), 4)},
             "tumour_probability_below_half_when_painted_out": round(float((tumour_after < 0.5).mean()), 4),
             "call_changed_when_painted_out": round(float((after.argmax(1) != before.argmax(1)).mean()), 4),
             "call_changed_when_elsewhere_painted_out": round(float((control.argmax(1) != before.argmax(1)).mean()), 4),
@@ -139,14 +144,22 @@ def _pairs(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
     return out
 
 
-def _screening(decoded, probabilities: np.ndarray, by_sequence: bool,
+def _screening(decoded, outputs: tuple[np.ndarray, np.ndarray], by_sequence: bool,
                keep: np.ndarray | None = None) -> dict[str, Any]:
-    """Tumour vs no tumour on the decoded images (``keep``: those to count), overall and per sequence."""
+    """Tumour vs no tumour on the decoded images (``keep``: those to count), overall and per sequence.
+
+    Two decision rules: the class head's (tumour when the top class is not "no
+    tumour") and, under ``map_peak_rule``, the map's alone (tumour when the
+    map's peak is above 0.5; the peak is the score).
+    """
+    probabilities, maps = outputs
     keep = np.ones(len(decoded.labels), bool) if keep is None else keep
     kinds = np.where(decoded.labels == NOTUMOR, NO_TUMOUR, TUMOUR)[keep]
     called = (probabilities.argmax(1) != NOTUMOR)[keep]
     score = (1 - probabilities[:, NOTUMOR])[keep]
-    result = {"overall": group_screening(kinds, called, score), "left_out_as_copies": int((~keep).sum())}
+    peak = maps.max(axis=(1, 2, 3))[keep]
+    result = {"overall": group_screening(kinds, called, score), "left_out_as_copies": int((~keep).sum()),
+              "map_peak_rule": group_screening(kinds, peak > 0.5, peak)}
     if by_sequence:
         folders = [Path(f).parent.name for f in decoded.files]
         sequences = np.array([sequence_of(folder) or "unstated" for folder in folders])[keep]
@@ -202,17 +215,17 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     decoded = decode_pairs(lgg_test, size)
     probabilities, maps = _predict(model, decoded.images)
     report["lgg_test_masks"] = map_scores(maps, decoded.masks)
-    report["lgg_test_screening"] = _screening(decoded, probabilities, by_sequence=True)
+    report["lgg_test_screening"] = _screening(decoded, (probabilities, maps), by_sequence=True)
 
     # The other held-out sources share images with the training sources: count only those with no copy there.
     yes_no = discover(data / "brain-tumor-yes-no")
     decoded = decode_pairs(_pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no"), size)
-    report["yes_no_screening"] = _screening(decoded, _predict(model, decoded.images)[0], False,
+    report["yes_no_screening"] = _screening(decoded, _predict(model, decoded.images), False,
                                             _unseen(yes_no.root, decoded, seen))
     c44 = discover(data / "brain-tumor-44c")
     held = set(record["brain-tumor-44c"]["test"])
     decoded = decode_pairs(_pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c"), size)
-    report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images)[0], True,
+    report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images), True,
                                               _unseen(c44.root, decoded, seen))
     write_json(run / "tumour_maps.json", report)
     return report
@@ -238,13 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     gone = report["official_test_removal"]
     print(f"removal test ({gone['images']} official test tumours): tumour probability below 0.5 with the tumour "
           f"painted out {gone.get('tumour_probability_below_half_when_painted_out')}; calls changed by painting "
-          f"out the same shape elsewhere {gone.get('call_changed_when_elsewhere_painted_out')}")
+          f"out the same shape elsewhere {gone.get('call_changed_when_elsewhere_painted_out')}; by the map's peak "
+          f"alone: {gone.get('map_peak_rule')}")
     accuracy = report["official_test_accuracy"]
     print(f"official test accuracy: {accuracy['unseen']} on the {accuracy['unseen_images']} unseen, "
           f"{accuracy['all']} on all {accuracy['images']}")
     for name in ("yes_no_screening", "c44_test_screening", "lgg_test_screening"):
         print(f"{name} ({report[name]['left_out_as_copies']} images left out as copies of training images)")
         print(_line("all", report[name]["overall"]))
+        print(_line("all, by the map's peak alone", report[name]["map_peak_rule"]))
         for sequence, group in report[name].get("by_sequence", {}).items():
             print(_line(sequence, group))
     return 0

@@ -37,7 +37,10 @@ def test_screening_calls_tumour_when_the_top_class_is_not_no_tumour():
                            np.array([glioma] * 3 + [normal] * 3), np.ones(6, bool), ["s"] * 6, files, [])
     probabilities = np.eye(4)[[glioma, glioma, normal, normal, glioma, glioma]]
     keep = np.array([True] * 5 + [False])  # the last is a copy of a training image
-    result = _screening(decoded, probabilities, by_sequence=True, keep=keep)
+    maps = np.zeros((6, 4, 4, 1), np.float32)
+    maps[:3, 1, 1] = 0.9  # the map finds the three tumours and nothing in the normals
+    result = _screening(decoded, (probabilities, maps), by_sequence=True, keep=keep)
+    assert result["map_peak_rule"]["sensitivity"] == 1.0 and result["map_peak_rule"]["specificity"] == 1.0
     assert result["overall"]["sensitivity"] == pytest.approx(2 / 3, abs=1e-3)
     assert result["overall"]["specificity"] == 0.5 and result["left_out_as_copies"] == 1
     assert set(result["by_sequence"]) == {"T1", "T2"}
