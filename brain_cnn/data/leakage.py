@@ -227,15 +227,22 @@ def _rank(found: tuple[int, str]) -> tuple[int, int]:
     return found[0], KINDS.index(found[1])
 
 
+def _closest(pairs: list[CopyPair], both_ends: bool = False) -> dict[int, CopyPair]:
+    """The closest copy of each query image (fewest bits, then the first kind of KINDS); with ``both_ends``
+    (pairs within one set) the reference image of a pair has its copy too."""
+    closest: dict[int, CopyPair] = {}
+    for pair in pairs:
+        ends = [pair, CopyPair(pair.reference, pair.query, pair.bits, pair.kind)] if both_ends else [pair]
+        for end in ends:
+            held = closest.get(end.query)
+            if held is None or _rank((end.bits, end.kind)) < _rank((held.bits, held.kind)):
+                closest[end.query] = end
+    return closest
+
+
 def files_with_copies(query: ImageHashes, reference: ImageHashes, max_bits: int = COPY_BITS) -> dict[str, str]:
     """Files of ``query`` that have a copy in ``reference``, with the kind of their closest copy."""
-    found: dict[str, tuple[int, int, str]] = {}
-    for pair in copy_pairs(query, reference, max_bits):
-        file = query.files[pair.query]
-        rank = (pair.bits, KINDS.index(pair.kind))
-        if file not in found or rank < found[file][:2]:
-            found[file] = (*rank, pair.kind)
-    return {f: kind for f, (_, _, kind) in found.items()}
+    return {query.files[i]: pair.kind for i, pair in _closest(copy_pairs(query, reference, max_bits)).items()}
 
 
 class _Groups:
@@ -327,11 +334,7 @@ def _finding(query: ImageHashes, reference: ImageHashes | None, max_bits: int, e
     """Counts by kind, and example pairs of each kind, of the copies of ``query`` in ``reference`` (or within)."""
     pairs = copy_pairs(query, reference, max_bits)
     other = query if reference is None else reference
-    closest: dict[int, CopyPair] = {}
-    for pair in pairs:
-        if pair.query not in closest or (pair.bits, KINDS.index(pair.kind)) < (
-                closest[pair.query].bits, KINDS.index(closest[pair.query].kind)):
-            closest[pair.query] = pair
+    closest = _closest(pairs, both_ends=reference is None)
     by_kind = Counter(p.kind for p in closest.values())
     shown: dict[str, list] = {}
     for pair in sorted(closest.values(), key=lambda p: (p.query, p.bits)):

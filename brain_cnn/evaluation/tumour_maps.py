@@ -33,15 +33,14 @@ import cv2
 import numpy as np
 
 from brain_cnn.data.dataset import Sample, discover
-from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
+from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR
 from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_samples
-from brain_cnn.data.masks import mask_folder, mask_status
 from brain_cnn.evaluation.explanations import brain_region
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
-from brain_cnn.training.tumour_maps import PairSample, decode_pairs
+from brain_cnn.training.tumour_maps import decode_pairs, mapped_pairs
 
 __all__ = ["dice", "map_scores", "paint_out", "moved_region", "removal", "measure_tumour_maps"]
 
@@ -131,19 +130,6 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict
                       "to a random place inside the brain, clear of the tumour"}
 
 
-def _pairs(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
-    mapping, masks = bundled_label_map(root), mask_folder(root)
-    out = []
-    for sample in samples:
-        target = mapping.target(sample.label, CLASSES)
-        if target.kind not in (TUMOUR, NO_TUMOUR):
-            continue
-        status, found = mask_status(masks, sample.path, target.kind == NO_TUMOUR)
-        label = CLASSES.index(target.model_class) if target.model_class else -1
-        out.append(PairSample(str(root), sample.path, label, status, str(found) if found else None, source))
-    return out
-
-
 def _screening(decoded, outputs: tuple[np.ndarray, np.ndarray], by_sequence: bool,
                keep: np.ndarray | None = None) -> dict[str, Any]:
     """Tumour vs no tumour on the decoded images (``keep``: those to count), overall and per sequence.
@@ -197,7 +183,7 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     report: dict[str, Any] = {"model": str(run / "model.keras"), "image_size": size}
 
     four = discover(data / "brain-tumor-mri")
-    decoded = decode_pairs(_pairs(four.root, four.splits["test"], "brain-tumor-mri"), size)
+    decoded = decode_pairs(mapped_pairs(four.root, four.splits["test"], "brain-tumor-mri"), size)
     probabilities, maps = _predict(model, decoded.images)
     with_mask = decoded.known & (decoded.labels != NOTUMOR)  # a tumour's mask is known only from its file
     report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
@@ -211,7 +197,7 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
 
     lgg = discover(data / "brain-tumor-lgg")
     held = set(record["brain-tumor-lgg"]["test"])
-    lgg_test = _pairs(lgg.root, [s for s in lgg.splits["all"] if s.path in held], "brain-tumor-lgg")
+    lgg_test = mapped_pairs(lgg.root, [s for s in lgg.splits["all"] if s.path in held], "brain-tumor-lgg")
     decoded = decode_pairs(lgg_test, size)
     probabilities, maps = _predict(model, decoded.images)
     report["lgg_test_masks"] = map_scores(maps, decoded.masks)
@@ -219,12 +205,12 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
 
     # The other held-out sources share images with the training sources: count only those with no copy there.
     yes_no = discover(data / "brain-tumor-yes-no")
-    decoded = decode_pairs(_pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no"), size)
+    decoded = decode_pairs(mapped_pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no"), size)
     report["yes_no_screening"] = _screening(decoded, _predict(model, decoded.images), False,
                                             _unseen(yes_no.root, decoded, seen))
     c44 = discover(data / "brain-tumor-44c")
     held = set(record["brain-tumor-44c"]["test"])
-    decoded = decode_pairs(_pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c"), size)
+    decoded = decode_pairs(mapped_pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c"), size)
     report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images), True,
                                               _unseen(c44.root, decoded, seen))
     write_json(run / "tumour_maps.json", report)

@@ -31,8 +31,9 @@ from brain_cnn.errors import UnreadableImageError
 from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, tumour_map_loss
 from brain_cnn.scan.preprocess import DECODE_WORKERS, read_file
 from brain_cnn.scan.read import read_scan
+from brain_cnn.training.balance import sample_weights
 
-__all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "class_weights", "make_pair_dataset",
+__all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
            "train_tumour_maps"]
 
 
@@ -48,14 +49,15 @@ class PairSample:
     source: str  # data set name
 
 
-def _mapped(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
-    """Samples of a data set mapped onto CLASSES by its bundled label map, with their mask status."""
+def mapped_pairs(root: Path, samples: list[Sample], source: str) -> list[PairSample]:
+    """Samples of a data set mapped onto CLASSES by its bundled label map, with their mask status;
+    lesions and ignored folders are left out."""
     mapping = bundled_label_map(root)
     masks = mask_folder(root)
-    targets = {label: mapping.target(label, CLASSES) for label in {s.label for s in samples}}
+    by_label = {label: mapping.target(label, CLASSES) for label in {s.label for s in samples}}
     out = []
     for sample in samples:
-        target = targets[sample.label]
+        target = by_label[sample.label]
         if target.kind in (IGNORE, LESION):
             continue
         label = CLASSES.index(target.model_class) if target.model_class else -1
@@ -81,11 +83,11 @@ def training_samples(data: str | Path, seed: int = 42) -> tuple[dict[str, list[P
     c44_root = data / "brain-tumor-44c"
     c44 = SplitManifest.load(shipped) if shipped.is_file() else grouped_split(discover(c44_root), seed)
     splits = {
-        "train": (_mapped(four.root, four_split.splits["train"], "brain-tumor-mri")
-                  + _mapped(lgg.root, lgg_split.splits["train"], "brain-tumor-lgg")
-                  + _mapped(c44_root, c44.splits["train"], "brain-tumor-44c")),
-        "validation": (_mapped(four.root, four_split.splits["validation"], "brain-tumor-mri")
-                       + _mapped(lgg.root, lgg_split.splits["validation"], "brain-tumor-lgg")),
+        "train": (mapped_pairs(four.root, four_split.splits["train"], "brain-tumor-mri")
+                  + mapped_pairs(lgg.root, lgg_split.splits["train"], "brain-tumor-lgg")
+                  + mapped_pairs(c44_root, c44.splits["train"], "brain-tumor-44c")),
+        "validation": (mapped_pairs(four.root, four_split.splits["validation"], "brain-tumor-mri")
+                       + mapped_pairs(lgg.root, lgg_split.splits["validation"], "brain-tumor-lgg")),
     }
     record = {"brain-tumor-mri": {k: [s.path for s in v] for k, v in four_split.splits.items()},
               "brain-tumor-lgg": {k: [s.path for s in v] for k, v in lgg_split.splits.items()},
@@ -134,16 +136,6 @@ def decode_pairs(samples: list[PairSample], image_size: int) -> DecodedPairs:
     )
 
 
-def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-image weights giving every class (and the "tumour of another type" group) the same total weight."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    present = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=present, y=labels)
-    lookup = dict(zip(present.tolist(), weights.tolist()))
-    return np.array([lookup[int(label)] for label in labels], np.float32)
-
-
 def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0):
     """A ``tf.data.Dataset`` of (image, {probabilities, tumour_map}, {their sample weights}).
 
@@ -159,7 +151,7 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
 
 
     columns = (pairs.images, pairs.masks, targets(pairs.labels, CLASSES),
-               class_weights(pairs.labels) if training else np.ones(len(pairs.labels), np.float32),
+               sample_weights(pairs.labels) if training else np.ones(len(pairs.labels), np.float32),
                pairs.known.astype(np.float32))
     data = tf.data.Dataset.from_tensor_slices(columns).cache()
     if training:

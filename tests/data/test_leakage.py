@@ -135,3 +135,11 @@ def test_merge_keeps_alignment():
     b = ImageHashes(["b", "c"], np.ones((2, 8, 32), np.uint8), ["y", "z"])
     merged = ImageHashes.merge([a, b])
     assert merged.files == ["a", "b", "c"] and merged.pixels == ["x", "y", "z"] and merged.perceptual.shape == (3, 8, 32)
+
+
+def test_within_a_split_both_images_of_a_pair_have_a_copy(tmp_path):
+    write_slices(tmp_path / "data" / "Training", {"yes": [16] * 3}, copies=False)
+    planted = np.asarray(Image.open(tmp_path / "data" / "Training" / "yes" / "img_000.png"))
+    (tmp_path / "data" / "Training" / "yes" / "mirror.png").write_bytes(encode(np.ascontiguousarray(np.fliplr(planted))))
+    within = audit_folders([tmp_path / "data"])["data"][0]["within"]["train"]
+    assert within["images_with_copy"] == 2 and within["pairs"] == 1 and within["by_kind"] == {"mirrored": 2}

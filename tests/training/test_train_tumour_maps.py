@@ -3,7 +3,7 @@ import pytest
 
 from brain_cnn.data.masks import prepare_pair
 from brain_cnn.model.tumour_maps import PROBABILITIES, TUMOUR_MAP
-from brain_cnn.training.tumour_maps import DecodedPairs, class_weights, make_pair_dataset, train_tumour_maps
+from brain_cnn.training.tumour_maps import DecodedPairs, make_pair_dataset, train_tumour_maps
 
 from conftest import phantom
 
@@ -48,11 +48,6 @@ def test_augmented_image_and_mask_stay_aligned_and_unknown_masks_weigh_nothing()
     assert checked >= 2
     assert sorted(np.asarray(weight[TUMOUR_MAP]).tolist()) == [0, 0, 1, 1, 1, 1, 1, 1]  # shuffled
     assert np.asarray(weight[PROBABILITIES]).min() > 0
-
-
-def test_class_weights_balance_the_classes():
-    weights = class_weights(np.array([0, 0, 0, 2, -1]))
-    assert weights[:3].sum() == pytest.approx(weights[3]) == pytest.approx(weights[4])
 
 
 def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
