@@ -16,7 +16,7 @@ from keras import ops
 
 from brain_cnn.scan.preprocess import HEAD_LEVEL, RIM
 
-__all__ = ["BrainOnly", "MaskedPooling", "StandardiseHead"]
+__all__ = ["BrainOnly", "CallFromMap", "MaskedPooling", "StandardiseHead"]
 
 # Grey level (of 255) above which a pixel counts as head for StandardiseHead.
 HEAD_PIXEL = 10.0
@@ -127,3 +127,25 @@ class MaskedPooling(keras.layers.Layer):
         features, weights = inputs
         total = ops.sum(weights, axis=(1, 2)) + 1e-3
         return ops.sum(features * weights, axis=(1, 2)) / total
+
+
+@keras.saving.register_keras_serializable(package="brain_cnn")
+class CallFromMap(keras.layers.Layer):
+    """Class probabilities (B, K) from the tumour probability (B, 1) and the tumour type's (B, K-1).
+
+    P(no tumour) = 1 - P(tumour), and P(type) = P(tumour) x P(type | tumour):
+    whether there is a tumour is what the map says, so painting the tumour
+    out takes the call with it. ``normal`` is the no-tumour class's index.
+    """
+
+    def __init__(self, normal: int, **kwargs):
+        super().__init__(**kwargs)
+        self.normal = int(normal)
+
+    def call(self, inputs):
+        tumour, types = inputs
+        return ops.concatenate([tumour * types[:, : self.normal], 1.0 - tumour, tumour * types[:, self.normal :]],
+                               axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "normal": self.normal}

@@ -9,10 +9,14 @@ the tumour:
 * a U-Net-style decoder (Ronneberger et al., MICCAI 2015) on the same
   VGG-style encoder gives a tumour probability map at half the input's
   resolution (``tumour_map``);
-* the class head pools the encoder's last features over the whole slice
+* whether there is a tumour is the map's (smoothed) peak, as in
+  multiple-instance learning from a segmentation (the image is positive when
+  some pixel is): P(no tumour) = 1 - peak, so the call goes with the map
+  (:class:`~brain_cnn.model.layers.CallFromMap`); tumour images whose mask
+  is unknown still teach the map through it;
+* the type head pools the encoder's last features over the whole slice
   *and* over the predicted tumour region (mask-guided pooling, in the spirit
-  of GAIN, Li et al., CVPR 2018), and sees the map's peak, so the call is
-  tied to what the map finds;
+  of GAIN, Li et al., CVPR 2018) and names the type of tumour;
 * the map is trained with Dice (Milletari et al., 2016) plus binary
   cross-entropy (:func:`tumour_map_loss`) on images with a mask and on
   no-tumour images (an empty mask), never on tumour images without a mask
@@ -23,14 +27,15 @@ from __future__ import annotations
 
 from brain_cnn.model.network import _conv_bn_relu
 
-__all__ = ["CLASSES", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "tumour_map_loss"]
+__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "tumour_map_loss"]
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
+NORMAL = CLASSES.index("notumor")
 PROBABILITIES, TUMOUR_MAP = "probabilities", "tumour_map"
 
 
 def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, width: int = 24, depth: int = 4,
-                    dropout: float = 0.3):
+                    dropout: float = 0.3, normal: int = NORMAL):
     """Build the (uncompiled) two-output network: ``{"probabilities": (B, K), "tumour_map": (B, S/2, S/2, 1)}``.
 
     Args:
@@ -39,6 +44,7 @@ def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, widt
         width: filters of the first stage, doubled at each later one.
         depth: encoder stages.
         dropout: rate before the class head.
+        normal: index of the no-tumour class.
 
     Example:
         >>> model = build_segmenter(4, image_size=64, width=8, depth=3)
@@ -48,7 +54,7 @@ def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, widt
     import keras
     from keras import layers
 
-    from brain_cnn.model.layers import MaskedPooling
+    from brain_cnn.model.layers import CallFromMap, MaskedPooling
 
     if image_size % 2 ** (depth + 1):
         raise ValueError(f"image size {image_size} must be a multiple of {2 ** (depth + 1)} for depth {depth}")
@@ -71,15 +77,19 @@ def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, widt
         x = layers.Concatenate(name=f"join{level}")([x, skip])
         x = _conv_bn_relu(x, filters, f"decode{level}")
     tumour_map = layers.Conv2D(1, 1, activation="sigmoid", name=TUMOUR_MAP, dtype="float32")(x)
-    # The class head sees the whole slice, the predicted tumour region and how sure the map is somewhere.
+    # Whether there is a tumour is the map's smoothed peak (a lone bright pixel is not a tumour); the
+    # head names its type only, from the whole slice and the predicted tumour region. The call is made
+    # from the two (CallFromMap), so no tumour in the map means no tumour in the call.
     scale = (image_size // 2) // features.shape[1]
     region = layers.AveragePooling2D(pool_size=scale, name="map_to_features")(tumour_map)
     pooled = layers.GlobalAveragePooling2D(name="pool")(features)
     in_region = MaskedPooling(name="tumour_pool")([features, region])
-    peak = layers.GlobalMaxPooling2D(name="map_peak")(tumour_map)
-    x = layers.Concatenate(name="evidence")([pooled, in_region, peak])
+    smooth = layers.AveragePooling2D(pool_size=3, strides=1, padding="same", name="map_smooth")(tumour_map)
+    tumour = layers.GlobalMaxPooling2D(name="map_peak")(smooth)
+    x = layers.Concatenate(name="evidence")([pooled, in_region])
     x = layers.Dropout(dropout, name="dropout")(x)
-    probabilities = layers.Dense(num_classes, activation="softmax", name=PROBABILITIES, dtype="float32")(x)
+    types = layers.Dense(num_classes - 1, activation="softmax", name="tumour_type", dtype="float32")(x)
+    probabilities = CallFromMap(normal, name=PROBABILITIES, dtype="float32")([tumour, types])
     return keras.Model(inputs, {PROBABILITIES: probabilities, TUMOUR_MAP: tumour_map}, name="brain_cnn_tumour_maps")
 
 

@@ -139,6 +139,10 @@ def decode_pairs(samples: list[PairSample], image_size: int) -> DecodedPairs:
 def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0):
     """A ``tf.data.Dataset`` of (image, {probabilities, tumour_map}, {their sample weights}).
 
+    In training each (data set, class) cell weighs the same in total
+    (:func:`brain_cnn.training.balance.sample_weights` with the sources), so
+    no source's look stands for a class.
+
     In training, the image and its mask go through one geometric transform
     together (the flips, rotation, zoom and shift of :func:`brain_cnn.data.pipeline.augmenter`);
     the image alone then gets the appearance augmentation: brightness and
@@ -151,7 +155,7 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
 
 
     columns = (pairs.images, pairs.masks, targets(pairs.labels, CLASSES),
-               sample_weights(pairs.labels) if training else np.ones(len(pairs.labels), np.float32),
+               sample_weights(pairs.labels, pairs.sources) if training else np.ones(len(pairs.labels), np.float32),
                pairs.known.astype(np.float32))
     data = tf.data.Dataset.from_tensor_slices(columns).cache()
     if training:
@@ -174,6 +178,31 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
                 {PROBABILITIES: weight, TUMOUR_MAP: known})
 
     return data.map(arrange, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _decoded(cache: Path, samples: list[PairSample], image_size: int) -> DecodedPairs:
+    """:func:`decode_pairs`, kept in the run folder so that a resumed run does not decode again."""
+    if cache.is_file():
+        with np.load(cache) as saved:
+            return DecodedPairs(saved["images"], saved["masks"], saved["labels"], saved["known"],
+                                saved["sources"].tolist(), saved["files"].tolist(), [])
+    pairs = decode_pairs(samples, image_size)
+    np.savez(cache, images=pairs.images, masks=pairs.masks, labels=pairs.labels, known=pairs.known,
+             sources=np.array(pairs.sources), files=np.array(pairs.files))
+    return pairs
+
+
+def cosine(epochs: int, learning_rate: float, warmup: int = 1):
+    """Learning rate per epoch: a warm-up epoch, then cosine decay to 2 % (a function of the epoch, so resumable)."""
+    import math
+
+    def rate(epoch: int, _current=None) -> float:
+        if epoch < warmup:
+            return learning_rate * 0.3
+        done = (epoch - warmup) / max(epochs - warmup, 1)
+        return learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * done)))
+
+    return rate
 
 
 def _compile(model, learning_rate: float):
@@ -200,7 +229,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     started = time.perf_counter()
     splits, record = training_samples(data, seed)
     (out / "split.json").write_text(json.dumps(record))
-    decoded = {name: decode_pairs(samples, image_size) for name, samples in splits.items()}
+    decoded = {name: _decoded(out / f"decoded-{name}.npz", samples, image_size) for name, samples in splits.items()}
     for name, pairs in decoded.items():
         by_source = {s: pairs.sources.count(s) for s in sorted(set(pairs.sources))}
         print(f"{name}: {len(pairs.labels)} images {by_source}; masks known for {int(pairs.known.sum())}; "
@@ -219,7 +248,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=3, min_lr=1e-5),
+        # A fixed schedule over the planned epochs: the run's length is what the machine allows.
+        keras.callbacks.LearningRateScheduler(cosine(epochs, learning_rate)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
     ]
     model.fit(train_data, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
