@@ -182,3 +182,40 @@ def tiny_model(tmp_path_factory) -> Path:
     folder = train(config)
     evaluate_model_folder(folder)
     return folder
+
+
+def train_tiny_map_model(folder: Path, steps: int = 60, seed: int = 1) -> Path:
+    """A small tumour-map network (:mod:`brain_cnn.model.tumour_maps`) trained on phantoms and their lesion masks,
+    written as a model folder (``model.keras`` and ``card.json``)."""
+    import keras
+
+    from brain_cnn.data.masks import prepare_pair
+    from brain_cnn.files import sha256_file
+    from brain_cnn.model.card import MODEL_FILE, ModelCard
+    from brain_cnn.model.tumour_maps import CLASSES, build_segmenter
+    from brain_cnn.training.tumour_maps import DecodedPairs, _compile, make_pair_dataset
+
+    keras.utils.set_random_seed(seed)
+    pairs = []
+    for i in range(64):
+        lesion = i % 2 == 0
+        grey = phantom(64, lesion, 5000 + i)
+        mask = np.where(grey > 225, 255, 0).astype(np.uint8) if lesion else None  # the lesion is 240, the skull 200
+        pairs.append((*prepare_pair(grey, mask, 48), CLASSES.index("glioma" if lesion else "notumor")))
+    decoded = DecodedPairs(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]),
+                           np.array([p[2] for p in pairs]), np.ones(len(pairs), bool), ["phantoms"] * len(pairs),
+                           [f"phantoms/{i}.png" for i in range(len(pairs))], [])
+    model = build_segmenter(len(CLASSES), image_size=48, width=8, depth=2)
+    _compile(model, 3e-3)
+    model.fit(make_pair_dataset(decoded, 16, training=False).repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / MODEL_FILE)
+    ModelCard(name=folder.name, classes=list(CLASSES), image_size=48, training={"tumour_map": True},
+              sha256=sha256_file(folder / MODEL_FILE)).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_map_model(tmp_path_factory) -> Path:
+    """A tumour-map model folder trained for a few steps on phantoms (see :func:`train_tiny_map_model`)."""
+    return train_tiny_map_model(tmp_path_factory.mktemp("tiny-map-models") / "tiny-maps")

@@ -1,6 +1,6 @@
 """What a tumour-map network (:mod:`brain_cnn.model.tumour_maps`) finds on images it never trained on.
 
-Figures, each on held-out data only (the run's ``split.json`` says what it trained and validated on):
+Figures, each on held-out data only (the run's ``sources.json`` says what it trained and validated on):
 
 * **Dice** of the map (upsampled to the input, above 0.5) against the expert
   mask, per image, on the 4-class set's official ``Testing`` images that
@@ -40,7 +40,7 @@ from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
-from brain_cnn.training.tumour_maps import decode_pairs, mapped_pairs
+from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
 
 __all__ = ["dice", "map_scores", "paint_out", "moved_region", "removal", "measure_tumour_maps"]
 
@@ -155,7 +155,7 @@ def _screening(decoded, outputs: tuple[np.ndarray, np.ndarray], by_sequence: boo
 
 
 def _seen(record: dict[str, Any], data: Path) -> ImageHashes:
-    """Hashes of every image the run trained or validated on (the record of its ``split.json``)."""
+    """Hashes of every image the run trained or validated on (the record of its ``sources.json``)."""
     parts = [(data / "brain-tumor-mri", record["brain-tumor-mri"], ("train", "validation")),
              (data / "brain-tumor-lgg", record["brain-tumor-lgg"], ("train", "validation")),
              (data / "brain-tumor-44c", record["brain-tumor-44c"], ("train",))]
@@ -179,7 +179,7 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     run, data = Path(run), Path(data)
     model = keras.saving.load_model(run / "model.keras", compile=False, safe_mode=True)
     size = int(model.inputs[0].shape[1])
-    record = read_json(run / "split.json")
+    record = read_json(run / SOURCES_FILE)
     report: dict[str, Any] = {"model": str(run / "model.keras"), "image_size": size}
 
     four = discover(data / "brain-tumor-mri")
@@ -226,7 +226,7 @@ def _line(name: str, group: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m brain_cnn.evaluation.tumour_maps",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="the run folder (model.keras and split.json)")
+    parser.add_argument("run", help="the run folder (model.keras and sources.json)")
     parser.add_argument("--data", default="../shared/data", help="the folder holding the public data sets")
     args = parser.parse_args(argv)
     report = measure_tumour_maps(args.run, args.data)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
+from brain_cnn.inference.outline import TumourArea, map_on_slice, map_on_square, tumour_area
 from brain_cnn.inference.predictor import SliceCall
 from brain_cnn.model.card import read_external
 from brain_cnn.reports.sentences import sequence_note
@@ -35,6 +36,30 @@ class SliceAssessment:
     display: np.ndarray  # head crop at its own resolution, uint8 (H, W)
     model_input: np.ndarray  # (S, S, 1) uint8, what the network saw
     call: SliceCall
+    offset: tuple[int, int] = (0, 0)  # (dx, dy): a slice pixel (x, y) lies at (x + dx, y + dy) in ``display``
+    slice_shape: tuple[int, int] | None = None  # (H, W) of the slice as uploaded
+    pixel_spacing: tuple[float, float] | None = None  # (row, column) mm, where the file tells it
+
+    @property
+    def has_map(self) -> bool:
+        return self.call.tumour_map is not None
+
+    def map_on_display(self) -> np.ndarray | None:
+        """The tumour map over ``display`` (the head crop), or None for a network without maps."""
+        return None if not self.has_map else map_on_square(self.call.tumour_map, self.display.shape[0])
+
+    def map_on_slice(self) -> np.ndarray | None:
+        """The tumour map in the uploaded slice's own coordinates, or None."""
+        if not self.has_map:
+            return None
+        shape = self.slice_shape or self.display.shape
+        return map_on_slice(self.call.tumour_map, self.offset, self.display.shape[0], shape)
+
+    @property
+    def tumour_area(self) -> TumourArea | None:
+        """Area inside the outline, counted on the slice (mm² with a pixel spacing); None without a map or when refused."""
+        full = self.map_on_slice()
+        return None if full is None or self.refused else tumour_area(full, self.pixel_spacing)
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -134,8 +159,8 @@ def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
     prepared = [prepare_slice(s, predictor.image_size) for s in scan.slices]
     inputs = np.stack([p.model_input for p in prepared])
     calls = predictor.call_slices(scan, inputs)
-    slices = [SliceAssessment(label, p.crop, p.model_input, call)
-              for label, p, call in zip(scan.slice_labels, prepared, calls)]
+    slices = [SliceAssessment(label, p.crop, p.model_input, call, p.offset, grey.shape, scan.pixel_spacing)
+              for label, p, call, grey in zip(scan.slice_labels, prepared, calls, scan.slices)]
     notes = list(scan.notes)
     if scan.sequence is not None:  # how far this model can be trusted on this kind of scan
         notes.append(sequence_note(scan.sequence.name, scan.sequence.evidence, read_external(predictor.loaded.folder),

@@ -16,10 +16,12 @@ from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.model.engines import forward
 from brain_cnn.model.folder import load_model, LoadedModel
 from brain_cnn.model.ood import header_check, image_check
+from brain_cnn.model.tumour_maps import class_output, map_output
 from brain_cnn.scan.preprocess import DECODE_WORKERS, load_slices
 from brain_cnn.scan.read import Scan
 
-__all__ = ["Predictor", "SliceCall", "expand_inputs", "predict_probabilities", "predict_outputs", "SCAN_SUFFIXES"]
+__all__ = ["Predictor", "SliceCall", "expand_inputs", "predict_probabilities", "predict_outputs", "predict_all",
+           "SCAN_SUFFIXES"]
 
 # What `predict` picks up in a folder: images, DICOM, NIfTI (DICOM files
 # without an extension are recognised by their DICM marker).
@@ -27,30 +29,46 @@ SCAN_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gi
                  ".dcm", ".dicom", ".nii", ".nii.gz", ".zip")
 
 
-def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
-                    mixed_precision: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1).
+def predict_all(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
+                mixed_precision: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Pooled features (N, D), raw probabilities (N, K) and tumour maps (N, h, w) for ``uint8`` inputs
+    (N, S, S, 1); the maps are None for a network without them.
 
     ``flip=True`` averages the outputs of each image and its left-right mirror
     image (test-time augmentation; brains are near-symmetric and training
-    flipped them too); both go through the network in one batch.
+    flipped them too); both go through the network in one batch, and the
+    mirror image's map is mirrored back before averaging.
     """
+    has_map = map_output(model) is not None
     if len(images) == 0:
-        return np.zeros((0, 0)), np.zeros((0, model.output_shape[-1]))
+        side = int(map_output(model).shape[1]) if has_map else 0
+        return (np.zeros((0, 0)), np.zeros((0, int(class_output(model).shape[-1]))),
+                np.zeros((0, side, side), np.float32) if has_map else None)
     run = forward(model, mixed_precision=mixed_precision)
-    features, probs = [], []
+    features, probs, maps = [], [], []
     step = max(1, batch_size // 2) if flip else batch_size
     for i in range(0, len(images), step):
         chunk = images[i : i + step].astype(np.float32)
         if flip:
             chunk = np.concatenate([chunk, chunk[:, :, ::-1]])
-        f, p = run(np.ascontiguousarray(chunk))
+        out = run(np.ascontiguousarray(chunk))
+        f, p = out[0], out[1]
+        m = out[2][..., 0] if has_map else None
         if flip:
             half = len(chunk) // 2
             f, p = (f[:half] + f[half:]) / 2, (p[:half] + p[half:]) / 2
+            m = (m[:half] + m[half:, :, ::-1]) / 2 if has_map else None
         features.append(f)
         probs.append(p)
-    return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)
+        maps.append(m)
+    return (np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64),
+            np.concatenate(maps).astype(np.float32) if has_map else None)
+
+
+def predict_outputs(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
+                    mixed_precision: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (N, D) and raw probabilities (N, K) for ``uint8`` inputs (N, S, S, 1) (see :func:`predict_all`)."""
+    return predict_all(model, images, batch_size, flip, mixed_precision)[:2]
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 64, flip: bool = False,
@@ -86,6 +104,9 @@ class SliceCall:
     probabilities: dict[str, float]
     refusal: str | None = None  # "cannot assess" reason; when set, there is no label
     distance: float | None = None  # feature distance of the out-of-distribution gate
+    # Tumour probability map (h, w) float32 over the model input (the head crop resized), for a network
+    # with one; brain_cnn.inference.outline brings it back to the slice.
+    tumour_map: np.ndarray | None = None
 
     @property
     def label(self) -> str | None:
@@ -108,6 +129,7 @@ class Predictor:
         self.gate = self.loaded.gate
         self.classes = list(self.card.classes)
         self.image_size = self.card.image_size
+        self.has_map = map_output(self.model) is not None  # a tumour-map network (brain_cnn.model.tumour_maps)
         # Build the inference engine now (graph conversion, first-call allocations),
         # so the first scan a user sends is as fast as the rest.
         self.predict_inputs(np.zeros((1, self.image_size, self.image_size, 1), np.uint8))
@@ -125,8 +147,8 @@ class Predictor:
         """:meth:`call_slices` for several scans in one pass through the network."""
         if not scans:
             return []
-        features, raw = predict_outputs(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size,
-                                        self.card.flip_averaging, self.card.mixed_precision)
+        features, raw, maps = predict_all(self.model, np.concatenate([inputs for _, inputs in scans]), batch_size,
+                                          self.card.flip_averaging, self.card.mixed_precision)
         probs = apply_temperature(raw, self.card.temperature)
         distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
         results, offset = [], 0
@@ -141,7 +163,8 @@ class Predictor:
                                f"(feature distance {distance:.0f}, limit {self.gate.threshold:.0f})")
                 calls.append(SliceCall({c: float(v) for c, v in zip(self.classes, p)},
                                        f"cannot assess: {refusal}" if refusal else None,
-                                       None if distance is None else float(distance)))
+                                       None if distance is None else float(distance),
+                                       None if maps is None else maps[offset + i]))
             results.append(calls)
             offset += len(inputs)
         return results

@@ -42,6 +42,7 @@ import numpy as np
 from brain_cnn.model.ensemble import members_of
 from brain_cnn.model.network import LAST_CONV_LAYER
 from brain_cnn.model.ood import FEATURE_LAYERS
+from brain_cnn.model.tumour_maps import class_output, map_output
 
 __all__ = ["ENGINES", "ENGINE_ENV", "SLOTS_ENV", "INFERENCE", "InferenceGate", "background", "engine_name", "forward",
            "features_model", "limit_tensorflow_threads", "mixed_precision_copy", "usable_cpus"]
@@ -181,7 +182,8 @@ def engine_name() -> str:
 
 
 def features_model(model):
-    """A Keras model with two outputs: the gate's pooled features and the probabilities."""
+    """A Keras model whose outputs are the gate's pooled features, the probabilities and, for a network
+    with one (:mod:`brain_cnn.model.tumour_maps`), the tumour map."""
     import keras
     from keras import layers
 
@@ -205,8 +207,9 @@ def features_model(model):
     pooled = [pool(name) for name in wanted]
     # Early layers see texture and contrast, the last one content: together they tell a
     # radiograph of another body part from a brain slice better than either alone.
-    features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else model.output)
-    return keras.Model(model.inputs, [features, model.output])
+    probabilities, tumour_map = class_output(model), map_output(model)
+    features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else probabilities)
+    return keras.Model(model.inputs, [features, probabilities] + ([tumour_map] if tumour_map is not None else []))
 
 
 def _tensorflow(both, input_shape) -> Forward:

@@ -17,6 +17,7 @@ from typing import Any
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.files import sha256_file
 from brain_cnn.model.card import CARD_FILE, MODEL_FILE, ModelCard, load_card
+from brain_cnn.model.tumour_maps import class_output
 from brain_cnn.model.ensemble import check_member, ensemble_network, members_digest
 from brain_cnn.model.ood import GATE_FILE, Gate
 
@@ -67,7 +68,7 @@ def _load_network(folder: Path, card: ModelCard) -> Any:
         model = keras.models.load_model(weights, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive
         raise ModelFolderError(f"{folder.name}: {MODEL_FILE} cannot be loaded ({error})") from None
-    output_size = model.output_shape[-1]
+    output_size = int(class_output(model).shape[-1])
     if output_size != len(card.classes):
         raise ModelFolderError(
             f"{folder.name}: the model has {output_size} outputs but the card lists {len(card.classes)} classes"

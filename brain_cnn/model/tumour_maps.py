@@ -27,11 +27,24 @@ from __future__ import annotations
 
 from brain_cnn.model.network import _conv_bn_relu
 
-__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "tumour_map_loss"]
+__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "class_output", "map_output",
+           "tumour_map_loss"]
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 NORMAL = CLASSES.index("notumor")
 PROBABILITIES, TUMOUR_MAP = "probabilities", "tumour_map"
+
+
+def class_output(model):
+    """The class probabilities output of a network: its only output, or the one named ``probabilities``."""
+    output = model.output
+    return output[PROBABILITIES] if isinstance(output, dict) else output
+
+
+def map_output(model):
+    """The tumour map output of a network, or None for a classifier without one."""
+    output = model.output
+    return output.get(TUMOUR_MAP) if isinstance(output, dict) else None
 
 
 def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, width: int = 24, depth: int = 4,

@@ -63,6 +63,7 @@ class Scan:
     notes: list[str] = field(default_factory=list)  # what the reader decided, for the user
     colourfulness: float = 0.0  # of the original file; greyscale formats are 0
     sequence: HeaderSequence | None = None  # the MRI sequence, where a DICOM header tells it
+    pixel_spacing: tuple[float, float] | None = None  # (row, column) mm, where the file tells it
 
     @property
     def is_volume(self) -> bool:
@@ -121,6 +122,19 @@ def _header(ds) -> dict[str, str]:
             else:
                 summary[label] = str(value)
     return summary
+
+
+def _pixel_spacing(ds) -> tuple[float, float] | None:
+    """(row, column) spacing in mm from PixelSpacing (or ImagerPixelSpacing); None when absent or not positive."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        try:
+            rows, cols = (float(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        if rows > 0 and cols > 0 and np.isfinite(rows) and np.isfinite(cols):
+            return rows, cols
+    return None
 
 
 def _sequence(ds) -> HeaderSequence | None:
@@ -244,7 +258,7 @@ def _read_dicom(data: bytes, name: str) -> Scan:
     values = _dicom_values(ds, name)
     slices = _dicom_display(ds, values)
     labels = [f"frame {i + 1}" for i in range(len(slices))] if len(slices) > 1 else [name]
-    return Scan(name, "dicom", slices, labels, _header(ds), sequence=_sequence(ds))
+    return Scan(name, "dicom", slices, labels, _header(ds), sequence=_sequence(ds), pixel_spacing=_pixel_spacing(ds))
 
 
 def read_study(files: list[tuple[str, bytes]]) -> Scan:
@@ -298,7 +312,8 @@ def _read_study(files: list[tuple[str, bytes]]) -> Scan:
         position = _slice_position(ds)
         base = f"{position:.1f} mm" if position is not None else f"#{ds.get('InstanceNumber', '?')}"
         labels += [base] if len(v) == 1 else [f"{base} frame {i + 1}" for i in range(len(v))]
-    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes, sequence=_sequence(first))
+    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes, sequence=_sequence(first),
+                pixel_spacing=_pixel_spacing(first))
 
 
 def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
@@ -382,8 +397,9 @@ def _read_nifti(data: bytes, name: str, axis: int) -> Scan:
             f"{name}: a {len(image.shape)}-D NIfTI image (shape {image.shape}); "
             "this tool reads one 3-D volume (split a 4-D series into volumes first)"
         )
+    image = nib.as_closest_canonical(image)
     try:
-        volume = np.asarray(nib.as_closest_canonical(image).get_fdata(dtype=np.float32))
+        volume = np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as error:  # noqa: BLE001
         raise UnreadableImageError(f"{name}: the NIfTI voxel data cannot be read ({error})") from None
     grey = _to_uint8(volume, *_percentile_window(volume))
@@ -392,7 +408,11 @@ def _read_nifti(data: bytes, name: str, axis: int) -> Scan:
     zooms = image.header.get_zooms()
     header = {"voxel size (mm)": " x ".join(f"{z:.2f}" for z in zooms[:3]), "shape": " x ".join(map(str, image.shape))}
     plane_name = {v: k for k, v in AXES.items()}[axis]
-    return Scan(name, "nifti", slices, [f"{plane_name} {i + 1}" for i in range(len(slices))], header)
+    # _orient transposes each plane: its rows run along the second remaining axis.
+    across, down = (float(z) for i, z in enumerate(zooms[:3]) if i != axis)
+    spacing = (down, across) if down > 0 and across > 0 else None
+    return Scan(name, "nifti", slices, [f"{plane_name} {i + 1}" for i in range(len(slices))], header,
+                pixel_spacing=spacing)
 
 
 # --- any file --------------------------------------------------------------

@@ -18,6 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,10 @@ from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
 
 __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
-           "train_tumour_maps"]
+           "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
+
+# Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
+SOURCES_FILE = "sources.json"
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
     splits, record = training_samples(data, seed)
-    (out / "split.json").write_text(json.dumps(record))
+    (out / SOURCES_FILE).write_text(json.dumps(record))
     decoded = {name: _decoded(out / f"decoded-{name}.npz", samples, image_size) for name, samples in splits.items()}
     for name, pairs in decoded.items():
         by_source = {s: pairs.sources.count(s) for s in sorted(set(pairs.sources))}
@@ -253,6 +257,63 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
     ]
     model.fit(train_data, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
+    write_model_folder(out, data)
+    return out
+
+
+def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
+    """The model folder's split: what it trained and validated on, every source in one manifest rooted at
+    ``data`` (tumours of an unstated type left out: the gate fits classes), and the official 4-class test."""
+    splits = {}
+    for name in ("train", "validation"):
+        with np.load(out / f"decoded-{name}.npz") as saved:
+            splits[name] = [Sample(str(f), CLASSES[int(label)]) for f, label in zip(saved["files"], saved["labels"])
+                            if label >= 0]
+    four = discover(data / "brain-tumor-mri")
+    splits["test"] = [Sample(f"brain-tumor-mri/{s.path}", s.label) for s in four.splits["test"]]
+    return SplitManifest(str(data), list(CLASSES), seed, splits,
+                         "4-class Training (validation carved by copies), LGG training patients (validation by "
+                         "patient), 44-class training split; test: the 4-class official Testing split")
+
+
+def write_model_folder(out: str | Path, data: str | Path = "../shared/data") -> Path:
+    """Make a run folder a model folder: ``card.json`` and ``split.json`` beside its ``model.keras``.
+
+    Then ``brain-cnn evaluate --model OUT`` fits the temperature and the
+    out-of-distribution gate on its validation and training images and
+    writes the test figures, and the app and ``predict`` can use it.
+    """
+    from brain_cnn.files import read_json, sha256_file
+    from brain_cnn.model.card import MODEL_FILE, SPLIT_FILE, ModelCard, library_versions
+
+    out, data = Path(out), Path(data)
+    recipe = read_json(out / "recipe.json")
+    manifest = _manifest(out, data, int(recipe.get("seed", 42)))
+    manifest.save(out / SPLIT_FILE)
+    history = (out / "history.csv").read_text().splitlines()[1:] if (out / "history.csv").is_file() else []
+    card = ModelCard(
+        name=out.name, classes=list(CLASSES), image_size=int(recipe["image_size"]),
+        dataset={"name": "brain-tumor-mri + brain-tumor-lgg + brain-tumor-44c", "root": str(data),
+                 "split": manifest.origin, "counts": manifest.counts(), "sources_file": SOURCES_FILE},
+        training={**recipe, "epochs_run": len(history), "tumour_map": True,
+                  "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "
+                            "the map's smoothed peak; the type head pools over the predicted tumour (after GAIN, "
+                            "Li et al., 2018); loss: cross-entropy + BCE and soft Dice (Milletari et al., 2016) on "
+                            "known masks only"},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=library_versions(),
+        limitations=["Classifies and maps one 2-D slice at a time; it does not see the rest of the study.",
+                     "The tumour map is at half the input's resolution (64 px across the head crop at 128 px); "
+                     "small tumours' outlines are coarse.",
+                     "Trained on the 4-class set's Training images with masks, the LGG set's training patients "
+                     "(T1, FLAIR, T1C+) and the 44-class training split; tumour_maps.json gives its figures on "
+                     "held-out data (the yes/no set, the LGG test patients, the 44-class test split, the official "
+                     "4-class Testing images).",
+                     "Probabilities are temperature-scaled on the validation split; on other data they may be "
+                     "over- or under-confident."],
+        sha256=sha256_file(out / MODEL_FILE),
+    )
+    card.save(out)
     return out
 
 
@@ -266,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model-folder-only", action="store_true",
+                        help="only write card.json and split.json for the run's best epoch so far (no training)")
     args = parser.parse_args(argv)
+    if args.model_folder_only:
+        write_model_folder(args.out, args.data)
+        return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
                       args.learning_rate, args.seed)
     return 0
