@@ -71,3 +71,26 @@ def test_engines_agree_and_flip_averaging_runs_in_one_batch(predictor, monkeypat
     flipped = predict_outputs(predictor.model, images, batch_size=4, flip=True)
     mirror = predict_outputs(predictor.model, np.ascontiguousarray(images[:, :, ::-1]), batch_size=16)
     assert np.allclose(flipped[1], (p2 + mirror[1]) / 2, atol=1e-5)
+
+
+def test_a_map_model_gives_a_map_with_each_call_and_mirrors_it_back(tiny_map_model):
+    from brain_cnn.inference.predictor import predict_all
+    from brain_cnn.scan.preprocess import load_slices
+
+    predictor = Predictor(tiny_map_model)
+    assert predictor.has_map
+    inputs, scan = load_slices(encode(phantom(96, lesion=True, seed=77)), predictor.image_size, "x.png")
+    call = predictor.call_slices(scan, inputs)[0]
+    assert call.tumour_map.shape == (24, 24) and call.label == "glioma"
+    _, _, plain = predict_all(predictor.model, inputs)
+    _, _, mirrored = predict_all(predictor.model, inputs[:, :, ::-1])
+    _, _, averaged = predict_all(predictor.model, inputs, flip=True)
+    np.testing.assert_allclose(averaged, (plain + mirrored[:, :, ::-1]) / 2, atol=1e-5)
+    assert predict_all(predictor.model, inputs[:0])[2].shape == (0, 24, 24)
+
+
+def test_an_ordinary_model_has_no_map(tiny_model):
+    predictor = Predictor(tiny_model)
+    assert not predictor.has_map
+    result = predictor.predict_bytes(encode(phantom(64, lesion=True, seed=5)))
+    assert result["label"] in predictor.classes

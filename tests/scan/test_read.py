@@ -115,3 +115,11 @@ def test_the_mri_sequence_is_read_from_the_header():
     assert scan.header["TR (ms)"] == "4000" and scan.header["TE (ms)"] == "100"
     assert read_scan(make_dicom(ramp(), SeriesDescription="survey"), "s.dcm").sequence is None
     assert read_scan(encode(phantom(64)), "x.png").sequence is None  # an image has no header
+
+
+def test_pixel_spacing_from_dicom_and_nifti():
+    scan = read_scan(make_dicom(phantom(64), PixelSpacing=[0.5, 0.75]), "a.dcm")
+    assert scan.pixel_spacing == (0.5, 0.75)
+    assert read_scan(encode(phantom(64)), "c.png").pixel_spacing is None
+    nifti = read_scan(make_nifti(np.stack([phantom(32)] * 4, axis=-1)), "d.nii", AXES["axial"])
+    assert nifti.pixel_spacing == (1.0, 1.0)

@@ -1,0 +1,46 @@
+import cv2
+import numpy as np
+
+from brain_cnn.inference.outline import (TumourArea, draw_outline, map_on_slice, map_png, outline, tumour_area)
+from brain_cnn.scan.preprocess import prepare_slice
+
+from conftest import phantom
+
+
+def _lesion_map(side: int, centre: tuple[int, int], radius: int, size: int) -> np.ndarray:
+    """A (size, size) map over the model input with a disc of 1.0 where the lesion lies in the square crop."""
+    square = np.zeros((side, side), np.float32)
+    cv2.circle(square, centre, radius, 1.0, -1)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_the_map_comes_back_to_the_slice_where_the_lesion_is():
+    # A wide slice with the head off-centre: the crop's offset and padding both matter.
+    grey = np.zeros((120, 260), np.uint8)
+    grey[10:106, 140:236] = phantom(96, lesion=False, seed=3)
+    grey[50:60, 170:180] = 250  # the "lesion", in slice coordinates
+    prepared = prepare_slice(grey, 64)
+    side = prepared.crop.shape[0]
+    dx, dy = prepared.offset
+    tumour_map = _lesion_map(side, (175 + dx, 55 + dy), 6, 32)
+    full = map_on_slice(tumour_map, prepared.offset, side, grey.shape)
+    assert full.shape == grey.shape
+    y, x = np.unravel_index(np.argmax(full), full.shape)
+    assert 48 <= y <= 62 and 168 <= x <= 182
+    assert full[:, :100].max() == 0  # nothing where the slice has no head
+    png = cv2.imdecode(np.frombuffer(map_png(full), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert png.shape == grey.shape and png.dtype == np.uint8 and png.max() > 200
+
+
+def test_area_in_pixels_or_mm2_and_the_outline():
+    full = np.zeros((100, 100), np.float32)
+    full[20:30, 40:60] = 0.9
+    assert tumour_area(full) == TumourArea(200, None) and str(tumour_area(full)) == "200 pixels"
+    area = tumour_area(full, (0.5, 0.4))
+    assert abs(area.mm2 - 40.0) < 1e-9 and str(area) == "40 mm²"
+    assert str(tumour_area(full * 0)) == "0 pixels"
+    assert len(outline(full)) == 1 and outline(full * 0) == []
+    rgb = draw_outline(np.full((100, 100), 80, np.uint8), full)
+    assert rgb.shape == (100, 100, 3)
+    coloured = (rgb[..., 0] != rgb[..., 2])
+    assert coloured[18:32, 38:62].any() and not coloured[50:, :].any() and not coloured[24:26, 48:52].any()
