@@ -15,6 +15,7 @@ import numpy as np
 
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.model.folder import load_model
+from brain_cnn.model.tumour_maps import PROBABILITIES, TUMOUR_MAP
 
 __all__ = ["FORMATS", "export_model"]
 
@@ -30,18 +31,28 @@ def _probe_inputs(size: int, count: int = 4) -> np.ndarray:
         np.float32)
 
 
-def _run_onnx(path: Path, inputs: np.ndarray) -> np.ndarray:
+def _named(outputs, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """A network's outputs by name: a tumour-map network's dict as it is, a classifier's one output as
+    "probabilities"."""
+    if isinstance(outputs, dict):
+        return {name: np.asarray(value) for name, value in outputs.items()}
+    if isinstance(outputs, (list, tuple)) and names and len(outputs) > 1:
+        return {name: np.asarray(value) for name, value in zip(names, outputs)}
+    return {PROBABILITIES: np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs)}
+
+
+def _run_onnx(path: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    return _named(session.run(None, {session.get_inputs()[0].name: inputs}), [o.name for o in session.get_outputs()])
 
 
-def _run_saved_model(path: Path, inputs: np.ndarray) -> np.ndarray:
+def _run_saved_model(path: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     restored = tf.saved_model.load(str(path))  # keep a reference: serve() needs its variables alive
-    return np.asarray(restored.serve(tf.constant(inputs)))
+    return _named(restored.serve(tf.constant(inputs)))
 
 
 def export_model(model_folder: str | Path, fmt: str, out: str | Path | None = None) -> dict:
@@ -58,14 +69,18 @@ def export_model(model_folder: str | Path, fmt: str, out: str | Path | None = No
     out = Path(out) if out else loaded.folder / "export" / ("model.onnx" if fmt == "onnx" else "saved_model")
     out.parent.mkdir(parents=True, exist_ok=True)
     probe = _probe_inputs(size)
-    expected = np.asarray(loaded.model(probe, training=False))  # also builds the model, as export requires
+    expected = _named(loaded.model(probe, training=False))  # also builds the model, as export requires
     loaded.model.export(str(out), format="onnx" if fmt == "onnx" else "tf_saved_model", verbose=False)
     got = _run_onnx(out, probe) if fmt == "onnx" else _run_saved_model(out, probe)
-    difference = float(np.abs(got - expected).max())
+    if set(got) != set(expected):
+        raise BrainCnnError(f"the exported {fmt} model has outputs {sorted(got)}, not {sorted(expected)}")
+    difference = max(float(np.abs(got[name] - expected[name]).max()) for name in expected)
     if difference > 1e-4:
         raise BrainCnnError(f"the exported {fmt} model disagrees with the Keras model (max difference {difference:.2g})")
     info = {"format": fmt, "path": str(out), "input": f"(N, {size}, {size}, 1) float32 in 0..255, head-cropped",
-            "output": f"softmax probabilities over {loaded.card.classes}",
+            "output": f"softmax probabilities over {loaded.card.classes}" + (
+                f"; {TUMOUR_MAP!r}: the tumour probability map (N, {size // 2}, {size // 2}, 1) over the input"
+                if TUMOUR_MAP in expected else ""),
             "temperature": loaded.card.temperature, "max_abs_difference": difference,
             "source_sha256": loaded.card.sha256}
     Path(str(out) + ".json").write_text(json.dumps(info, indent=2))

@@ -26,3 +26,11 @@ def test_export_command_and_unknown_format(tiny_model, tmp_path, capsys):
     assert "match the Keras model" in capsys.readouterr().out
     with pytest.raises(BrainCnnError, match="unknown export format"):
         export_model(folder, "tflite")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "saved_model"])
+def test_a_map_model_exports_both_outputs(tiny_map_model, tmp_path, fmt):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_map_model, folder)
+    info = export_model(folder, fmt)
+    assert info["max_abs_difference"] < 1e-4 and "tumour_map" in info["output"]
