@@ -119,24 +119,43 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if _wants_screening(args):
         if not args.data:
             raise DatasetError("--screening needs --data: the data set to screen")
+        if args.masks:
+            raise DatasetError("--masks measures tumour maps on a data set with the model's classes, not in the "
+                               "screening view")
         report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size)
         print(screening_table(report))
         return 0
     report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size,
-                                   flip=_FLIP[args.flip])
+                                   flip=_FLIP[args.flip], masks=args.masks)
     print(summary_table(report))
+    for split, result in report["splits"].items():
+        if "tumour_maps" in result:
+            print(_tumour_map_line(split, result["tumour_maps"]))
     return 0
+
+
+def _tumour_map_line(split: str, scores: dict) -> str:
+    shown = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    peak = "n/a" if scores["peak_inside"] is None else f"{scores['peak_inside']:.1%}"
+    return (f"tumour maps, {split}: {scores['with_tumour_mask']} images with a tumour mask "
+            f"({scores['without_tumour_mask']} without): mean Dice {shown(scores['mean_dice'])}, median "
+            f"{shown(scores['median_dice'])}, peak inside the tumour {peak}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor(args.model)
+    if args.masks and not predictor.has_map:
+        raise BrainCnnError(f"--masks needs a model with tumour maps; {args.model} has none")
     files = expand_inputs(args.paths)
     if not files:
         raise BrainCnnError("no files to predict (the paths given hold no images)")
+    map_files = _MapFiles(args.masks, args.paths) if args.masks else None
     failures, done, last = 0, 0, None
     show_progress = sys.stderr.isatty() and len(files) > args.batch_size
-    for result in predictor.predict_files(files, batch_size=args.batch_size):
+    for result in predictor.predict_files(files, batch_size=args.batch_size, maps=map_files is not None):
         failures += "error" in result
+        if "tumour_map" in result:
+            result["mask"] = map_files.write(result.pop("tumour_map"), result["file"], result.get("slice_index"))
         if result["file"] != last:
             done, last = done + 1, result["file"]
             if show_progress and done % args.batch_size == 0:
@@ -145,17 +164,53 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps(result), flush=True)
         else:
             where = result["file"] + (f" [{result['slice']}]" if "slice" in result else "")
+            mask = f"\t{result['mask']}" if "mask" in result else ""
             if "error" in result:
                 print(f"{where}\terror: {result['error']}", flush=True)
             elif result["label"] is None:
-                print(f"{where}\t{result['cannot_assess']}", flush=True)
+                print(f"{where}\t{result['cannot_assess']}{mask}", flush=True)
             else:
-                print(f"{where}\t{result['label']}\t{result['probabilities'][result['label']]:.3f}", flush=True)
+                print(f"{where}\t{result['label']}\t{result['probabilities'][result['label']]:.3f}{mask}", flush=True)
     if show_progress:
         print(f"\r{len(files)}/{len(files)} files", file=sys.stderr)
     if failures:
         print(f"{failures} of {len(files)} files could not be read", file=sys.stderr)
     return 0
+
+
+class _MapFiles:
+    """Where ``predict --masks DIR`` writes each slice's tumour map: the inputs' paths mirrored under DIR from
+    the common folder of the PATHs given, ``.png`` appended to the file's name (``.slice-NNN.png`` for a volume's
+    slices), so inputs of one name in different folders, a.jpg beside a.png, and the slices of a volume each get
+    their own."""
+
+    def __init__(self, folder: str | Path, paths: list[str]):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BrainCnnError(f"--masks {folder}: cannot make the folder ({error.strerror})") from None
+        # A folder given is mirrored from itself, a file from the folder it is in.
+        self.common = Path(os.path.commonpath([os.path.abspath(p) if os.path.isdir(p) else os.path.dirname(
+            os.path.abspath(p)) for p in paths]))
+        self.written: set[Path] = set()
+
+    def write(self, tumour_map, file: str, slice_index: int | None) -> str:
+        """Write the map (in the slice's coordinates) as a PNG (:func:`~brain_cnn.inference.outline.map_png`);
+        returns its path."""
+        from brain_cnn.inference.outline import map_png
+
+        relative = Path(os.path.abspath(file)).relative_to(self.common)
+        name = relative.name + ("" if slice_index is None else f".slice-{slice_index:03d}")
+        path = self.folder / relative.parent / f"{name}.png"
+        copy = 1
+        while path in self.written:  # the same file given twice, or a name that mimics a slice's
+            copy += 1
+            path = self.folder / relative.parent / f"{name}.{copy}.png"
+        self.written.add(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(map_png(tumour_map))
+        return str(path)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -354,6 +409,10 @@ def _add_evaluate_command(commands) -> None:
     evaluate.add_argument("--label-map", metavar="JSON",
                           help="how DATA's class folders map onto the model's classes (default: the bundled "
                           "map for the public data sets, by folder name)")
+    evaluate.add_argument("--masks", metavar="DIR",
+                          help="tumour-map models: the tumour masks to measure the maps on (Dice, peak inside the "
+                          "tumour), mirroring DATA's paths or flat by file name, PNG, tumour above 127 (default: "
+                          "DATA-masks beside DATA, where it exists)")
     evaluate.set_defaults(run=_cmd_evaluate)
 
 
@@ -371,6 +430,11 @@ def _add_predict_command(commands) -> None:
     predict.add_argument("--model", default=f"models/{DEFAULT_MODEL}",
                          help=f"model folder (default: the bundled default, models/{DEFAULT_MODEL})")
     predict.add_argument("--json", action="store_true", help="one JSON object per input line")
+    predict.add_argument("--masks", metavar="DIR",
+                         help="tumour-map models only: write each slice's tumour probability map (0-255 PNG, the "
+                         "size of the image or slice as read) under DIR, mirroring the inputs' paths from the "
+                         "common folder of the PATHs with .png appended (NAME.slice-NNN.png for each slice of a volume), and "
+                         "add its path as \"mask\" to the slice's line")
     predict.add_argument("--batch-size", type=int, default=32,
                          help="files decoded and classified together; bounds memory (default 32)")
     predict.set_defaults(run=_cmd_predict)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import Sample
+from brain_cnn.data.masks import UNKNOWN, mask_status, prepare_pair, read_mask
 from brain_cnn.errors import DatasetError, UnreadableImageError
-from brain_cnn.scan.preprocess import DECODE_WORKERS, load_scan
+from brain_cnn.scan.preprocess import DECODE_WORKERS, load_scan, load_slices
 
 __all__ = ["DecodedSplit", "decode_samples", "make_dataset", "augmenter", "AUGMENTATIONS", "scanner_augment",
            "intensity_remap", "SOFT_TUMOUR"]
@@ -31,18 +32,30 @@ SOFT_TUMOUR = "tumour"
 
 @dataclass
 class DecodedSplit:
-    """Images of one split as model inputs, with the files they came from."""
+    """Images of one split as model inputs, with the files they came from (and their tumour masks, when asked)."""
 
     images: np.ndarray  # (N, S, S, 1) uint8
     labels: np.ndarray  # (N,) int, index into the class list; -1 for a tumour of unstated type
     files: list[str]  # relative paths, aligned with images
     unreadable: list[tuple[str, str]]  # (path, reason) of files that were skipped
+    # With a masks folder (brain_cnn.data.masks): targets (N, S, S, 1) uint8 0/255 through the same head crop as
+    # the images (zeros where there is no mask), each image's mask status (MASK, EMPTY, UNKNOWN), and the
+    # (path, reason) of mask files that could not be read (their images count as UNKNOWN).
+    masks: np.ndarray | None = None
+    mask_status: np.ndarray | None = None
+    unreadable_masks: list[tuple[str, str]] = field(default_factory=list)
 
 
 def decode_samples(
-    samples: list[Sample], root: str | Path, classes: list[str], image_size: int, workers: int | None = None
+    samples: list[Sample], root: str | Path, classes: list[str], image_size: int, workers: int | None = None,
+    masks: str | Path | None = None,
 ) -> DecodedSplit:
-    """Decode ``samples`` (paths relative to ``root``) in parallel; unreadable files are skipped and listed."""
+    """Decode ``samples`` (paths relative to ``root``) in parallel; unreadable files are skipped and listed.
+
+    With ``masks`` (a ``<data set>-masks/`` folder, :func:`brain_cnn.data.masks.mask_folder`) each image's tumour
+    mask is found and brought to model-input coordinates with the image's own head box
+    (:func:`brain_cnn.data.masks.prepare_pair`), in the same pass.
+    """
     root = Path(root)
     index = {name: i for i, name in enumerate(classes)}
     index[SOFT_TUMOUR] = index.get(SOFT_TUMOUR, -1)
@@ -54,23 +67,54 @@ def decode_samples(
 
     def one(sample: Sample):
         try:
-            return load_scan(root / sample.path, image_size), None
+            if masks is None:
+                return load_scan(root / sample.path, image_size), None, None
+            return *_with_mask(root, sample, Path(masks), image_size), None
         except UnreadableImageError as error:
-            return None, str(error)
+            return None, None, str(error)
 
     # Pillow and OpenCV release the GIL while decoding and resizing.
     with ThreadPoolExecutor(max_workers=workers or DECODE_WORKERS) as pool:
         results = list(pool.map(one, samples))
     images, labels, files, unreadable = [], [], [], []
-    for sample, (image, error) in zip(samples, results):
+    targets, statuses, unreadable_masks = [], [], []
+    for sample, (image, mask, error) in zip(samples, results):
         if image is None:
             unreadable.append((sample.path, error))
             continue
         images.append(image)
         labels.append(index[sample.label])
         files.append(sample.path)
-    stacked = np.stack(images) if images else np.zeros((0, image_size, image_size, 1), np.uint8)
-    return DecodedSplit(stacked, np.asarray(labels, dtype=np.int32), files, unreadable)
+        if masks is not None:
+            status, target, mask_error = mask
+            targets.append(target)
+            statuses.append(status)
+            if mask_error:
+                unreadable_masks.append((sample.path, mask_error))
+    empty = np.zeros((0, image_size, image_size, 1), np.uint8)
+    stacked = np.stack(images) if images else empty
+    decoded = DecodedSplit(stacked, np.asarray(labels, dtype=np.int32), files, unreadable)
+    if masks is not None:
+        decoded.masks = np.stack(targets) if targets else empty
+        decoded.mask_status = np.asarray(statuses, dtype=object)
+        decoded.unreadable_masks = unreadable_masks
+    return decoded
+
+
+def _with_mask(root: Path, sample: Sample, masks: Path, image_size: int):
+    """(model input, (mask status, target, mask error)) of one sample (see :func:`decode_samples`)."""
+    inputs, scan = load_slices(root / sample.path, image_size)
+    if scan.is_volume:  # as load_scan refuses it
+        raise UnreadableImageError(f"{scan.name}: a volume of {len(inputs)} slices, not a single slice")
+    status, found = mask_status(masks, sample.path, is_no_tumour(sample.label))
+    mask, error = None, None
+    if found is not None:
+        try:
+            mask = read_mask(found)
+        except UnreadableImageError as unreadable:
+            status, error = UNKNOWN, str(unreadable)
+    _, target = prepare_pair(scan.slices[0], mask, image_size)
+    return inputs[0], (status, target, error)
 
 
 def augmenter(seed: int):

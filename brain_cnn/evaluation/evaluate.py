@@ -18,15 +18,18 @@ import numpy as np
 from brain_cnn.data.dataset import SplitManifest, discover
 from brain_cnn.data.leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_samples
 from brain_cnn.data.pipeline import decode_samples
-from brain_cnn.errors import DatasetError
+from brain_cnn.data.masks import MASK, mask_folder
+from brain_cnn.errors import DatasetError, ModelFolderError
 from brain_cnn.evaluation.findings import record_evaluation, record_gate
 from brain_cnn.evaluation.metrics import calibration, classification_metrics
+from brain_cnn.evaluation.tumour_maps import map_scores
 from brain_cnn.files import read_json, sha256_file, write_json
 from brain_cnn.inference.calibration import apply_temperature, fit_temperature
-from brain_cnn.inference.predictor import predict_outputs
+from brain_cnn.inference.predictor import predict_all, predict_outputs
 from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
 from brain_cnn.model.folder import load_model
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
+from brain_cnn.model.tumour_maps import map_output
 
 __all__ = ["evaluate_model_folder"]
 
@@ -66,6 +69,7 @@ def evaluate_model_folder(
     splits: list[str] | None = None,
     batch_size: int = 64,
     flip: bool | None = None,
+    masks: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write the report; returns it.
 
@@ -73,14 +77,21 @@ def evaluate_model_folder(
     the validation split; True or False fixes it (off halves the inference cost).
     Any other data is evaluated as the card says.
 
+    A tumour-map network (:mod:`brain_cnn.model.tumour_maps`) is also measured
+    against the data's tumour masks, ``masks`` or else the ``<data set>-masks/``
+    folder beside it (:func:`brain_cnn.data.masks.mask_folder`): each split
+    gets a ``tumour_maps`` entry (Dice and the share of peaks inside the tumour,
+    :func:`brain_cnn.evaluation.tumour_maps.map_scores`).
+
     Raises:
-        ModelFolderError: the model folder is unusable.
-        DatasetError: the data folder or split is unusable, or its classes are not the model's.
+        ModelFolderError: the model folder is unusable, or ``masks`` is given for a model without tumour maps.
+        DatasetError: the data folder, split or masks folder is unusable, or its classes are not the model's.
     """
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
     root, chosen, source, own = _choose_samples(folder, card, data, splits)
-    decoded_splits = _decode(chosen, root, card)
+    masks = _masks_folder(loaded, root, masks)
+    decoded_splits = _decode(chosen, root, card, masks)
 
     # Flip averaging, temperature and the out-of-distribution gate are chosen
     # or fitted on the model's own training and validation splits only; any
@@ -90,9 +101,12 @@ def evaluate_model_folder(
         flip = card.flip_averaging
     elif flip is None:
         flip = _choose_flip(loaded.model, decoded_splits["validation"], batch_size)
-    outputs = {split: (decoded, *predict_outputs(loaded.model, decoded.images, batch_size, flip,
-                                                 card.mixed_precision))
-               for split, decoded in decoded_splits.items()}
+    outputs, maps = {}, {}
+    for split, decoded in decoded_splits.items():
+        features, probs, split_maps = predict_all(loaded.model, decoded.images, batch_size, flip, card.mixed_precision)
+        outputs[split] = (decoded, features, probs)
+        if masks is not None:
+            maps[split] = split_maps
     gate, temperature = loaded.gate, card.temperature
     if refit:
         train = decode_samples(_saved_train_samples(folder), root, card.classes, card.image_size)
@@ -111,6 +125,8 @@ def evaluate_model_folder(
         "splits": {split: _split_result(*output, temperature, card.classes, gate)
                    for split, output in outputs.items()},
     }
+    for split, split_maps in maps.items():
+        report["splits"][split]["tumour_maps"] = _tumour_maps(decoded_splits[split], split_maps, masks)
     if own and "test" in outputs:
         report["splits"]["test"]["unseen"] = _unseen(outputs, root, SplitManifest.load(folder / SPLIT_FILE),
                                                      temperature, card.classes, card.training)
@@ -124,11 +140,35 @@ def evaluate_model_folder(
     return report
 
 
-def _decode(chosen: dict[str, list], root: Path, card: ModelCard) -> dict[str, Any]:
-    """Each chosen split decoded through the one preprocessing path; a split with no readable image fails."""
+def _masks_folder(loaded, root: Path, masks: str | Path | None) -> Path | None:
+    """The tumour masks to measure the maps on: ``masks``, else the data's ``-masks`` folder; None for a model
+    without tumour maps (its evaluation decodes no masks)."""
+    has_map = map_output(loaded.model) is not None
+    if masks is not None:
+        if not has_map:
+            raise ModelFolderError(f"--masks needs a model with tumour maps; {loaded.folder} has none")
+        if not Path(masks).is_dir():
+            raise DatasetError(f"masks folder not found: {masks}")
+        return Path(masks)
+    return mask_folder(root) if has_map else None
+
+
+def _tumour_maps(decoded, maps: np.ndarray, masks: Path) -> dict[str, Any]:
+    """Dice and peak inside the tumour over the split's images with a tumour mask; the others counted."""
+    has_mask = decoded.mask_status == MASK  # a mask file; map_scores counts those that are not empty
+    scores = map_scores(maps[has_mask][..., None], decoded.masks[has_mask])
+    with_tumour = scores.pop("images")
+    return {"masks": str(masks), "with_tumour_mask": with_tumour,
+            "without_tumour_mask": len(decoded.labels) - with_tumour, **scores,
+            "unreadable_masks": [{"file": f, "error": e} for f, e in decoded.unreadable_masks]}
+
+
+def _decode(chosen: dict[str, list], root: Path, card: ModelCard, masks: Path | None = None) -> dict[str, Any]:
+    """Each chosen split decoded through the one preprocessing path (with its tumour masks when ``masks`` is
+    given); a split with no readable image fails."""
     decoded_splits = {}
     for split, samples in chosen.items():
-        decoded = decode_samples(samples, root, card.classes, card.image_size)
+        decoded = decode_samples(samples, root, card.classes, card.image_size, masks=masks)
         if not len(decoded.labels):
             raise DatasetError(f"no readable images in the {split} split of {root}")
         decoded_splits[split] = decoded

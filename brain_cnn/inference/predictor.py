@@ -11,13 +11,14 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from brain_cnn.data.dataset import list_images
-from brain_cnn.errors import UnreadableImageError
+from brain_cnn.errors import ModelFolderError, UnreadableImageError
 from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.inference.outline import map_on_slice
 from brain_cnn.model.engines import forward
 from brain_cnn.model.folder import load_model, LoadedModel
 from brain_cnn.model.ood import header_check, image_check
 from brain_cnn.model.tumour_maps import class_output, map_output
-from brain_cnn.scan.preprocess import DECODE_WORKERS, load_slices
+from brain_cnn.scan.preprocess import DECODE_WORKERS, load_prepared, load_slices
 from brain_cnn.scan.read import Scan
 
 __all__ = ["Predictor", "SliceCall", "expand_inputs", "predict_probabilities", "predict_outputs", "predict_all",
@@ -187,7 +188,8 @@ class Predictor:
             raise UnreadableImageError(f"{name}: a volume of {len(inputs)} slices, not a single slice")
         return self._result(name, self.call_slices(scan, inputs)[0])
 
-    def predict_files(self, files: list[str | Path], batch_size: int = 32) -> Iterator[dict[str, Any]]:
+    def predict_files(self, files: list[str | Path], batch_size: int = 32,
+                      maps: bool = False) -> Iterator[dict[str, Any]]:
         """Classify files in order, ``batch_size`` files at a time, so memory stays bounded.
 
         Yields one dict per slice: ``{"file", "label", "probabilities"}``, or
@@ -195,22 +197,37 @@ class Predictor:
         (plus ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM,
         NIfTI, and ``"sequence"``, e.g. "T2", where a DICOM header tells it), or
         ``{"file", "error"}`` for a file that cannot be read.
+
+        With ``maps=True`` (a tumour-map network only) each slice's dict also
+        holds ``"tumour_map"``: the map in the slice's own coordinates, (H, W)
+        float32 (:func:`brain_cnn.inference.outline.map_on_slice`), for the
+        caller to write out and drop; it is not JSON.
+
+        Raises:
+            ModelFolderError: ``maps=True`` with a network without tumour maps.
         """
+        if maps and not self.has_map:
+            raise ModelFolderError(f"the model {self.card.name} has no tumour maps (a tumour-map network gives them)")
 
         def decode(path):
             try:
-                inputs, scan = load_slices(path, self.image_size)
-                return inputs, scan, None
+                if not maps:
+                    inputs, scan = load_slices(path, self.image_size)
+                    return inputs, scan, None, None
+                # The head crop's offset and side of each slice bring its map back; the crops themselves are dropped.
+                prepared, scan = load_prepared(path, self.image_size)
+                return (np.stack([p.model_input for p in prepared]), scan,
+                        [(p.offset, p.crop.shape[0]) for p in prepared], None)
             except UnreadableImageError as error:
-                return None, None, str(error)
+                return None, None, None, str(error)
 
         with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
             for start in range(0, len(files), batch_size):
                 chunk = files[start : start + batch_size]
                 decoded = list(pool.map(decode, chunk))
-                calls = iter(self.call_scans([(scan, inputs) for inputs, scan, _ in decoded if inputs is not None],
+                calls = iter(self.call_scans([(scan, inputs) for inputs, scan, _, _ in decoded if inputs is not None],
                                              batch_size))
-                for path, (inputs, scan, error) in zip(chunk, decoded):
+                for path, (inputs, scan, crops, error) in zip(chunk, decoded):
                     if inputs is None:
                         yield {"file": str(path), "error": error}
                         continue
@@ -220,4 +237,7 @@ class Predictor:
                             result.update(slice=scan.slice_labels[i], slice_index=i)
                         if scan.sequence is not None:
                             result["sequence"] = scan.sequence.name
+                        if maps:
+                            offset, side = crops[i]
+                            result["tumour_map"] = map_on_slice(call.tumour_map, offset, side, scan.slices[i].shape)
                         yield result

@@ -32,6 +32,7 @@ __all__ = [
     "resize_square",
     "load_scan",
     "load_slices",
+    "load_prepared",
     "read_file",
 ]
 
@@ -173,10 +174,20 @@ def load_scan(source: str | Path | bytes, image_size: int, name: str | None = No
 
 def load_slices(source: str | Path | bytes, image_size: int, name: str | None = None):
     """Any supported file to model inputs (N, S, S, 1) ``uint8`` and its :class:`~brain_cnn.scan.read.Scan`."""
+    scan = _read_scan(source, name)
+    return np.stack([prepare(s, image_size) for s in scan.slices]), scan
 
+
+def load_prepared(source: str | Path | bytes, image_size: int, name: str | None = None):
+    """:func:`load_slices` keeping each slice's head crop and offset: a :class:`PreparedSlice` per slice, and the
+    :class:`~brain_cnn.scan.read.Scan` (to bring a tumour map back to its slice)."""
+    scan = _read_scan(source, name)
+    return [prepare_slice(s, image_size) for s in scan.slices], scan
+
+
+def _read_scan(source: str | Path | bytes, name: str | None):
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), name or "upload"
     else:
         data, label = read_file(source), name or Path(source).name
-    scan = read_scan(data, label)
-    return np.stack([prepare(s, image_size) for s in scan.slices]), scan
+    return read_scan(data, label)

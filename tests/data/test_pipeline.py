@@ -26,6 +26,29 @@ def test_unreadable_files_are_skipped_and_listed(folder):
     assert split.unreadable[0][0] == "b/3.jpg" and "truncated" in split.unreadable[0][1]
 
 
+def test_masks_are_decoded_beside_their_images_through_the_same_crop(folder, tmp_path):
+    from brain_cnn.data.masks import EMPTY, MASK, UNKNOWN, prepare_pair
+
+    grey = np.zeros((80, 120), np.uint8)
+    grey[8:72, 50:114] = phantom(64, lesion=True, seed=4)  # off-centre in a margin: the head box matters
+    (folder / "b" / "4.png").write_bytes(encode(grey))
+    masks = tmp_path / "masks"
+    (masks / "b").mkdir(parents=True)
+    lesion = np.where(grey > 225, 255, 0).astype(np.uint8)
+    (masks / "b" / "4.png").write_bytes(encode(lesion))
+    (masks / "b" / "2.png").write_bytes(b"not a png")
+    samples = [Sample("a/1.png", "notumor"), Sample("b/2.jpg", "glioma"), Sample("b/3.jpg", "glioma"),
+               Sample("b/4.png", "glioma")]
+    split = decode_samples(samples, folder, ["glioma", "notumor"], 32, masks=masks)
+    assert split.files == ["a/1.png", "b/2.jpg", "b/4.png"] and split.masks.shape == (3, 32, 32, 1)
+    assert split.mask_status.tolist() == [EMPTY, UNKNOWN, MASK]
+    assert split.unreadable_masks[0][0] == "b/2.jpg" and "not a readable mask" in split.unreadable_masks[0][1]
+    image, target = prepare_pair(grey, lesion, 32)
+    assert np.array_equal(split.images[2], image) and np.array_equal(split.masks[2], target) and target.any()
+    assert not split.masks[:2].any()
+    assert decode_samples(samples, folder, ["glioma", "notumor"], 32).masks is None
+
+
 def test_unknown_class_is_refused(folder):
     with pytest.raises(DatasetError, match="not among"):
         decode_samples([Sample("a/1.png", "zebra")], folder, ["a", "b"], 32)

@@ -46,6 +46,23 @@ def test_missing_split_and_foreign_classes_are_clear_errors(folder, tmp_path):
         evaluate_model_folder(folder, data=tmp_path / "other")
 
 
+def test_a_model_without_maps_decodes_no_masks(folder, tmp_path, monkeypatch):
+    import brain_cnn.evaluation.evaluate as evaluate
+    from brain_cnn.errors import ModelFolderError
+
+    from conftest import write_class_folder
+
+    write_class_folder(tmp_path / "scans", {"notumor": 2, "tumor": 2}, start_seed=7000)
+    (tmp_path / "scans-masks" / "tumor").mkdir(parents=True)
+    asked = []
+    real = evaluate.decode_samples
+    monkeypatch.setattr(evaluate, "decode_samples", lambda *a, **k: asked.append(k.get("masks")) or real(*a, **k))
+    report = evaluate_model_folder(folder, data=tmp_path / "scans")
+    assert asked == [None] and "tumour_maps" not in report["splits"]["all"]
+    with pytest.raises(ModelFolderError, match="needs a model with tumour maps"):
+        evaluate_model_folder(folder, data=tmp_path / "scans", masks=tmp_path / "scans-masks")
+
+
 def test_limitations_say_which_calls_survive_the_tumours_removal():
     from brain_cnn.reports.sentences import limitations
 
