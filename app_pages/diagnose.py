@@ -3,6 +3,8 @@
 The call, its probabilities and a Grad-CAM map (one forward and one backward
 pass) come first; a costly map (Score-CAM, occlusion) is queued in the
 background only when chosen, with progress, and replaces the quick one when done.
+A tumour-map network shows the outline of its map instead, with the area it
+encloses beside the call: both come from the forward pass that made the call.
 """
 
 import time
@@ -11,17 +13,21 @@ import streamlit as st
 
 from brain_cnn.app_support import (
     DISCLAIMER,
+    OUTLINE_VIEW,
     assess_series_upload,
     assess_upload,
     digest,
+    draws_tumour_maps,
     map_now,
     maps_ahead,
     predictor_for,
     read_report,
+    where_views,
 )
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
 from brain_cnn.explain.overlay import overlay_heatmap
+from brain_cnn.inference.assessment import OUTLINE_CAPTION, RANKINGS
 from brain_cnn.reports.dashboards import slice_profile_figure
 from brain_cnn.reports.pdf import case_report_pdf
 from brain_cnn.reports.sentences import trust_note
@@ -41,14 +47,18 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
 )
 left, right = st.columns(2)
+tumour_maps = draws_tumour_maps(folder)
+views = where_views(tumour_maps)
 method = left.selectbox(
-    "Explanation method", list(METHODS), index=list(METHODS).index(QUICK_METHOD),
-    format_func=lambda m: f"{m} (slower: drawn after the call)" if METHODS[m].costly else m,
-    help="; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
-opacity = right.slider("Heat-map opacity", 0.0, 1.0, 0.45, 0.05)
+    "Tumour outline or heat map" if tumour_maps else "Explanation method", views,
+    index=0 if tumour_maps else views.index(QUICK_METHOD),
+    format_func=lambda m: f"{m} (slower: drawn after the call)" if m in METHODS and METHODS[m].costly else m,
+    help="; ".join(([f"{OUTLINE_CAPTION}, from the pass that made the call"] if tumour_maps else [])
+                   + [f"{m.name}: {m.description}" for m in METHODS.values()]))
+opacity = right.slider("Heat-map opacity", 0.0, 1.0, 0.45, 0.05, disabled=method == OUTLINE_VIEW)
 
 if not uploads:
-    st.info("Upload a scan to see the model's call and its heat map.")
+    st.info(f"Upload a scan to see the model's call and its {'tumour outline' if tumour_maps else 'heat map'}.")
     st.stop()
 
 try:
@@ -113,27 +123,35 @@ if case.kind == "nifti":
 if case.is_volume:
     key = f"slice-{case.sha256}-{len(case.slices)}"
     st.session_state.setdefault(key, case.start_index())
-    suspicious = case.most_suspicious(3)
+    ranking = RANKINGS[0]
+    if case.has_map:
+        ranking = st.radio("Rank slices by", RANKINGS, key=f"rank-{key}", horizontal=True)
+    suspicious = case.top_slices(ranking, 3)
     if suspicious:
         buttons = st.columns(len(suspicious) + 1)
-        buttons[0].markdown("**Most suspicious slices**")
+        buttons[0].markdown("**Most suspicious slices**" if ranking == "probability" else "**Largest tumour outlines**")
         for cell, i in zip(buttons[1:], suspicious):
-            p = case.slices[i].tumour_probability
-            if cell.button(f"slice {i + 1} (tumour {p:.0%})", key=f"jump-{key}-{i}"):
+            if cell.button(case.slice_button_text(i), key=f"jump-{key}-{i}"):
                 st.session_state[key] = i
+    elif ranking == "tumour area":
+        st.caption("No tumour outlined on any slice.")
     index = st.slider("Slice", 0, len(case.slices) - 1, key=key, format="%d")
     st.plotly_chart(slice_profile_figure(case, index), key="profile")
 chosen = case.slices[index]
+if method == OUTLINE_VIEW and not chosen.has_map:  # the card said maps; the network has none
+    method = QUICK_METHOD
 if chosen.refused:
     st.error(chosen.summary(), icon=":material/block:")
-else:
-    (st.warning if chosen.warnings else st.success)(chosen.summary())
+else:  # a tumour-map network's area goes with its call
+    (st.warning if chosen.warnings else st.success)(
+        chosen.summary() + (f"  \n{chosen.outline_text()}" if chosen.has_map else ""))
 for note in chosen.warnings:
     st.warning(note, icon=":material/warning:")
 
 # The network's input identifies the slice: the same file re-sliced along another plane is another slice.
 slice_key = digest(chosen.model_input.tobytes())
-used, heat, job = map_now(folder, chosen, slice_key, method)
+# The outline came with the call; a heat map is computed now (Grad-CAM) or queued (costly ones).
+used, heat, job = (method, None, None) if method == OUTLINE_VIEW else map_now(folder, chosen, slice_key, method)
 if job is not None and job.done:  # it failed: map_now hands back finished maps, not jobs
     st.error(f"The {method} map could not be computed ({job.future.exception()}); showing {used}.",
              icon=":material/error:")
@@ -144,12 +162,19 @@ explained = list(chosen.probabilities)[chosen.class_index]
 
 def draw_map(where, used: str, heat) -> None:
     with where.container():
+        if used == OUTLINE_VIEW:
+            st.image(chosen.outline_image(), caption=OUTLINE_CAPTION, width="stretch")
+            if chosen.refused:
+                st.caption(chosen.outline_text())
+            return
         st.image(overlay_heatmap(chosen.display, heat, opacity), caption=f"{used} for '{explained}'", width="stretch")
         st.caption(trust_note(explanations, used))
 
 
 def pdf_report() -> bytes:
     """Made when the button is pressed (on another thread), with the costly map if it is ready by then."""
+    if used == OUTLINE_VIEW:  # the outline and its area, which a tumour-map network's report always carries
+        return case_report_pdf(case, chosen, None, None, card.name, card.sha256)
     final, shown = (method, job.result()) if job is not None and job.done and not job.future.exception() else (used, heat)
     return case_report_pdf(case, chosen, overlay_heatmap(chosen.display, shown, opacity), final, card.name,
                            card.sha256, heat_map_note=trust_note(explanations, final))

@@ -9,6 +9,11 @@ process-wide gate (:data:`brain_cnn.model.engines.INFERENCE`), so sessions share
 cores instead of fighting over them. An upload's assessment and heat maps are
 cached by the SHA-256 of its bytes (``st.cache_data``), so moving a slider
 does not re-run the network. Uploads stay in memory; nothing is written to disk.
+
+A tumour-map network (:mod:`brain_cnn.model.tumour_maps`) is shown first by
+the outline of its map, which comes with the call; its Grad-CAM is warmed
+after the model is handed out rather than before, so nothing stands between
+the first upload and its answer.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import streamlit as st
 
 from brain_cnn.explain.explainer import DEFAULT_METHOD, Explainer, METHODS, QUICK_METHOD
 from brain_cnn.explain.queue import ExplanationJob, ExplanationQueue
+from brain_cnn.errors import BrainCnnError
 from brain_cnn.files import read_json
 from brain_cnn.inference.assessment import CaseAssessment, SliceAssessment, assess, assess_series
 from brain_cnn.inference.predictor import Predictor
 from brain_cnn.model.card import EVALUATION_FILE, HISTORY_FILE, load_card
-from brain_cnn.model.engines import limit_tensorflow_threads
+from brain_cnn.model.engines import background, limit_tensorflow_threads
 from brain_cnn.model.folder import DEFAULT_MODEL, list_model_folders
 from brain_cnn.reports import audit
 from brain_cnn.reports.worklist import audit_entry
@@ -54,6 +60,9 @@ __all__ = [
     "map_now",
     "read_report",
     "resolve_data_root",
+    "OUTLINE_VIEW",
+    "draws_tumour_maps",
+    "where_views",
 ]
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -61,6 +70,10 @@ DISCLAIMER = (
     "Decision support, not a diagnosis. This research tool classifies single MRI slices; "
     "a qualified radiologist must read every study."
 )
+
+
+# The Diagnose page's first "where" view for a tumour-map network: the outline of its map, not a heat map.
+OUTLINE_VIEW = "Tumour outline"
 
 
 def models_dir() -> Path:
@@ -100,8 +113,9 @@ class ModelService:
 
     Loading starts in a background thread when the service is made, so a page
     can show its uploader while the model loads; it ends with one forward pass
-    and one quick heat map, so the first upload is as fast as the rest. A load
-    that failed is tried again on the next request.
+    and one quick heat map, so the first upload is as fast as the rest (a
+    tumour-map network's quick heat map is warmed just after: its outline
+    comes with the call). A load that failed is tried again on the next request.
     """
 
     def __init__(self, folder: str | Path):
@@ -125,11 +139,18 @@ class ModelService:
             limit_tensorflow_threads()
             predictor = Predictor(self.folder)  # warms the forward pass
             explainer = Explainer(predictor.model)
-            explainer.warm_up()
+            if not predictor.has_map:  # its Grad-CAM is shown with the call
+                explainer.warm_up()
         except BaseException as error:  # noqa: BLE001 - re-raised to whoever asks for the model
             future.set_exception(error)
-        else:
-            future.set_result((predictor, explainer))
+            return
+        future.set_result((predictor, explainer))
+        if predictor.has_map:  # its outline is shown with the call; Grad-CAM, when chosen, is then as quick
+            try:
+                with background():  # a call waiting for the network goes first
+                    explainer.warm_up()
+            except Exception:  # noqa: BLE001, S110 - a map that cannot be made says so when it is asked for
+                pass
 
     @property
     def ready(self) -> bool:
@@ -193,6 +214,20 @@ def predictor_for(folder: str | Path) -> Predictor:
         with st.spinner("Loading the model ..."):
             return service.predictor()
     return service.predictor()
+
+
+def draws_tumour_maps(folder: str | Path) -> bool:
+    """Whether the model of ``folder`` is a tumour-map network, as its card says: known before the network loads."""
+    try:
+        return bool(card_for(Path(folder)).training.get("tumour_map"))
+    except BrainCnnError:  # the page says what is wrong with the folder when it loads the model
+        return False
+
+
+def where_views(tumour_maps: bool) -> list[str]:
+    """The Diagnose page's "where" views, the default first for a tumour-map network: its outline, then the
+    heat-map methods (Grad-CAM the default of a classifier)."""
+    return ([OUTLINE_VIEW] if tumour_maps else []) + list(METHODS)
 
 
 def explainer_for(folder: str | Path) -> Explainer:

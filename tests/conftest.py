@@ -215,6 +215,21 @@ def train_tiny_map_model(folder: Path, steps: int = 60, seed: int = 1) -> Path:
     return folder
 
 
+def mapped_slice(side: int, tumour: float = 0.9, spacing: tuple[float, float] | None = None,
+                 refusal: str | None = None):
+    """A :class:`~brain_cnn.inference.assessment.SliceAssessment` of a tumour-map network, made by hand: its map
+    (24 x 24 over a 48 x 48 head crop) is 1 on a ``side`` x ``side`` square, so the outline encloses (2 side)²
+    pixels of the slice; ``tumour`` is P(glioma), the rest P(notumor)."""
+    from brain_cnn.inference.assessment import SliceAssessment
+    from brain_cnn.inference.predictor import SliceCall
+
+    tumour_map = np.zeros((24, 24), np.float32)
+    tumour_map[4:4 + side, 4:4 + side] = 1.0
+    probabilities = {"glioma": tumour, "meningioma": 0.0, "notumor": 1 - tumour, "pituitary": 0.0}
+    return SliceAssessment("x", np.zeros((48, 48), np.uint8), np.zeros((48, 48, 1), np.uint8),
+                           SliceCall(probabilities, refusal, tumour_map=tumour_map), pixel_spacing=spacing)
+
+
 @pytest.fixture(scope="session")
 def tiny_map_model(tmp_path_factory) -> Path:
     """A tumour-map model folder trained for a few steps on phantoms (see :func:`train_tiny_map_model`)."""

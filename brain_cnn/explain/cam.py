@@ -31,7 +31,9 @@ def gradcam_graph(linear_model, layer: str):
     import keras
     import tensorflow as tf
 
-    both = keras.Model(linear_model.inputs, [linear_model.outputs[0], linear_model.get_layer(layer).output])
+    from brain_cnn.model.tumour_maps import class_output
+
+    both = keras.Model(linear_model.inputs, [class_output(linear_model), linear_model.get_layer(layer).output])
     spec = [tf.TensorSpec((None, *linear_model.input_shape[1:]), tf.float32), tf.TensorSpec((), tf.int32)]
 
     @tf.function(input_signature=spec)

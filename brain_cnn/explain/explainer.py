@@ -9,7 +9,11 @@ Occlusion is the default: of the four it points at the tumour most often
 The three class activation maps explain the last convolution block
 (:data:`brain_cnn.model.network.LAST_CONV_LAYER`) with the softmax replaced by a
 linear output, as the papers prescribe. An ensemble's map is the mean of its
-members' maps; its occlusion map asks the ensemble itself.
+members' maps; its occlusion map asks the ensemble itself. A tumour-map network
+(:mod:`brain_cnn.model.tumour_maps`) is explained through its class output
+alone; that output is a product of the map's peak and the type head's
+softmax (:class:`~brain_cnn.model.layers.CallFromMap`), with no single softmax
+to make linear, so its class activation maps explain the probability itself.
 
 Grad-CAM costs one forward and one backward pass (traced once as a graph), so
 the app draws it with the call (:data:`QUICK_METHOD`). Score-CAM and occlusion
@@ -33,6 +37,7 @@ from brain_cnn.explain.occlusion import OCCLUSION_METHOD, occlusion_map
 from brain_cnn.model.engines import INFERENCE
 from brain_cnn.model.ensemble import members_of
 from brain_cnn.model.network import LAST_CONV_LAYER
+from brain_cnn.model.tumour_maps import class_output, map_output
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "QUICK_METHOD", "OCCLUSION", "Explainer"]
 
@@ -41,6 +46,19 @@ METHODS = {m.name: m for m in (GRAD_CAM, GRAD_CAM_PLUS_PLUS, SCORE_CAM, OCCLUSIO
 OCCLUSION = "Occlusion"
 DEFAULT_METHOD = OCCLUSION  # of the four, the one that points at the tumour most often
 QUICK_METHOD = "Grad-CAM"  # one forward and one backward pass: shown with the call
+
+
+def _class_model(model):
+    """The network with its class probabilities as its only output.
+
+    tf-keras-vis asks for one score per output, and a tumour-map network also
+    outputs its map; the map is not what these methods explain.
+    """
+    if map_output(model) is None:
+        return model
+    import keras
+
+    return keras.Model(model.inputs, class_output(model), name=f"{model.name}_classes")
 
 
 class Explainer:
@@ -62,7 +80,7 @@ class Explainer:
                 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 
                 self._visualizers[method] = METHODS[method].visualizer_class()(
-                    self.model, model_modifier=ReplaceToLinear(), clone=True
+                    _class_model(self.model), model_modifier=ReplaceToLinear(), clone=True
                 )
         return self._visualizers[method]
 

@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
-from brain_cnn.inference.outline import TumourArea, map_on_slice, map_on_square, tumour_area
+from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, draw_outline, map_on_slice, map_on_square, tumour_area
 from brain_cnn.inference.predictor import SliceCall
 from brain_cnn.model.card import read_external
 from brain_cnn.reports.sentences import sequence_note
 from brain_cnn.scan.preprocess import prepare_slice
 from brain_cnn.scan.read import AXES, Scan, read_scan, read_study
 
-__all__ = ["SliceAssessment", "CaseAssessment", "assess", "assess_series", "LOW_CONFIDENCE", "CLOSE_CALL_MARGIN"]
+__all__ = ["SliceAssessment", "CaseAssessment", "assess", "assess_series", "LOW_CONFIDENCE", "CLOSE_CALL_MARGIN",
+           "RANKINGS", "OUTLINE_CAPTION"]
 
 # Below this top-class probability the app warns that the call is uncertain.
 LOW_CONFIDENCE = 0.70
 # If the two most likely classes are closer than this, the app says so.
 CLOSE_CALL_MARGIN = 0.20
+# How the slices of a study can be ranked: by the call's tumour probability, or (a tumour-map network) by the
+# area its outline encloses.
+RANKINGS = ("probability", "tumour area")
+# Under the outline image, in the app and the PDF.
+OUTLINE_CAPTION = f"Tumour outline: where the tumour map reaches {OUTLINE_LEVEL:.0%}"
 
 
 @dataclass
@@ -55,11 +62,32 @@ class SliceAssessment:
         shape = self.slice_shape or self.display.shape
         return map_on_slice(self.call.tumour_map, self.offset, self.display.shape[0], shape)
 
-    @property
+    @cached_property  # the map resized to the whole slice: counted once, as a study's ranking asks every slice
     def tumour_area(self) -> TumourArea | None:
         """Area inside the outline, counted on the slice (mm² with a pixel spacing); None without a map or when refused."""
-        full = self.map_on_slice()
-        return None if full is None or self.refused else tumour_area(full, self.pixel_spacing)
+        if not self.has_map or self.refused:
+            return None
+        return tumour_area(self.map_on_slice(), self.pixel_spacing)
+
+    def outline_text(self) -> str | None:
+        """What the outline encloses, said beside the call; None for a network without maps.
+
+        "Tumour outline: 1,234 mm²" (pixels where the file gives no pixel spacing), "No tumour outlined", or,
+        for a slice the model cannot assess, that there is no outline.
+        """
+        if not self.has_map:
+            return None
+        if self.refused:
+            return "No tumour outline: the model cannot assess this slice"
+        area = self.tumour_area
+        return f"Tumour outline: {area}" if area.pixels else "No tumour outlined"
+
+    def outline_image(self) -> np.ndarray | None:
+        """The head crop (RGB) with the tumour map's outline on it; none drawn on a refused slice; None without a map."""
+        full = self.map_on_display()
+        if full is None:
+            return None
+        return draw_outline(self.display, np.zeros_like(full) if self.refused else full)
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -142,10 +170,45 @@ class CaseAssessment:
         """The slice to show first: the middle one of a volume."""
         return len(self.slices) // 2
 
+    @property
+    def has_map(self) -> bool:
+        """Assessed by a tumour-map network: every slice has an outline and an area."""
+        return any(s.has_map for s in self.slices)
+
     def most_suspicious(self, count: int = 3) -> list[int]:
         """Indices of the slices most likely to show a tumour (assessable slices only)."""
         scored = [(s.tumour_probability, i) for i, s in enumerate(self.slices) if s.tumour_probability is not None]
         return [i for _, i in sorted(scored, reverse=True)[:count]]
+
+    def largest_tumours(self, count: int = 3) -> list[int]:
+        """Indices of the slices with the largest outlined tumour, largest first.
+
+        Assessable slices with something outlined only (none for a network
+        without maps); equal areas go by tumour probability, then slice order.
+        """
+        scored = [(-s.tumour_area.pixels, -(s.tumour_probability or 0.0), i)
+                  for i, s in enumerate(self.slices) if s.tumour_area is not None and s.tumour_area.pixels]
+        return [i for *_, i in sorted(scored)[:count]]
+
+    def top_slices(self, by: str = RANKINGS[0], count: int = 3) -> list[int]:
+        """The ``count`` slices to look at first, ranked ``by`` one of :data:`RANKINGS`.
+
+        Raises:
+            ValueError: an unknown ranking.
+        """
+        if by == "probability":
+            return self.most_suspicious(count)
+        if by == "tumour area":
+            return self.largest_tumours(count)
+        raise ValueError(f"unknown ranking {by!r}; choose from {', '.join(RANKINGS)}")
+
+    def slice_button_text(self, index: int) -> str:
+        """A slice in the strip of suspicious slices: its number, tumour probability and, with a map, its area."""
+        chosen = self.slices[index]
+        said = [f"tumour {chosen.tumour_probability:.0%}"] if chosen.tumour_probability is not None else []
+        if chosen.tumour_area is not None:
+            said.append(str(chosen.tumour_area) if chosen.tumour_area.pixels else "nothing outlined")
+        return f"slice {index + 1}" + (f" ({', '.join(said)})" if said else "")
 
     def overall(self) -> SliceAssessment:
         """The slice that speaks for the case: the single slice, or the most suspicious one."""

@@ -152,7 +152,11 @@ def removal_rows(removal: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def slice_profile_figure(case, selected: int | None = None) -> go.Figure:
-    """Class probabilities along the slices of a volume; refused slices are gaps."""
+    """Class probabilities along the slices of a volume; refused slices are gaps.
+
+    A tumour-map network's case also has the area of its outline along the
+    slices (right axis; mm² where the scan gives its pixel spacing).
+    """
     names = list(case.slices[0].probabilities)
     x = list(range(1, len(case.slices) + 1))
     figure = go.Figure()
@@ -169,6 +173,16 @@ def slice_profile_figure(case, selected: int | None = None) -> go.Figure:
         figure.add_vline(x=selected + 1, line_dash="dot", line_color="grey")
     figure.update_layout(**{**_LAYOUT, "height": 300}, title="Class probability per slice",
                          xaxis_title="slice", yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"))
+    if case.has_map:
+        areas = [s.tumour_area for s in case.slices]
+        unit = "mm²" if any(a is not None and a.mm2 is not None for a in areas) else "pixels"
+        y = [None if a is None else (a.mm2 if unit == "mm²" else a.pixels) for a in areas]
+        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name="tumour area", yaxis="y2", connectgaps=False,
+                                    line=dict(color="black", dash="dash"),
+                                    hovertemplate=f"tumour area: %{{y:,.0f}} {unit}<br>slice %{{x}}<extra></extra>"))
+        figure.update_layout(title="Class probability and tumour area per slice",
+                             yaxis2=dict(title=f"tumour area ({unit})", overlaying="y", side="right", rangemode="tozero",
+                                         showgrid=False))
     return figure
 
 

@@ -2,7 +2,9 @@
 
 It holds the scan, the heat-map overlay, the class probabilities, the model's
 name and checksum, the date and time, and the decision-support note; never a
-patient identifier (the de-identified header summary only).
+patient identifier (the de-identified header summary only). A tumour-map
+network's report also holds the tumour outline on the scan and the area it
+encloses, beside the call; its heat map only when one was chosen.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 from PIL import Image
 
-from brain_cnn.inference.assessment import CaseAssessment, SliceAssessment
+from brain_cnn.inference.assessment import OUTLINE_CAPTION, CaseAssessment, SliceAssessment
 
 __all__ = ["case_report_pdf"]
 
@@ -33,12 +35,14 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.ndarray, method: str,
+def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.ndarray | None, method: str | None,
                     model_name: str, model_sha256: str, when: datetime | None = None,
                     heat_map_note: str | None = None) -> bytes:
     """The PDF bytes of a one-page report on ``chosen``, a slice of ``case``.
 
-    ``heat_map_note`` says what the heat map is worth (see :func:`brain_cnn.evaluation.explanations.trust_note`).
+    ``overlay`` is the heat map of ``method`` over the scan; None (a tumour-map
+    network shown by its outline) leaves it out. ``heat_map_note`` says what
+    the heat map is worth (see :func:`brain_cnn.reports.sentences.trust_note`).
     """
     from fpdf import FPDF
 
@@ -59,20 +63,32 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 12)
     pdf.multi_cell(0, 7, _latin1(chosen.summary()), new_x="LMARGIN", new_y="NEXT")
+    if chosen.has_map:  # the area goes with the call
+        pdf.multi_cell(0, 7, _latin1(chosen.outline_text() + "."), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     for warning in chosen.warnings:
         pdf.multi_cell(0, 5, _latin1("Warning: " + warning), new_x="LMARGIN", new_y="NEXT")
     for note in case.notes:  # what the reader decided, and how far the model goes on this kind of scan
         pdf.multi_cell(0, 5, _latin1("Note: " + note), new_x="LMARGIN", new_y="NEXT")
-    top = pdf.get_y() + 2
-    pdf.image(_png(chosen.display), x=15, y=top, w=85, h=85)
-    pdf.image(_png(overlay), x=110, y=top, w=85, h=85)
-    pdf.set_y(top + 87)
-    pdf.set_font("Helvetica", "I", 8)
-    pdf.cell(95, 5, "Scan, cropped to the head")
     explained = list(chosen.probabilities)[chosen.class_index]
-    pdf.cell(0, 5, _latin1(f"{method} heat map for '{explained}'"), new_x="LMARGIN", new_y="NEXT")
-    if heat_map_note:
+    images = [(chosen.display, "Scan, cropped to the head")]
+    if chosen.has_map:
+        images.append((chosen.outline_image(), OUTLINE_CAPTION))
+    if overlay is not None:
+        images.append((overlay, f"{method} heat map for '{explained}'"))
+    # Side by side across the 180 mm between the margins: two at 85 mm, three at 58 mm.
+    side, gap = (85, 10) if len(images) <= 2 else (58, 3)
+    top = pdf.get_y() + 2
+    for k, (image, _) in enumerate(images):
+        pdf.image(_png(image), x=15 + k * (side + gap), y=top, w=side, h=side)
+    pdf.set_font("Helvetica", "I", 8)
+    bottom = top + side + 2
+    for k, (_, caption) in enumerate(images):
+        pdf.set_xy(15 + k * (side + gap), top + side + 2)
+        pdf.multi_cell(side, 4, _latin1(caption), align="L", new_x="LEFT", new_y="NEXT")
+        bottom = max(bottom, pdf.get_y())
+    pdf.set_xy(pdf.l_margin, bottom)
+    if overlay is not None and heat_map_note:
         pdf.multi_cell(0, 4, _latin1(heat_map_note), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 11)

@@ -12,9 +12,14 @@ __all__ = ["worklist_row", "worklist_csv", "audit_entry"]
 
 
 def worklist_row(case: CaseAssessment) -> dict[str, Any]:
-    """The case's headline: the single slice, or the most suspicious slice of a volume."""
+    """The case's headline: the single slice, or the most suspicious slice of a volume.
+
+    A tumour-map network's case also has the area its outline encloses on
+    that slice: in mm² where the file gives the pixel spacing (else empty),
+    and in the slice's pixels, so either column sorts.
+    """
     chosen = case.overall()
-    return {
+    row = {
         "file": case.name,
         "slices": len(case.slices),
         "slice": chosen.label_text if case.is_volume else "",
@@ -25,6 +30,11 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
         "flags": ", ".join(chosen.flags),
         "refused slices": sum(s.refused for s in case.slices),
     }
+    if case.has_map:
+        area = chosen.tumour_area
+        row["tumour area (mm²)"] = round(area.mm2, 1) if area is not None and area.mm2 is not None else None
+        row["tumour area (pixels)"] = area.pixels if area is not None else None
+    return row
 
 
 def worklist_csv(rows: list[dict[str, Any]]) -> str:

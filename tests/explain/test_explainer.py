@@ -129,6 +129,31 @@ def test_the_traced_grad_cam_is_tf_keras_vis_grad_cam(pooling):
         np.testing.assert_allclose(traced, reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_explains_a_tumour_map_network(method):
+    """Its output is {"probabilities", "tumour_map"}: the methods explain the class output."""
+    from brain_cnn.model.tumour_maps import build_segmenter
+
+    explainer = Explainer(build_segmenter(4, image_size=48, width=8, depth=2))
+    heatmap = explainer.heatmap(phantom(48, lesion=True)[:, :, None], 0, method)
+    assert heatmap.shape == (48, 48) and heatmap.dtype == np.float32 and not np.isnan(heatmap).any()
+    assert heatmap.min() >= 0 and heatmap.max() <= 1 + 1e-6
+
+
+def test_the_traced_grad_cam_of_a_tumour_map_network_is_tf_keras_vis_grad_cam():
+    import keras
+
+    from brain_cnn.model.tumour_maps import build_segmenter
+
+    keras.utils.set_random_seed(5)
+    explainer = Explainer(build_segmenter(4, image_size=48, width=8, depth=2))
+    image = phantom(48, lesion=True)[:, :, None]
+    for target in (0, 3):
+        traced = explainer.heatmap(image, target, "Grad-CAM")
+        reference = explainer._tf_keras_vis(explainer._visualizer("Grad-CAM"), "Grad-CAM", image, target)
+        np.testing.assert_allclose(traced, reference, atol=1e-5)
+
+
 def test_costly_methods_are_marked_and_the_quick_one_is_not():
     assert {m.name for m in METHODS.values() if m.costly} == {"Score-CAM", "Occlusion"}
     assert not METHODS[QUICK_METHOD].costly

@@ -6,6 +6,7 @@ from brain_cnn.errors import UnreadableImageError
 from brain_cnn.inference.predictor import SliceCall
 
 from conftest import encode, make_dicom, make_nifti, phantom
+from conftest import mapped_slice as mapped
 
 
 def make(probabilities, refusal=None):
@@ -65,3 +66,59 @@ def test_unreadable_bytes_raise_the_readers_message(tiny_model):
 
     with pytest.raises(UnreadableImageError, match="empty"):
         assess(Predictor(tiny_model), b"", "empty.png")
+
+
+def test_the_outline_is_said_with_its_area_in_mm2_or_pixels():
+    # The map's 10 x 10 square is 20 x 20 on the 48-pixel crop: 400 slice pixels, 100 mm² at 0.5 mm.
+    assert mapped(10, spacing=(0.5, 0.5)).outline_text() == "Tumour outline: 100 mm²"
+    assert mapped(10).outline_text() == "Tumour outline: 400 pixels"
+    assert mapped(20).outline_text() == "Tumour outline: 1,600 pixels"
+    assert mapped(0, tumour=0.1).outline_text() == "No tumour outlined"
+    refused = mapped(10, refusal="cannot assess: a colour image")
+    assert refused.tumour_area is None and refused.outline_text().startswith("No tumour outline")
+    assert make({"notumor": 0.9, "glioma": 0.1}).outline_text() is None  # a network without maps says nothing
+
+
+def test_the_outline_is_drawn_on_the_head_crop_and_not_on_a_refused_slice():
+    image = mapped(10).outline_image()
+    assert image.shape == (48, 48, 3) and image.any()
+    assert not mapped(10, refusal="cannot assess: a colour image").outline_image().any()
+    assert make({"notumor": 0.9, "glioma": 0.1}).outline_image() is None
+
+
+def test_a_study_ranks_its_slices_by_probability_or_by_tumour_area():
+    from brain_cnn.inference.assessment import RANKINGS, CaseAssessment
+
+    slices = [mapped(0, 0.2), mapped(4, 0.99), mapped(12, 0.7), mapped(8, 0.95),
+              mapped(12, 0.8, refusal="cannot assess: a colour image"), mapped(12, 0.9)]
+    case = CaseAssessment("v.nii", "nifti", "ab" * 32, slices)
+    assert case.has_map and RANKINGS == ("probability", "tumour area")
+    assert case.top_slices("probability", 3) == case.most_suspicious(3) == [1, 3, 5]
+    # Largest outline first; equal areas by probability; refused and empty slices never.
+    assert case.largest_tumours(10) == case.top_slices("tumour area", 10) == [5, 2, 3, 1]
+    assert case.slice_button_text(5) == "slice 6 (tumour 90%, 576 pixels)"
+    assert case.slice_button_text(0) == "slice 1 (tumour 20%, nothing outlined)"
+    with pytest.raises(ValueError, match="unknown ranking"):
+        case.top_slices("size")
+
+
+def test_a_study_without_maps_ranks_by_probability_as_before():
+    from brain_cnn.inference.assessment import CaseAssessment
+
+    case = CaseAssessment("v.nii", "nifti", "ab" * 32,
+                          [make({"notumor": 0.9, "glioma": 0.1}), make({"notumor": 0.3, "glioma": 0.7})])
+    assert not case.has_map and case.largest_tumours() == []
+    assert case.slice_button_text(1) == "slice 2 (tumour 70%)"
+
+
+def test_a_tumour_map_model_outlines_a_lesion_with_its_call(tiny_map_model):
+    from brain_cnn.inference.predictor import Predictor
+
+    predictor = Predictor(tiny_map_model)
+    lesion = assess(predictor, encode(phantom(128, lesion=True)), "scan.png").slices[0]
+    assert lesion.label == "glioma" and lesion.outline_text().endswith(" pixels")
+    assert lesion.tumour_area.pixels > 100 and lesion.outline_image().shape == (*lesion.display.shape, 3)
+    dicom = assess(predictor, make_dicom(phantom(128, lesion=True).astype(np.uint16) * 4), "scan.dcm").slices[0]
+    assert dicom.pixel_spacing == (0.5, 0.5) and dicom.outline_text().endswith(" mm²")
+    normal = assess(predictor, encode(phantom(128, seed=1)), "normal.png").slices[0]
+    assert normal.label == "notumor" and normal.outline_text() == "No tumour outlined"

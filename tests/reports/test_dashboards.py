@@ -77,3 +77,14 @@ def test_a_rate_on_few_images_says_how_few():
     assert share(2, 0) == "2 of 2"
     assert share(331, 4) == "98.81%"
     assert share(0, 0) == "n/a"
+
+
+def test_a_tumour_map_studys_profile_has_its_tumour_area_along_the_slices():
+    from brain_cnn.inference.assessment import CaseAssessment
+
+    from conftest import mapped_slice as mapped
+
+    study = CaseAssessment("v.dcm", "dicom", "ab" * 32, [mapped(0, 0.1, (0.5, 0.5)), mapped(10, 0.9, (0.5, 0.5))])
+    figure = dashboards.slice_profile_figure(study, 1)
+    area = next(trace for trace in figure.data if trace.name == "tumour area")
+    assert list(area.y) == [0.0, 100.0] and figure.layout.yaxis2.title.text == "tumour area (mm²)"

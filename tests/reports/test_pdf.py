@@ -53,3 +53,34 @@ def test_the_longest_notes_still_fit_on_one_page():
     pdf = case_report_pdf(c, c.slices[0], np.dstack([c.slices[0].display] * 3), "Occlusion", "brain-tumor-mri",
                           "f" * 64, heat_map_note=note)
     assert "skull" in note and len(re.findall(rb"/Type /Page\b(?!s)", pdf)) == 1
+
+
+def pdf_text(pdf: bytes, tmp_path) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed to read the text back")
+    (tmp_path / "r.pdf").write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
+    return " ".join(text.split())  # a caption under a narrow image wraps
+
+
+def test_a_tumour_map_models_pdf_carries_the_outline_and_its_area(tiny_map_model, tmp_path):
+    import re
+
+    from conftest import make_dicom
+
+    from brain_cnn.inference.assessment import assess
+    from brain_cnn.inference.predictor import Predictor
+
+    c = assess(Predictor(tiny_map_model), make_dicom(phantom(128, lesion=True).astype(np.uint16) * 4), "scan.dcm")
+    chosen = c.slices[0]
+    area = chosen.outline_text()
+    assert area.startswith("Tumour outline: ") and area.endswith(" mm²")
+    shown = case_report_pdf(c, chosen, None, None, "tiny-maps", "f" * 64)  # the outline view: no heat map
+    with_heat = case_report_pdf(c, chosen, np.dstack([chosen.display] * 3), "Grad-CAM", "tiny-maps", "f" * 64,
+                                heat_map_note="Grad-CAM has not been measured against expert tumour boxes.")
+    assert len(re.findall(rb"/Type /Page\b(?!s)", with_heat)) == 1
+    text = pdf_text(shown, tmp_path)
+    assert area + "." in text and "where the tumour map reaches 50%" in text and "heat map" not in text
+    text = pdf_text(with_heat, tmp_path)
+    assert area + "." in text and "where the tumour map reaches 50%" in text
+    assert "Grad-CAM heat map for 'glioma'" in text and "has not been measured" in text
