@@ -269,8 +269,9 @@ def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
         with np.load(out / f"decoded-{name}.npz") as saved:
             splits[name] = [Sample(str(f), CLASSES[int(label)]) for f, label in zip(saved["files"], saved["labels"])
                             if label >= 0]
-    four = discover(data / "brain-tumor-mri")
-    splits["test"] = [Sample(f"brain-tumor-mri/{s.path}", s.label) for s in four.splits["test"]]
+    if (data / "brain-tumor-mri").is_dir():
+        four = discover(data / "brain-tumor-mri")
+        splits["test"] = [Sample(f"brain-tumor-mri/{s.path}", s.label) for s in four.splits["test"]]
     return SplitManifest(str(data), list(CLASSES), seed, splits,
                          "4-class Training (validation carved by copies), LGG training patients (validation by "
                          "patient), 44-class training split; test: the 4-class official Testing split")

@@ -63,3 +63,9 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     model = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
     assert model(np.zeros((1, 64, 64, 1), np.float32))[TUMOUR_MAP].shape == (1, 32, 32, 1)
     assert (out / "history.csv").is_file() and (out / "recipe.json").is_file()
+    from brain_cnn.data.dataset import SplitManifest
+    from brain_cnn.inference.predictor import Predictor
+
+    assert Predictor(out).has_map  # the run folder is a model folder: card.json, checksum, split.json
+    manifest = SplitManifest.load(out / "split.json")
+    assert len(manifest.splits["train"]) == 8 and "test" not in manifest.splits  # no 4-class set here
