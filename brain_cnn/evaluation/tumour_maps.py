@@ -42,7 +42,7 @@ from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
 
-__all__ = ["dice", "map_scores", "paint_out", "moved_region", "removal", "measure_tumour_maps"]
+__all__ = ["dice", "map_scores", "resolution_ceiling", "paint_out", "moved_region", "removal", "measure_tumour_maps"]
 
 NOTUMOR = CLASSES.index("notumor")
 
@@ -76,6 +76,28 @@ def map_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
             "median_dice": round(float(np.median(dices)), 4) if dices else None,
             "peak_inside": round(float(np.mean(inside)), 4) if inside else None,
             "dice_counted": "per image with a non-empty expert mask; the map above 0.5, upsampled to the input"}
+
+
+def resolution_ceiling(masks: np.ndarray, labels: np.ndarray, factors: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
+    """The best Dice a map at 1/f of the input's resolution can reach: each non-empty expert mask (N, S, S, 1)
+    averaged down by f, upsampled back as the maps are and cut at 0.5, against itself. The mean overall, per
+    class, and over the smallest tenth of the tumours (what small pituitary tumours lose)."""
+    side = masks.shape[1]
+    truths = masks[..., 0] > 127
+    areas = truths.sum(axis=(1, 2))
+    truths, labels, areas = truths[areas > 0], labels[areas > 0], areas[areas > 0]
+    smallest = areas <= np.percentile(areas, 10)
+    out: dict[str, Any] = {"images": len(truths), "smallest_tenth_up_to_pixels": int(areas[smallest].max())}
+    for factor in factors:
+        scores = np.array([dice(truth, cv2.resize(cv2.resize(truth.astype(np.float32), (side // factor,) * 2,
+                                                             interpolation=cv2.INTER_AREA),
+                                                  (side, side), interpolation=cv2.INTER_LINEAR) > 0.5)
+                           for truth in truths])
+        out[f"1/{factor}"] = {"mean_dice": round(float(scores.mean()), 4),
+                              "by_class": {CLASSES[c]: round(float(scores[labels == c].mean()), 4)
+                                           for c in sorted(set(labels.tolist()))},
+                              "smallest_tenth_dice": round(float(scores[smallest].mean()), 4)}
+    return out
 
 
 def paint_out(image: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -187,6 +209,8 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     probabilities, maps = _predict(model, decoded.images)
     with_mask = decoded.known & (decoded.labels != NOTUMOR)  # a tumour's mask is known only from its file
     report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
+    report["official_test_masks"]["resolution_ceiling"] = resolution_ceiling(decoded.masks[with_mask],
+                                                                             decoded.labels[with_mask])
     report["official_test_removal"] = removal(model, decoded.images[with_mask], decoded.masks[with_mask])
     seen = _seen(record, data)  # every image it trained or validated on, of every source
     unseen = _unseen(four.root, decoded, seen)

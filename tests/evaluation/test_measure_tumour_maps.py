@@ -67,3 +67,16 @@ def test_a_moved_region_stays_in_the_brain_and_clear_of_the_tumour():
     moved = moved_region(region, brain, np.random.default_rng(0))
     assert moved.sum() == region.sum() and brain[moved].all() and not (moved & region).any()
     assert moved_region(region, np.zeros_like(brain), np.random.default_rng(0)) is None
+
+
+def test_the_resolution_ceiling_costs_small_tumours_more():
+    from brain_cnn.evaluation.tumour_maps import resolution_ceiling
+
+    masks = np.zeros((3, 64, 64, 1), np.uint8)
+    masks[0, 10:40, 10:40] = 255  # large
+    masks[1, 30:33, 30:33] = 255  # 3 x 3: tiny
+    labels = np.array([0, 3, 2])  # the third mask is empty: left out
+    ceiling = resolution_ceiling(masks, labels)
+    assert ceiling["images"] == 2 and ceiling["smallest_tenth_up_to_pixels"] == 9
+    assert ceiling["1/2"]["by_class"]["glioma"] > 0.9 > ceiling["1/4"]["by_class"]["pituitary"]
+    assert ceiling["1/4"]["mean_dice"] <= ceiling["1/2"]["mean_dice"]
