@@ -13,6 +13,7 @@ an interrupted run resumes in the same folder.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -277,7 +278,7 @@ def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
                          "patient), 44-class training split; test: the 4-class official Testing split")
 
 
-def write_model_folder(out: str | Path, data: str | Path = "../shared/data") -> Path:
+def write_model_folder(out: str | Path, data: str | Path = "../shared/data", name: str | None = None) -> Path:
     """Make a run folder a model folder: ``card.json`` and ``split.json`` beside its ``model.keras``.
 
     Then ``brain-cnn evaluate --model OUT`` fits the temperature and the
@@ -291,12 +292,14 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data") -> 
     recipe = read_json(out / "recipe.json")
     manifest = _manifest(out, data, int(recipe.get("seed", 42)))
     manifest.save(out / SPLIT_FILE)
-    history = (out / "history.csv").read_text().splitlines()[1:] if (out / "history.csv").is_file() else []
+    history = list(csv.DictReader((out / "history.csv").open())) if (out / "history.csv").is_file() else []
+    losses = [float(row["val_loss"]) for row in history if row.get("val_loss")]
     card = ModelCard(
-        name=out.name, classes=list(CLASSES), image_size=int(recipe["image_size"]),
+        name=name or out.name, classes=list(CLASSES), image_size=int(recipe["image_size"]),
         dataset={"name": "brain-tumor-mri + brain-tumor-lgg + brain-tumor-44c", "root": str(data),
                  "split": manifest.origin, "counts": manifest.counts(), "sources_file": SOURCES_FILE},
         training={**recipe, "epochs_run": len(history), "tumour_map": True,
+                  "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
                   "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "
                             "the map's smoothed peak; the type head pools over the predicted tumour (after GAIN, "
                             "Li et al., 2018); loss: cross-entropy + BCE and soft Dice (Milletari et al., 2016) on "
@@ -330,9 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--model-folder-only", action="store_true",
                         help="only write card.json and split.json for the run's best epoch so far (no training)")
+    parser.add_argument("--name", help="the model's name on its card (default: the run folder's)")
     args = parser.parse_args(argv)
     if args.model_folder_only:
-        write_model_folder(args.out, args.data)
+        write_model_folder(args.out, args.data, args.name)
         return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
                       args.learning_rate, args.seed)
