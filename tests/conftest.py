@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -234,3 +235,20 @@ def mapped_slice(side: int, tumour: float = 0.9, spacing: tuple[float, float] | 
 def tiny_map_model(tmp_path_factory) -> Path:
     """A tumour-map model folder trained for a few steps on phantoms (see :func:`train_tiny_map_model`)."""
     return train_tiny_map_model(tmp_path_factory.mktemp("tiny-map-models") / "tiny-maps")
+
+
+def models_dir_holding(model: Path, directory: Path) -> Path:
+    """``directory`` (a models folder for the app) holding a copy of the model folder ``model``."""
+    shutil.copytree(model, directory / model.name)
+    return directory
+
+
+def app_test(models: Path, monkeypatch, tmp_path: Path, timeout: int = 120):
+    """An AppTest of app.py over the model folders in ``models``, with no data sets and its own audit log."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("BRAIN_CNN_MODELS", str(models))
+    monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
+    monkeypatch.chdir(PROJECT)
+    return AppTest.from_file(str(PROJECT / "app.py"), default_timeout=timeout)

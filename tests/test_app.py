@@ -7,25 +7,19 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import PROJECT, encode, make_dicom, make_nifti, phantom
+from conftest import app_test, models_dir_holding, PROJECT, encode, make_dicom, make_nifti, phantom
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def models_dir(tiny_model, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("app-models")
-    shutil.copytree(tiny_model, directory / tiny_model.name)
-    return directory
+    return models_dir_holding(tiny_model, tmp_path_factory.mktemp("app-models"))
 
 
 @pytest.fixture
 def app(models_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("BRAIN_CNN_MODELS", str(models_dir))
-    monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
-    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.chdir(PROJECT)
-    return AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
+    return app_test(models_dir, monkeypatch, tmp_path)
 
 
 def switch(at: AppTest, page: str) -> AppTest:

@@ -1,6 +1,5 @@
 """The Diagnose page over a tumour-map network: the outline first, with the area beside the call."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -10,25 +9,19 @@ from brain_cnn.app_support import OUTLINE_VIEW, where_views
 from brain_cnn.explain.explainer import METHODS
 from brain_cnn.inference.assessment import OUTLINE_CAPTION
 
-from conftest import PROJECT, encode, make_dicom, make_nifti, phantom
+from conftest import app_test, models_dir_holding, encode, make_dicom, make_nifti, phantom
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def map_models_dir(tiny_map_model, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("app-map-models")
-    shutil.copytree(tiny_map_model, directory / tiny_map_model.name)
-    return directory
+    return models_dir_holding(tiny_map_model, tmp_path_factory.mktemp("app-map-models"))
 
 
 @pytest.fixture
 def app(map_models_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("BRAIN_CNN_MODELS", str(map_models_dir))
-    monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
-    monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.chdir(PROJECT)
-    return AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
+    return app_test(map_models_dir, monkeypatch, tmp_path)
 
 
 def upload(at: AppTest, files):

@@ -8,7 +8,6 @@ Drives Debian's /usr/bin/chromium with Playwright for Python against
 import contextlib
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 from brain_cnn.explain.explainer import QUICK_METHOD
 from brain_cnn.inference.assessment import OUTLINE_CAPTION
 
-from conftest import PROJECT, encode, make_dicom, phantom
+from conftest import models_dir_holding, PROJECT, encode, make_dicom, phantom
 
 CHROMIUM = Path(os.environ.get("BRAIN_CNN_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = PROJECT / "artifacts"
@@ -78,8 +77,7 @@ def streamlit_server(models: Path, audit: Path) -> Iterator[tuple[str, subproces
 
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
-    models = tmp_path_factory.mktemp("browser-models")
-    shutil.copytree(tiny_model, models / tiny_model.name)
+    models = models_dir_holding(tiny_model, tmp_path_factory.mktemp("browser-models"))
     with streamlit_server(models, models / "audit.jsonl") as (url, _):
         yield url
 
@@ -87,8 +85,7 @@ def server(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def map_server(tiny_map_model, tmp_path_factory):
     """A second app, over a tumour-map model only: its Diagnose page shows the outline first."""
-    models = tmp_path_factory.mktemp("browser-map-models")
-    shutil.copytree(tiny_map_model, models / tiny_map_model.name)
+    models = models_dir_holding(tiny_map_model, tmp_path_factory.mktemp("browser-map-models"))
     with streamlit_server(models, models / "audit.jsonl") as (url, _):
         yield url
 
