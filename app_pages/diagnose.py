@@ -29,8 +29,9 @@ from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
 from brain_cnn.explain.overlay import overlay_heatmap
 from brain_cnn.inference.assessment import OUTLINE_CAPTION, RANKINGS
 from brain_cnn.reports.dashboards import slice_profile_figure
+from brain_cnn.model.card import TUMOUR_MAPS_FILE
 from brain_cnn.reports.pdf import case_report_pdf
-from brain_cnn.reports.sentences import trust_note
+from brain_cnn.reports.sentences import outline_note, trust_note
 from brain_cnn.reports.worklist import worklist_csv, worklist_row
 from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
 
@@ -166,6 +167,7 @@ def draw_map(where, used: str, heat) -> None:
             st.image(chosen.outline_image(), caption=OUTLINE_CAPTION, width="stretch")
             if chosen.refused:
                 st.caption(chosen.outline_text())
+            st.caption(outline_note(read_report(folder, TUMOUR_MAPS_FILE)))
             return
         st.image(overlay_heatmap(chosen.display, heat, opacity), caption=f"{used} for '{explained}'", width="stretch")
         st.caption(trust_note(explanations, used))

@@ -17,7 +17,7 @@ from brain_cnn.errors import ModelFolderError
 from brain_cnn.files import read_json, write_json
 from brain_cnn.scan.preprocess import PREPROCESSING_VERSION
 
-__all__ = ["MODEL_FILE", "CARD_FILE", "HISTORY_FILE", "EVALUATION_FILE", "SPLIT_FILE", "EXTERNAL_FILE", "LOSO_FILE",
+__all__ = ["MODEL_FILE", "CARD_FILE", "HISTORY_FILE", "EVALUATION_FILE", "SPLIT_FILE", "EXTERNAL_FILE", "LOSO_FILE", "TUMOUR_MAPS_FILE",
            "ModelCard", "load_card", "read_external", "read_loso", "library_versions"]
 
 MODEL_FILE = "model.keras"
@@ -27,6 +27,7 @@ EVALUATION_FILE = "evaluation.json"
 SPLIT_FILE = "split.json"
 EXTERNAL_FILE = "external.json"  # screening reports on other data sets (brain_cnn.evaluation.screening)
 LOSO_FILE = "loso.json"  # leave-one-source-out results (brain_cnn.evaluation.loso)
+TUMOUR_MAPS_FILE = "tumour_maps.json"  # a tumour-map network's figures on held-out data (brain_cnn.evaluation.tumour_maps)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GOAL", "shown_figures", "sequence_note", "validation_statements", "limitations", "trust_note"]
+__all__ = ["GOAL", "shown_figures", "sequence_note", "validation_statements", "limitations", "trust_note", "outline_note"]
 
 GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
 
@@ -146,3 +146,23 @@ def trust_note(explanations: dict[str, Any] | None, method: str) -> str:
                  "those images): for these types it decides mostly from the rest of the slice, and no heat map "
                  "can show a tumour it does not use. ")
     return note + "Read the map as the region that mattered to the call, not as an outline of a tumour."
+
+
+def outline_note(measured: dict[str, Any] | None) -> str:
+    """What a tumour-map model's outline is worth, from its held-out figures (``tumour_maps.json``)."""
+    official = (measured or {}).get("official_test_masks") or {}
+    if official.get("mean_dice") is None:
+        return ("This outline has not been measured against expert tumour masks for this model. Read it as where "
+                "the network found tumour, not as a measured margin.")
+    note = (f"Against expert masks of {official['images']} official test tumours the outline's Dice overlap was "
+            f"{official['mean_dice']:.2f} (1 is a perfect match), and its peak lay inside the tumour for "
+            f"{official['peak_inside']:.0%}")
+    lgg = (measured.get("lgg_test_masks") or {}).get("mean_dice")
+    if lgg is not None:
+        note += f"; on lower-grade gliomas of patients it never saw, {lgg:.2f}"
+    note += ". "
+    removed = (measured.get("official_test_removal") or {}).get("tumour_probability_below_half_when_painted_out")
+    if removed is not None:
+        note += (f"With the tumour painted out of the slice, the tumour probability fell below 50 % for {removed:.0%} "
+                 "of those images. ")
+    return note + "Read it as where the network found tumour, not as a measured margin."
