@@ -220,11 +220,14 @@ def _compile(model, learning_rate: float):
 
 def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image_size: int = 128, width: int = 24,
                       batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
-                      max_steps: int | None = None) -> Path:
+                      max_steps: int | None = None, start_from: str | Path | None = None) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
-    Writes ``model.keras`` (the best epoch by validation loss), ``split.json``
-    (every split made, per data set), ``history.csv`` and ``recipe.json``.
+    Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
+    (every split made, per data set), ``history.csv``, ``recipe.json`` and the
+    model folder's ``card.json`` and ``split.json``. ``start_from``: a
+    ``model.keras`` of an earlier run of the recipe (the same splits: the same
+    seed) to go on training with a new schedule.
     """
     import keras
 
@@ -242,9 +245,15 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     print(f"decoded in {time.perf_counter() - started:.0f} s", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs,
-              "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))}}
+              "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
+              "started_from": str(start_from) if start_from else None}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
-    model = build_segmenter(len(CLASSES), image_size, width)
+    if start_from:
+        import brain_cnn.model.layers  # noqa: F401  (registers the custom layers for safe-mode loading)
+
+        model = keras.saving.load_model(start_from, compile=False, safe_mode=True)
+    else:
+        model = build_segmenter(len(CLASSES), image_size, width)
     _compile(model, learning_rate)
     train_data = make_pair_dataset(decoded["train"], batch_size, True, seed)
     validation = make_pair_dataset(decoded["validation"], batch_size, False)
@@ -334,12 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-folder-only", action="store_true",
                         help="only write card.json and split.json for the run's best epoch so far (no training)")
     parser.add_argument("--name", help="the model's name on its card (default: the run folder's)")
+    parser.add_argument("--start-from", help="model.keras of an earlier run of the recipe (same seed) to go on from")
     args = parser.parse_args(argv)
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name)
         return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
-                      args.learning_rate, args.seed)
+                      args.learning_rate, args.seed, start_from=args.start_from)
     return 0
 
 

@@ -69,3 +69,18 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     assert Predictor(out).has_map  # the run folder is a model folder: card.json, checksum, split.json
     manifest = SplitManifest.load(out / "split.json")
     assert len(manifest.splits["train"]) == 8 and "test" not in manifest.splits  # no 4-class set here
+
+
+def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
+    import json
+
+    import brain_cnn.training.tumour_maps as segmentation
+
+    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed: ({"train": [], "validation": []}, {}))
+    decoded = iter([pairs(8), pairs(4), pairs(8), pairs(4)])
+    monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
+    first = train_tumour_maps(tmp_path, tmp_path / "first", epochs=1, image_size=64, width=8, batch_size=4)
+    second = train_tumour_maps(tmp_path, tmp_path / "second", epochs=1, image_size=64, width=8, batch_size=4,
+                               learning_rate=1e-4, start_from=first / "model.keras")
+    assert json.loads((second / "recipe.json").read_text())["started_from"].endswith("model.keras")
+    assert (second / "card.json").is_file()
