@@ -297,7 +297,13 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
     from brain_cnn.files import read_json, sha256_file
     from brain_cnn.model.card import MODEL_FILE, SPLIT_FILE, ModelCard, library_versions
 
+    import keras
+
+    import brain_cnn.model.layers  # noqa: F401  (registers the custom layers for safe-mode loading)
+
     out, data = Path(out), Path(data)
+    # The checkpoint holds the optimizer's state too (three times the weights); the model folder needs the weights.
+    keras.saving.load_model(out / MODEL_FILE, compile=False, safe_mode=True).save(out / MODEL_FILE)
     recipe = read_json(out / "recipe.json")
     manifest = _manifest(out, data, int(recipe.get("seed", 42)))
     manifest.save(out / SPLIT_FILE)
