@@ -123,10 +123,18 @@ def moved_region(region: np.ndarray, brain: np.ndarray, rng: np.random.Generator
     return None
 
 
+def _peak_near(found: np.ndarray, truth: np.ndarray, pixels: int = 5) -> bool:
+    """Whether the map's peak (upsampled to the mask's size) lies within ``pixels`` of the mask."""
+    side = truth.shape[0]
+    full = cv2.resize(found, (side, side), interpolation=cv2.INTER_LINEAR)
+    grown = cv2.dilate(truth.astype(np.uint8), np.ones((2 * pixels + 1,) * 2, np.uint8)) > 0
+    return bool(grown.flat[int(np.argmax(full))])
+
+
 def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """The removal test on images with a tumour mask; see the module docstring."""
     rng = np.random.default_rng(seed)
-    intact, hidden, elsewhere = [], [], []
+    intact, hidden, elsewhere, hidden_masks = [], [], [], []
     for image, mask in zip(images, masks[..., 0] > 127):
         brain = brain_region(image[..., 0])
         moved = moved_region(mask, brain, rng) if brain is not None and mask.any() else None
@@ -134,6 +142,7 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict
             continue
         intact.append(image)
         hidden.append(paint_out(image, mask))
+        hidden_masks.append(mask)
         elsewhere.append(paint_out(image, moved))
     if not intact:
         return {"images": 0}
@@ -141,11 +150,17 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict
         _predict(model, np.stack(batch)) for batch in (intact, hidden, elsewhere))
     tumour_after = 1 - after[:, NOTUMOR]
     peak_before, peak_after, peak_control = (m.max(axis=(1, 2, 3)) > 0.5 for m in (map_before, map_after, map_control))
+    near = np.array([_peak_near(found, truth) for found, truth in zip(map_after[..., 0], hidden_masks)])
     return {"images": len(intact),
             "map_peak_rule": {
                 "below_half_when_painted_out": round(float((~peak_after).mean()), 4),
                 "call_changed_when_elsewhere_painted_out": round(float((peak_control != peak_before).mean()), 4)},
             "tumour_probability_below_half_when_painted_out": round(float((tumour_after < 0.5).mean()), 4),
+            # Where the map still fires once the tumour is gone: where it was, or elsewhere in the slice.
+            "painted_out_peak_within_5px_of_the_tumour": round(float(near[peak_after].mean()), 4) if peak_after.any()
+            else None,
+            "map_pixels_above_half_median": {"intact": float(np.median((map_before > 0.5).sum(axis=(1, 2, 3)))),
+                                             "painted_out": float(np.median((map_after > 0.5).sum(axis=(1, 2, 3))))},
             "call_changed_when_painted_out": round(float((after.argmax(1) != before.argmax(1)).mean()), 4),
             "call_changed_when_elsewhere_painted_out": round(float((control.argmax(1) != before.argmax(1)).mean()), 4),
             "skipped": len(images) - len(intact),

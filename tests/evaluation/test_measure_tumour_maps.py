@@ -80,3 +80,24 @@ def test_the_resolution_ceiling_costs_small_tumours_more():
     assert ceiling["images"] == 2 and ceiling["smallest_tenth_up_to_pixels"] == 9
     assert ceiling["1/2"]["by_class"]["glioma"] > 0.9 > ceiling["1/4"]["by_class"]["pituitary"]
     assert ceiling["1/4"]["mean_dice"] <= ceiling["1/2"]["mean_dice"]
+
+
+def test_the_removal_test_on_a_network_that_finds_the_lesion(tiny_map_model):
+    from brain_cnn.data.masks import prepare_pair
+    from brain_cnn.evaluation.tumour_maps import removal
+    from brain_cnn.model.folder import load_model
+
+    from conftest import phantom
+
+    pairs = []
+    for seed in range(6):
+        grey = phantom(96, lesion=True, seed=7000 + seed)
+        pairs.append(prepare_pair(grey, np.where(grey > 225, 255, 0).astype(np.uint8), 48))
+    images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    result = removal(load_model(tiny_map_model).model, images, masks)
+    assert result["images"] >= 4
+    # The tiny network calls tumour from the bright lesion: painted out, the lesion's map and call go with it.
+    assert result["tumour_probability_below_half_when_painted_out"] >= 0.75
+    assert result["call_changed_when_elsewhere_painted_out"] <= 0.25
+    medians = result["map_pixels_above_half_median"]
+    assert medians["painted_out"] < medians["intact"]
