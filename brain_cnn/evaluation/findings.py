@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from brain_cnn.files import read_json
-from brain_cnn.model.card import CARD_FILE, EVALUATION_FILE, load_card, read_external, read_loso
+from brain_cnn.model.card import CARD_FILE, EVALUATION_FILE, TUMOUR_MAPS_FILE, load_card, read_external, read_loso
 from brain_cnn.reports.sentences import limitations, validation_statements
 
 __all__ = ["record_evaluation", "record_gate", "refresh_card"]
@@ -51,7 +51,7 @@ def record_evaluation(folder: str | Path, report: dict[str, Any]) -> None:
     card.flip_averaging = report["flip_averaging"]
     # Keep headline figures of splits not evaluated this time.
     card.metrics = {**card.metrics, **{split: _headline(result) for split, result in report["splits"].items()}}
-    card.limitations = limitations(card.to_dict(), report)
+    card.limitations = limitations(card.to_dict(), report, read_json(Path(folder, TUMOUR_MAPS_FILE), default=None))
     card.save(folder)
 
 
@@ -71,5 +71,5 @@ def refresh_card(folder: str | Path) -> None:
     card.validated_on = validation_statements(read_external(folder), read_loso(folder), card.trained_data_sets())
     report = read_json(folder / EVALUATION_FILE, default=None)
     if report is not None:  # the limitations mention where it was validated
-        card.limitations = limitations(card.to_dict(), report)
+        card.limitations = limitations(card.to_dict(), report, read_json(Path(folder, TUMOUR_MAPS_FILE), default=None))
     card.save(folder)

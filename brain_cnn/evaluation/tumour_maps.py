@@ -38,7 +38,8 @@ from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_samples
 from brain_cnn.evaluation.explanations import brain_region
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
-from brain_cnn.model.card import TUMOUR_MAPS_FILE
+from brain_cnn.evaluation.findings import record_evaluation
+from brain_cnn.model.card import EVALUATION_FILE, TUMOUR_MAPS_FILE
 from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
@@ -254,6 +255,8 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images), True,
                                               _unseen(c44.root, decoded, seen))
     write_json(run / TUMOUR_MAPS_FILE, report)
+    if (run / EVALUATION_FILE).is_file():  # a model folder already evaluated: its card's limitations take these in
+        record_evaluation(run, read_json(run / EVALUATION_FILE))
     return report
 
 

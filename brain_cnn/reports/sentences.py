@@ -81,15 +81,16 @@ def validation_statements(external: dict[str, Any], loso: dict[str, Any] | None,
     return lines
 
 
-def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
-    """What the model card must say about where the figures stop holding, from the report's facts."""
+def limitations(card: dict[str, Any], report: dict[str, Any], tumour_maps: dict[str, Any] | None = None) -> list[str]:
+    """What the model card must say about where the figures stop holding, from the report's facts (and, for a
+    tumour-map network, from its held-out figures, ``tumour_maps.json``)."""
     dataset = card.get("dataset", {})
     name = dataset.get("name", "its data set")
     added = [s["name"] for s in dataset.get("sources", []) if "label_map" in s]
     trained = f"Trained on {name}" + (f" with {', '.join(added)} added to its training split" if added else "")
     notes = [
         "Classifies one 2-D slice at a time; it does not see the rest of the study.",
-        f"{trained}; tested on {name}'s test split. "
+        f"{trained}; tested on {dataset.get('test', name + chr(39) + 's test split')}. "
         + ("Other data sets it was screened on are listed under 'validated on'; it was not validated on any "
            "other scanner, sequence or hospital." if card.get("validated_on") else
            "Not validated on other scanners, sequences or hospitals."),
@@ -114,6 +115,34 @@ def limitations(card: dict[str, Any], report: dict[str, Any]) -> list[str]:
     if test.get("gate"):
         notes.append(f"The out-of-distribution gate refuses {test['gate']['refused_rate']:.1%} of real test scans by "
                      "design and cannot be relied on to catch every image that is not a brain MRI slice.")
+    return notes + _map_limitations(tumour_maps or {})
+
+
+def _map_limitations(measured: dict[str, Any]) -> list[str]:
+    """A tumour-map network's limits, from its held-out figures."""
+    notes = []
+    official = measured.get("official_test_masks") or {}
+    if official.get("mean_dice") is not None:
+        lgg = (measured.get("lgg_test_masks") or {}).get("mean_dice")
+        notes.append(f"Its tumour outline (the map at 50 %, at half the input's resolution) overlaps expert masks with a "
+                     f"mean Dice of {official['mean_dice']:.2f} on {official['images']} official test tumours (peak "
+                     f"inside the tumour {official['peak_inside']:.0%})" + (f" and {lgg:.2f} on lower-grade gliomas of "
+                                                                           "held-out patients" if lgg is not None else "")
+                     + ": read it as where the network found tumour, not as a margin.")
+    removal = measured.get("official_test_removal") or {}
+    below = removal.get("tumour_probability_below_half_when_painted_out")
+    if below is not None and below < 0.9:
+        notes.append(f"With the tumour painted out of the slice, the tumour probability stayed above 50 % for "
+                     f"{1 - below:.0%} of {removal['images']} official test tumours: the map also fires on the rest of "
+                     "such slices, so a call is not proof that the outlined region is the tumour.")
+    held = [(label, (measured.get(key) or {}).get("overall") or {}) for key, label in
+            (("yes_no_screening", "the yes/no set"), ("c44_test_screening", "the 44-class test split"),
+             ("lgg_test_screening", "the LGG test patients"))]
+    figures = "; ".join(f"{label} {g['sensitivity']:.0%} / {g['specificity']:.0%}" for label, g in held
+                        if g.get("sensitivity") is not None and g.get("specificity") is not None)
+    if figures:
+        notes.append(f"Tumour sensitivity / specificity on sources and patients it never trained on: {figures} "
+                     "(tumour_maps.json).")
     return notes
 
 

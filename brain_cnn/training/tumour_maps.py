@@ -312,6 +312,7 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
     card = ModelCard(
         name=name or out.name, classes=list(CLASSES), image_size=int(recipe["image_size"]),
         dataset={"name": "brain-tumor-mri + brain-tumor-lgg + brain-tumor-44c", "root": str(data),
+                 "test": "brain-tumor-mri's official Testing split",
                  "split": manifest.origin, "counts": manifest.counts(), "sources_file": SOURCES_FILE},
         training={**recipe, "epochs_run": len(history), "tumour_map": True,
                   "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
