@@ -85,3 +85,20 @@ def test_the_default_model_is_committed_loads_and_claims_the_goal():
     loaded = load_model(PROJECT / "models" / DEFAULT_MODEL)
     assert loaded.card.classes == ["glioma", "meningioma", "notumor", "pituitary"]
     assert loaded.card.metrics["test"]["accuracy"] >= 0.985 and loaded.card.metrics["test"]["images"] == 1311
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_the_bundled_tumour_map_model_reproduces_its_card(tmp_path):
+    data = shared_data()
+    if not (data / "brain-tumor-mri" / "Testing").is_dir():
+        pytest.skip(f"the 4-class data set is not at {data / 'brain-tumor-mri'} (set BRAIN_CNN_DATA to its parent)")
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder
+    from brain_cnn.inference.predictor import Predictor
+
+    folder, card = copy_model("brain-tumor-maps", tmp_path, data)
+    assert Predictor(folder).has_map
+    report = evaluate_model_folder(folder, data=data, splits=["test"])
+    test = report["splits"]["test"]
+    assert test["count"] == 1311
+    assert test["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-4)
