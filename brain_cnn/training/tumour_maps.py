@@ -36,7 +36,7 @@ from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
 
 __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
-           "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
+           "counterfactuals", "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
 SOURCES_FILE = "sources.json"
@@ -185,6 +185,36 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
     return data.map(arrange, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def counterfactuals(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
+    """``pairs`` plus, for ``fraction`` of its tumour images with an expert mask, the same slice with the tumour
+    painted out (filled from the tissue around it), labelled no tumour with an empty mask.
+
+    What is left of a tumour slice once the tumour is gone must not be evidence of a tumour (the removal test
+    of :mod:`brain_cnn.evaluation.tumour_maps`). The fill here (Navier-Stokes inpainting of the mask grown by
+    3 px) differs from the removal test's (Telea, 2 px), so a network cannot pass that test by knowing one
+    fill; both are still artificial fills, which the test's figures must be read with.
+    """
+    import cv2
+
+    normal = CLASSES.index("notumor")
+    masked = np.flatnonzero(pairs.known & (pairs.labels >= 0) & (pairs.labels != normal)
+                            & (pairs.masks.reshape(len(pairs.masks), -1).max(axis=1) > 0))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(masked, size=int(round(fraction * len(masked))), replace=False))
+    kernel = np.ones((7, 7), np.uint8)
+    painted = np.stack([cv2.inpaint(np.ascontiguousarray(pairs.images[i, ..., 0]),
+                                    cv2.dilate((pairs.masks[i, ..., 0] > 127).astype(np.uint8), kernel), 5,
+                                    cv2.INPAINT_NS)[..., None] for i in chosen]) if len(chosen) else pairs.images[:0]
+    return DecodedPairs(
+        images=np.concatenate([pairs.images, painted]),
+        masks=np.concatenate([pairs.masks, np.zeros_like(painted)]),
+        labels=np.concatenate([pairs.labels, np.full(len(chosen), normal, pairs.labels.dtype)]),
+        known=np.concatenate([pairs.known, np.ones(len(chosen), bool)]),
+        sources=pairs.sources + [f"{pairs.sources[i]} (tumour painted out)" for i in chosen],
+        files=pairs.files + [f"{pairs.files[i]}#painted-out" for i in chosen],
+        unreadable=pairs.unreadable)
+
+
 def _decoded(cache: Path, samples: list[PairSample], image_size: int) -> DecodedPairs:
     """:func:`decode_pairs`, kept in the run folder so that a resumed run does not decode again."""
     if cache.is_file():
@@ -220,14 +250,16 @@ def _compile(model, learning_rate: float):
 
 def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image_size: int = 128, width: int = 24,
                       batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
-                      max_steps: int | None = None, start_from: str | Path | None = None) -> Path:
+                      max_steps: int | None = None, start_from: str | Path | None = None,
+                      painted_out: float = 0.0) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
     (every split made, per data set), ``history.csv``, ``recipe.json`` and the
     model folder's ``card.json`` and ``split.json``. ``start_from``: a
     ``model.keras`` of an earlier run of the recipe (the same splits: the same
-    seed) to go on training with a new schedule.
+    seed) to go on training with a new schedule. ``painted_out``: the share of masked training tumours
+    added again with the tumour painted out, as no tumour (:func:`counterfactuals`).
     """
     import keras
 
@@ -243,8 +275,11 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         print(f"{name}: {len(pairs.labels)} images {by_source}; masks known for {int(pairs.known.sum())}; "
               f"{len(pairs.unreadable)} unreadable", flush=True)
     print(f"decoded in {time.perf_counter() - started:.0f} s", flush=True)
+    if painted_out:
+        decoded["train"] = counterfactuals(decoded["train"], painted_out, seed)
+        print(f"train: {len(decoded['train'].labels)} images with the painted-out counterfactuals", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
-              "seed": seed, "classes": CLASSES, "epochs": epochs,
+              "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
               "started_from": str(start_from) if start_from else None}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
@@ -351,12 +386,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="only write card.json and split.json for the run's best epoch so far (no training)")
     parser.add_argument("--name", help="the model's name on its card (default: the run folder's)")
     parser.add_argument("--start-from", help="model.keras of an earlier run of the recipe (same seed) to go on from")
+    parser.add_argument("--painted-out", type=float, default=0.0,
+                        help="share of the masked training tumours added again painted out, as no tumour")
     args = parser.parse_args(argv)
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name)
         return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
-                      args.learning_rate, args.seed, start_from=args.start_from)
+                      args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out)
     return 0
 
 

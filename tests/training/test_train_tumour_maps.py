@@ -84,3 +84,15 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
                                learning_rate=1e-4, start_from=first / "model.keras")
     assert json.loads((second / "recipe.json").read_text())["started_from"].endswith("model.keras")
     assert (second / "card.json").is_file()
+
+
+def test_counterfactuals_paint_the_tumour_out_and_call_it_no_tumour():
+    from brain_cnn.training.tumour_maps import counterfactuals
+
+    original = pairs(8)  # tumours at 0, 2, 4, 6; masks known for 2 and 6 (and the normals)
+    both = counterfactuals(original, 1.0, seed=0)
+    assert len(both.labels) == 10 and both.labels[8:].tolist() == [2, 2] and both.known[8:].all()
+    assert both.masks[8:].max() == 0 and both.files[8:] == ["f2#painted-out", "f6#painted-out"]
+    lesion = original.masks[2, ..., 0] > 127
+    assert both.images[8, ..., 0][lesion].mean() < original.images[2, ..., 0][lesion].mean() - 60  # the bright lesion is gone
+    assert len(counterfactuals(original, 0.5, seed=0).labels) == 9
