@@ -14,8 +14,9 @@ from brain_cnn.app_support import (
 )
 from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.overlay import overlay_heatmap
-from brain_cnn.model.card import EXTERNAL_FILE, LOSO_FILE
-from brain_cnn.reports.tables import screening_rows
+from brain_cnn.model.card import EXTERNAL_FILE, LOSO_FILE, TUMOUR_MAPS_FILE
+from brain_cnn.reports.sentences import outline_note
+from brain_cnn.reports.tables import screening_rows, tumour_map_rows
 
 GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
@@ -136,6 +137,17 @@ if external or loso:
                     "`brain-cnn loso`)")
         st.dataframe(screening_rows({f"without {n}": f for n, f in loso["folds"].items()}), hide_index=True,
                      column_config=SCREENING_COLUMNS)
+
+measured = read_report(folder, TUMOUR_MAPS_FILE)
+if measured:
+    st.subheader("Tumour maps on held-out data")
+    st.caption("The tumour map against expert masks, and tumour vs no tumour, on data this network never trained or "
+               "validated on (`python -m brain_cnn.evaluation.tumour_maps`; the LGG test patients' tumour-free slices "
+               "stand in for normals). Goals: Dice at least 0.80; sensitivity at least 95 % at specificity 90 %.")
+    map_rows, held_out_rows = tumour_map_rows(measured)
+    st.dataframe(map_rows, hide_index=True)
+    st.dataframe(held_out_rows, hide_index=True, column_config=SCREENING_COLUMNS)
+    st.caption(outline_note(measured))
 
 left, right = st.columns(2)
 normalise = left.toggle("Row-normalised", value=False)

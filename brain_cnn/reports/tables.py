@@ -110,3 +110,27 @@ def loso_table(results: dict[str, Any]) -> str:
             lines.append(f"{name:<28} {f['tumour']:>6} {f['no_tumour']:>6}  {pct(f['sensitivity'])}  "
                          f"{pct(f['specificity'])}  {auc}  {goal}")
     return "\n".join(lines)
+
+
+HELD_OUT = (("yes_no_screening", "brain-tumor-yes-no"), ("c44_test_screening", "brain-tumor-44c test split"),
+            ("lgg_test_screening", "brain-tumor-lgg test patients"))
+
+
+def tumour_map_rows(measured: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A tumour-map network's held-out figures (``tumour_maps.json``) as table rows: the maps against expert
+    masks, and tumour vs no tumour per held-out source and sequence."""
+    maps = [{"masks": name, "images": m["images"], "mean Dice": m["mean_dice"], "median Dice": m["median_dice"],
+             "peak inside the tumour": m["peak_inside"]}
+            for key, name in (("official_test_masks", "brain-tumor-mri official Testing"),
+                              ("lgg_test_masks", "brain-tumor-lgg test patients"))
+            if (m := measured.get(key)) and m.get("images")]
+    screening = []
+    for key, name in HELD_OUT:
+        report = measured.get(key)
+        if not report:
+            continue
+        groups = [("all", report["overall"])] + list(report.get("by_sequence", {}).items())
+        screening += [{"data set": name, "sequence": sequence, "tumour": g["tumour"], "no tumour": g["no_tumour"],
+                       "sensitivity": g["sensitivity"], "specificity": g["specificity"], "ROC AUC": g["roc_auc"],
+                       "left out (in training)": report.get("left_out_as_copies", 0)} for sequence, g in groups]
+    return maps, screening
