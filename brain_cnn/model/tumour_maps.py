@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from brain_cnn.model.network import _conv_bn_relu
 
-__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "class_output", "map_output",
-           "tumour_map_loss"]
+__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "call_accuracy", "call_loss",
+           "call_targets", "class_output", "map_output", "tumour_map_loss"]
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 NORMAL = CLASSES.index("notumor")
@@ -120,3 +120,49 @@ def tumour_map_loss(y_true, y_pred):
     overlap = ops.sum(y_true * y_pred, axis=(1, 2, 3))
     dice = (2 * overlap + 1) / (ops.sum(y_true, axis=(1, 2, 3)) + ops.sum(y_pred, axis=(1, 2, 3)) + 1)
     return bce + (1 - dice)
+
+
+def call_targets(targets, presence):
+    """The call's training targets (N, K+1): the class targets (N, K) and, last, the weight of whether-a-tumour.
+
+    ``presence`` (N,) is 1 where the call should teach the map whether there
+    is a tumour (through its peak), 0 where the mask already says so
+    (:func:`call_loss`).
+    """
+    import numpy as np
+
+    return np.concatenate([np.asarray(targets, np.float32), np.asarray(presence, np.float32)[:, None]], axis=1)
+
+
+def call_loss(y_true, y_pred, normal: int = NORMAL):
+    """Cross-entropy of the call, split into whether there is a tumour and which type; y_true from :func:`call_targets`.
+
+    With P(no tumour) = 1 - peak and P(type) = peak x P(type | tumour)
+    (:class:`~brain_cnn.model.layers.CallFromMap`), -log P(class) is exactly
+    the binary cross-entropy of the peak plus the cross-entropy of the type.
+    The first term is weighted by the last column of ``y_true``: where the
+    expert mask (or a no-tumour image's empty one) is known, the map's pixels
+    already say whether there is a tumour, and letting the call's gradient
+    through the peak as well would teach the map to fire on whatever else marks
+    a tumour slice of that source (the removal test's failure). With weight 1
+    everywhere it is the plain categorical cross-entropy, as in validation.
+    """
+    from keras import ops
+
+    eps = 1e-7
+    targets, presence = y_true[:, :-1], y_true[:, -1]
+    normal_true = targets[:, normal]
+    tumour = ops.clip(1.0 - y_pred[:, normal], eps, 1.0)  # the map's smoothed peak
+    whether = -(normal_true * ops.log(ops.clip(y_pred[:, normal], eps, 1.0)) + (1 - normal_true) * ops.log(tumour))
+    # P(type | tumour) = P(type) / peak; its log loses the peak (and its gradient) exactly.
+    types = ops.clip(ops.concatenate([y_pred[:, :normal], y_pred[:, normal + 1:]], axis=1), eps, 1.0)
+    type_true = ops.concatenate([targets[:, :normal], targets[:, normal + 1:]], axis=1)
+    which = -ops.sum(type_true * (ops.log(types) - ops.log(tumour)[:, None]), axis=1)
+    return presence * whether + which
+
+
+def call_accuracy(y_true, y_pred):
+    """Accuracy of the call against :func:`call_targets`' class columns."""
+    from keras import ops
+
+    return ops.cast(ops.equal(ops.argmax(y_true[:, :-1], axis=1), ops.argmax(y_pred, axis=1)), "float32")

@@ -30,7 +30,8 @@ from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
 from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import UnreadableImageError
-from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, tumour_map_loss
+from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, call_accuracy, call_loss,
+                                         call_targets, tumour_map_loss)
 from brain_cnn.scan.preprocess import DECODE_WORKERS, read_file
 from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
@@ -40,6 +41,9 @@ __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "ma
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
 SOURCES_FILE = "sources.json"
+# Which training images the call teaches whether there is a tumour (through the map's peak): all of them, or only
+# tumours whose mask is unknown (elsewhere the mask says it, pixel by pixel; :func:`~brain_cnn.model.tumour_maps.call_loss`).
+PRESENCE = ("all", "unknown")
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,13 @@ def decode_pairs(samples: list[PairSample], image_size: int) -> DecodedPairs:
     )
 
 
-def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0):
+def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0, presence: str = "all"):
     """A ``tf.data.Dataset`` of (image, {probabilities, tumour_map}, {their sample weights}).
+
+    The call's targets carry, last, the weight of its whether-a-tumour term
+    (:func:`~brain_cnn.model.tumour_maps.call_targets`): 1 everywhere in
+    validation (the plain cross-entropy, so runs compare), and in training
+    per ``presence`` (:data:`PRESENCE`).
 
     In training each (data set, class) cell weighs the same in total
     (:func:`brain_cnn.training.balance.sample_weights` with the sources), so
@@ -159,7 +168,10 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
     from keras import layers
 
 
-    columns = (pairs.images, pairs.masks, targets(pairs.labels, CLASSES),
+    if presence not in PRESENCE:
+        raise ValueError(f"presence must be one of {PRESENCE}, not {presence!r}")
+    teaches = ~pairs.known if training and presence == "unknown" else np.ones(len(pairs.labels), bool)
+    columns = (pairs.images, pairs.masks, call_targets(targets(pairs.labels, CLASSES), teaches),
                sample_weights(pairs.labels, pairs.sources) if training else np.ones(len(pairs.labels), np.float32),
                pairs.known.astype(np.float32))
     data = tf.data.Dataset.from_tensor_slices(columns).cache()
@@ -244,14 +256,14 @@ def _compile(model, learning_rate: float):
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss={PROBABILITIES: "categorical_crossentropy", TUMOUR_MAP: tumour_map_loss},
-                  metrics={PROBABILITIES: ["accuracy"]})
+                  loss={PROBABILITIES: call_loss, TUMOUR_MAP: tumour_map_loss},
+                  metrics={PROBABILITIES: [keras.metrics.MeanMetricWrapper(call_accuracy, name="accuracy")]})
 
 
 def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image_size: int = 128, width: int = 24,
                       batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
                       max_steps: int | None = None, start_from: str | Path | None = None,
-                      painted_out: float = 0.0) -> Path:
+                      painted_out: float = 0.0, presence: str = "all") -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -259,7 +271,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     model folder's ``card.json`` and ``split.json``. ``start_from``: a
     ``model.keras`` of an earlier run of the recipe (the same splits: the same
     seed) to go on training with a new schedule. ``painted_out``: the share of masked training tumours
-    added again with the tumour painted out, as no tumour (:func:`counterfactuals`).
+    added again with the tumour painted out, as no tumour (:func:`counterfactuals`). ``presence``: which
+    training images the call teaches whether there is a tumour (:data:`PRESENCE`).
     """
     import keras
 
@@ -280,6 +293,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         print(f"train: {len(decoded['train'].labels)} images with the painted-out counterfactuals", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
+              "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
               "started_from": str(start_from) if start_from else None}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
@@ -290,7 +304,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     else:
         model = build_segmenter(len(CLASSES), image_size, width)
     _compile(model, learning_rate)
-    train_data = make_pair_dataset(decoded["train"], batch_size, True, seed)
+    train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence)
     validation = make_pair_dataset(decoded["validation"], batch_size, False)
     if max_steps:  # smoke tests
         train_data, validation = train_data.take(max_steps), validation.take(max_steps)
@@ -353,8 +367,10 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                   "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
                   "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "
                             "the map's smoothed peak; the type head pools over the predicted tumour (after GAIN, "
-                            "Li et al., 2018); loss: cross-entropy + BCE and soft Dice (Milletari et al., 2016) on "
-                            "known masks only"},
+                            "Li et al., 2018); loss: cross-entropy of the call (whether a tumour: "
+                            + ("only on tumours without a mask, multiple-instance learning" if
+                               recipe.get("presence_from_call") == "unknown" else "on every image")
+                            + ") + BCE and soft Dice (Milletari et al., 2016) on known masks only"},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=library_versions(),
         limitations=["Classifies and maps one 2-D slice at a time; it does not see the rest of the study.",
@@ -388,12 +404,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-from", help="model.keras of an earlier run of the recipe (same seed) to go on from")
     parser.add_argument("--painted-out", type=float, default=0.0,
                         help="share of the masked training tumours added again painted out, as no tumour")
+    parser.add_argument("--presence", choices=PRESENCE, default="all",
+                        help="which training images the call teaches whether there is a tumour, through the map's "
+                             "peak: all, or only tumours without a mask")
     args = parser.parse_args(argv)
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name)
         return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
-                      args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out)
+                      args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out,
+                      presence=args.presence)
     return 0
 
 

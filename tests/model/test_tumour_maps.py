@@ -50,3 +50,26 @@ def test_a_map_model_saves_and_loads_in_safe_mode(tmp_path):
     again = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
     x = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 1)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(model(x)[PROBABILITIES]), np.asarray(again(x)[PROBABILITIES]), atol=1e-6)
+
+
+def test_the_call_loss_is_cross_entropy_and_its_presence_weight_keeps_the_peak_out():
+    import keras
+    import tensorflow as tf
+
+    from brain_cnn.model.layers import CallFromMap
+    from brain_cnn.model.tumour_maps import NORMAL, call_loss, call_targets
+
+    rng = np.random.default_rng(0)
+    peak = tf.Variable(rng.uniform(0.05, 0.95, (6, 1)).astype(np.float32))
+    types = tf.constant(rng.dirichlet(np.ones(3), 6).astype(np.float32))
+    onehot = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 2, 0]]
+    with tf.GradientTape(persistent=True) as tape:
+        probabilities = CallFromMap(NORMAL)([peak, types])
+        full = call_loss(call_targets(onehot, np.ones(6)), probabilities)
+        typed = call_loss(call_targets(onehot, np.zeros(6)), probabilities)
+    plain = keras.losses.categorical_crossentropy(onehot, probabilities)
+    np.testing.assert_allclose(np.asarray(full), np.asarray(plain), rtol=1e-5)  # weight 1: the plain cross-entropy
+    # Weight 0: only the type's loss is left; nothing reaches the peak, and normals cost nothing.
+    np.testing.assert_allclose(np.asarray(tape.gradient(typed, peak)), 0, atol=1e-5)
+    assert np.asarray(typed)[[2, 4]].tolist() == [0, 0] and (np.asarray(typed)[[0, 1, 3, 5]] > 0).all()
+    assert np.abs(np.asarray(tape.gradient(full, peak))).min() > 0.1

@@ -96,3 +96,14 @@ def test_counterfactuals_paint_the_tumour_out_and_call_it_no_tumour():
     lesion = original.masks[2, ..., 0] > 127
     assert both.images[8, ..., 0][lesion].mean() < original.images[2, ..., 0][lesion].mean() - 60  # the bright lesion is gone
     assert len(counterfactuals(original, 0.5, seed=0).labels) == 9
+
+
+def test_the_call_teaches_whether_a_tumour_only_where_the_mask_is_unknown():
+    data = make_pair_dataset(pairs(), batch_size=8, training=True, seed=3, presence="unknown")
+    _, target, weight = next(iter(data))
+    presence, known = np.asarray(target[PROBABILITIES])[:, -1], np.asarray(weight[TUMOUR_MAP])
+    assert presence.tolist() == (1 - known).tolist() and presence.sum() == 2
+    validation = make_pair_dataset(pairs(), batch_size=8, training=False, presence="unknown")
+    assert np.asarray(next(iter(validation))[1][PROBABILITIES])[:, -1].tolist() == [1] * 8  # runs compare
+    with pytest.raises(ValueError, match="presence"):
+        make_pair_dataset(pairs(), batch_size=8, training=True, presence="some")
