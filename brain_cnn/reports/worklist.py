@@ -48,8 +48,12 @@ def worklist_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def audit_entry(case: CaseAssessment, model_name: str, model_sha256: str) -> dict[str, Any]:
-    """What the audit trail keeps of an assessment: no image, no identifiers."""
+    """What the audit trail keeps of an assessment: no image, no identifiers; a tumour-map model's outlined area
+    too, as it was shown."""
     row = worklist_row(case)
-    return {"input_sha256": case.sha256, "kind": case.kind, "slices": row["slices"], "model": model_name,
-            "model_sha256": model_sha256, "sequence": row["sequence"], "result": row["class"] or "cannot assess",
-            "probability": row["probability"], "flags": row["flags"]}
+    entry = {"input_sha256": case.sha256, "kind": case.kind, "slices": row["slices"], "model": model_name,
+             "model_sha256": model_sha256, "sequence": row["sequence"], "result": row["class"] or "cannot assess",
+             "probability": row["probability"], "flags": row["flags"]}
+    if case.has_map:
+        entry["tumour_area_mm2"], entry["tumour_area_pixels"] = row["tumour area (mm²)"], row["tumour area (pixels)"]
+    return entry

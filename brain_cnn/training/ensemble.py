@@ -50,7 +50,7 @@ def make_ensemble(member_folders: list[str | Path], out: str | Path, name: str |
     """Write an ensemble folder (card and split, no weights) over trained member folders.
 
     Raises:
-        ModelFolderError: fewer than two members, a member unusable or an ensemble itself,
+        ModelFolderError: fewer than two members, a member unusable, an ensemble itself or a tumour-map network,
             or members that disagree on classes, input size, data or held-out splits.
     """
     folders = [Path(f) for f in member_folders]
@@ -63,6 +63,9 @@ def make_ensemble(member_folders: list[str | Path], out: str | Path, name: str |
     for folder, member in zip(folders, loaded):
         if member.card.members:
             raise ModelFolderError(f"{folder.name} is itself an ensemble; list its members instead")
+        if member.card.training.get("tumour_map"):
+            # The ensemble's graph averages one probability output per member; a map has no place in it.
+            raise ModelFolderError(f"{folder.name} is a tumour-map network; an ensemble averages classifiers only")
         check_compatible(loaded[0].card, member.card, folder.name, out.name)
     manifest = _union_split(folders)
     out.mkdir(parents=True, exist_ok=True)

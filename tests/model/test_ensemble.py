@@ -147,3 +147,10 @@ def test_ensemble_command_and_its_errors(tiny_model, tmp_path, capsys):
     assert "is itself an ensemble" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "y"), "--init-from", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("is an ensemble; start from one of its members")
+
+
+def test_tumour_map_networks_are_refused_as_members(tiny_map_model, tmp_path):
+    first = shutil.copytree(tiny_map_model, tmp_path / "first")
+    second = shutil.copytree(tiny_map_model, tmp_path / "second")
+    with pytest.raises(ModelFolderError, match="first is a tumour-map network; an ensemble averages classifiers"):
+        make_ensemble([first, second], tmp_path / "both")
