@@ -4,6 +4,7 @@ import streamlit as st
 
 from brain_cnn.app_support import card_for
 from brain_cnn.errors import BrainCnnError
+from brain_cnn.reports.sentences import decision_rule
 
 st.title("Model card")
 folder = st.session_state.get("model_folder")
@@ -45,6 +46,7 @@ else:
     st.info("No metrics yet: run `brain-cnn evaluate`.")
 
 st.caption(f"Probabilities are temperature-scaled with T = {card.temperature} (fitted on the validation split).")
+st.markdown(f"**Decision rule** ({card.decision}). {decision_rule(card.decision)}")
 
 st.subheader("Validated on")
 statements = card.validated_on

@@ -110,13 +110,15 @@ def main() -> None:
 
 
 def _our_label(predictor, result: dict) -> str:
-    """Our call for accuracy: the label, or for a refused image the top class of a second, gate-free look."""
+    """Our call for accuracy: the label, or for a refused image the call (by the card's rule) of a second,
+    gate-free look."""
     if result.get("label") or "error" in result:
         return result.get("label")
+    from brain_cnn.inference.decision import decide
     from brain_cnn.scan.preprocess import load_scan
 
-    probs = predictor.predict_inputs(load_scan(result["file"], predictor.image_size)[None])[0]
-    return predictor.classes[int(np.argmax(probs))]
+    probs = predictor.predict_inputs(load_scan(result["file"], predictor.image_size)[None])
+    return predictor.classes[int(decide(probs, predictor.classes, predictor.card.decision)[0])]
 
 
 if __name__ == "__main__":

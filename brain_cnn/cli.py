@@ -21,6 +21,7 @@ from brain_cnn.evaluation.findings import refresh_card
 from brain_cnn.evaluation.loso import run_loso
 from brain_cnn.evaluation.screening import evaluate_screening
 from brain_cnn.files import read_json, write_json
+from brain_cnn.inference.decision import TOP_CLASS, TUMOUR_FIRST
 from brain_cnn.inference.predictor import Predictor, expand_inputs
 from brain_cnn.model.card import EVALUATION_FILE, load_card
 from brain_cnn.model.export import export_model
@@ -122,11 +123,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.masks:
             raise DatasetError("--masks measures tumour maps on a data set with the model's classes, not in the "
                                "screening view")
-        report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size)
+        report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size,
+                                    _DECISION[args.decision])
         print(screening_table(report))
         return 0
     report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size,
-                                   flip=_FLIP[args.flip], masks=args.masks)
+                                   flip=_FLIP[args.flip], masks=args.masks, decision=_DECISION[args.decision])
     print(summary_table(report))
     for split, result in report["splits"].items():
         if "tumour_maps" in result:
@@ -248,7 +250,8 @@ def _cmd_explain_eval(args: argparse.Namespace) -> int:
     if not boxes_path.is_file():
         raise BrainCnnError(f"boxes file not found: {boxes_path}")
     result = evaluate_explanations(loaded.model, loaded.card.classes, loaded.card.image_size,
-                                   args.data or boxes_path.parent, read_boxes(boxes_path))
+                                   args.data or boxes_path.parent, read_boxes(boxes_path),
+                                   decision=loaded.card.decision)
     result["boxes"] = str(boxes_path)
     report_path = loaded.folder / EVALUATION_FILE
     report = read_json(report_path, error=ModelFolderError) if report_path.is_file() else {
@@ -280,6 +283,7 @@ def _share(value: float | None) -> str:
 
 
 _FLIP = {"auto": None, "on": True, "off": False}
+_DECISION = {None: None, "top-class": TOP_CLASS, "tumour-first": TUMOUR_FIRST}
 
 
 def _add_flip_option(parser: argparse.ArgumentParser) -> None:
@@ -403,6 +407,11 @@ def _add_evaluate_command(commands) -> None:
                           help="split to evaluate (test, validation, train, all); repeatable; default test and validation")
     evaluate.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     _add_flip_option(evaluate)
+    evaluate.add_argument("--decision", choices=[k for k in _DECISION if k],
+                          help="how a call is made from the probabilities: the top class, or tumour first (tumour "
+                          "when the tumour classes together hold at least 50 %%, then the most probable tumour "
+                          "class); on the model's own data it is written to the card with the figures (default: "
+                          "the card's rule)")
     evaluate.add_argument("--screening", action="store_true",
                           help="tumour / no-tumour screening view per source and MRI sequence, written to "
                           "external.json (automatic when DATA's classes are not the model's)")

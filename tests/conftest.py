@@ -216,6 +216,30 @@ def train_tiny_map_model(folder: Path, steps: int = 60, seed: int = 1) -> Path:
     return folder
 
 
+def constant_model(folder: Path, probabilities: dict[str, float], decision: str = "top class",
+                   image_size: int = 48) -> Path:
+    """A model folder whose network answers ``probabilities`` (class: p, in output order) for every input, whose
+    card has ``decision``: calls that the decision rule alone decides. It has a ``last_conv`` layer (zero
+    weights), so the app's heat maps can be drawn."""
+    import keras
+    from keras import layers
+
+    from brain_cnn.files import sha256_file
+    from brain_cnn.model.card import MODEL_FILE, ModelCard
+
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros", name="last_conv")(inputs)
+    x = layers.GlobalAveragePooling2D(name="answer_pool")(x)
+    bias = np.log(np.array(list(probabilities.values()), np.float32))
+    outputs = layers.Dense(len(probabilities), activation="softmax", kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(bias), name="answer")(x)
+    folder.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, outputs).save(folder / MODEL_FILE)
+    ModelCard(name=folder.name, classes=list(probabilities), image_size=image_size, decision=decision,
+              sha256=sha256_file(folder / MODEL_FILE)).save(folder)
+    return folder
+
+
 def mapped_slice(side: int, tumour: float = 0.9, spacing: tuple[float, float] | None = None,
                  refusal: str | None = None):
     """A :class:`~brain_cnn.inference.assessment.SliceAssessment` of a tumour-map network, made by hand: its map

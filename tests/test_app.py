@@ -269,3 +269,21 @@ def test_a_model_that_cannot_load_is_a_clear_message_and_is_tried_again(tiny_mod
     at = upload(at, [("scan.png", encode(phantom(128, seed=1), "PNG"), "image/png")])
     assert not at.exception and not any(e.value.startswith("The model broken") for e in at.error)
     assert any("Grad-CAM for" in (shown.caption or "") for element in at.get("image") for shown in element.proto.imgs)
+
+
+def test_a_tumour_first_call_says_why_it_is_not_the_largest_class_and_the_card_states_the_rule(monkeypatch, tmp_path):
+    from conftest import constant_model
+
+    models = tmp_path / "models"
+    # glioma 30 %, meningioma 30 %, notumor 40 % for every input: the top class would say no tumour.
+    constant_model(models / "first", {"glioma": 0.30, "meningioma": 0.30, "notumor": 0.40}, "tumour first")
+    at = _page_over(models, "diagnose", monkeypatch, tmp_path)
+    at = upload(at, [("scan.png", encode(phantom(128, lesion=True), "PNG"), "image/png")])
+    assert not at.exception
+    assert any(t.startswith("Tumour suspected: most likely glioma (30%)") for t in texts(at))
+    assert "Called glioma: the tumour classes together hold 60%, more than no tumour (40%)." in [
+        c.value for c in at.caption]
+    at = switch(at, "model_card")
+    assert not at.exception
+    assert any(m.value.startswith("**Decision rule** (tumour first). Tumour first: a slice is called a tumour")
+               for m in at.markdown)

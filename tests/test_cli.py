@@ -85,6 +85,24 @@ def test_evaluate_on_another_folder_writes_its_own_report(trained, tmp_path):
     assert report["splits"]["all"]["count"] == 6
 
 
+def test_evaluate_decision_writes_the_rule_to_the_card_with_the_figures(tiny_model, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_model, folder)
+    assert json.loads((folder / "card.json").read_text()).get("decision", "top class") == "top class"
+    assert main(["evaluate", "--model", str(folder), "--split", "test", "--decision", "tumour-first"]) == 0
+    assert "calls by the tumour first rule" in capsys.readouterr().out
+    assert json.loads((folder / "card.json").read_text())["decision"] == "tumour first"
+    assert json.loads((folder / "evaluation.json").read_text())["decision"] == "tumour first"
+    # Without --decision the card's rule stays, and is used.
+    assert main(["evaluate", "--model", str(folder), "--split", "test"]) == 0
+    assert json.loads((folder / "evaluation.json").read_text())["decision"] == "tumour first"
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", str(folder), "--split", "test", "--decision", "tumor-first"])
+    assert "invalid choice: 'tumor-first'" in capsys.readouterr().err
+
+
 def test_user_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()

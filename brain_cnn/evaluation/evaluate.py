@@ -25,6 +25,7 @@ from brain_cnn.evaluation.metrics import calibration, classification_metrics
 from brain_cnn.evaluation.tumour_maps import map_scores
 from brain_cnn.files import read_json, sha256_file, write_json
 from brain_cnn.inference.calibration import apply_temperature, fit_temperature
+from brain_cnn.inference.decision import TOP_CLASS, check_decision, decide
 from brain_cnn.inference.predictor import predict_all, predict_outputs
 from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
 from brain_cnn.model.folder import load_model
@@ -70,12 +71,18 @@ def evaluate_model_folder(
     batch_size: int = 64,
     flip: bool | None = None,
     masks: str | Path | None = None,
+    decision: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write the report; returns it.
 
     ``flip`` decides flip averaging on the model's own data: None chooses it on
     the validation split; True or False fixes it (off halves the inference cost).
     Any other data is evaluated as the card says.
+
+    ``decision`` is the rule that makes each call (:mod:`brain_cnn.inference.decision`):
+    None takes the card's. The report records the rule used; on the model's
+    own data the card takes it with the figures (another data set's report
+    leaves the card as it is).
 
     A tumour-map network (:mod:`brain_cnn.model.tumour_maps`) is also measured
     against the data's tumour masks, ``masks`` or else the ``<data set>-masks/``
@@ -86,9 +93,11 @@ def evaluate_model_folder(
     Raises:
         ModelFolderError: the model folder is unusable, or ``masks`` is given for a model without tumour maps.
         DatasetError: the data folder, split or masks folder is unusable, or its classes are not the model's.
+        ValueError: an unknown decision rule.
     """
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
+    decision = check_decision(card.decision if decision is None else decision)
     root, chosen, source, own = _choose_samples(folder, card, data, splits)
     masks = _masks_folder(loaded, root, masks)
     decoded_splits = _decode(chosen, root, card, masks)
@@ -121,15 +130,16 @@ def evaluate_model_folder(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "temperature": temperature,
         "flip_averaging": flip,
+        "decision": decision,
         "temperature_fitted_on": "validation" if refit else "taken from the model card",
-        "splits": {split: _split_result(*output, temperature, card.classes, gate)
+        "splits": {split: _split_result(*output, temperature, card.classes, gate, decision)
                    for split, output in outputs.items()},
     }
     for split, split_maps in maps.items():
         report["splits"][split]["tumour_maps"] = _tumour_maps(decoded_splits[split], split_maps, masks)
     if own and "test" in outputs:
         report["splits"]["test"]["unseen"] = _unseen(outputs, root, SplitManifest.load(folder / SPLIT_FILE),
-                                                     temperature, card.classes, card.training)
+                                                     temperature, card.classes, card.training, decision)
     path = folder / (EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json")
     old = read_json(path, default={})
     if old.get("sha256") == card.sha256 and "explanations" in old:  # keep `explain-eval` results of the same weights
@@ -175,10 +185,11 @@ def _decode(chosen: dict[str, list], root: Path, card: ModelCard, masks: Path | 
     return decoded_splits
 
 
-def _split_result(decoded, features, probs, temperature: float, classes: list[str], gate) -> dict[str, Any]:
-    """One split's metrics after temperature scaling, and what the gate refuses of it."""
+def _split_result(decoded, features, probs, temperature: float, classes: list[str], gate,
+                  decision: str) -> dict[str, Any]:
+    """One split's metrics after temperature scaling (calls by ``decision``), and what the gate refuses of it."""
     calibrated = apply_temperature(probs, temperature)
-    result = classification_metrics(decoded.labels, calibrated, classes, decoded.files)
+    result = classification_metrics(decoded.labels, calibrated, classes, decoded.files, decision)
     result["calibration_before_scaling"] = calibration(decoded.labels, probs)
     if gate is not None:
         refused = gate.refuse(features)
@@ -187,7 +198,8 @@ def _split_result(decoded, features, probs, temperature: float, classes: list[st
             "refused": int(refused.sum()),
             "refused_rate": round(float(refused.mean()), 5),
             "threshold": round(gate.threshold, 3),
-            "accuracy_on_accepted": round(float((calibrated[accepted].argmax(1) == decoded.labels[accepted]).mean()), 5)
+            "accuracy_on_accepted": round(float((decide(calibrated[accepted], classes, decision)
+                                                  == decoded.labels[accepted]).mean()), 5)
             if accepted.any() else None,
             "refused_files": [f for f, r in zip(decoded.files, refused) if r],
         }
@@ -221,7 +233,7 @@ def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
 
 
 def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, classes: list[str],
-            card_training: dict[str, Any] | None = None) -> dict[str, Any]:
+            card_training: dict[str, Any] | None = None, decision: str = TOP_CLASS) -> dict[str, Any]:
     """Test metrics on the test images with no copy of any kind among what the model trained or validated on."""
     test, _, probs = outputs["test"]
     seen = hash_samples(root, manifest.splits.get("train", []) + manifest.splits.get("validation", []))
@@ -242,7 +254,8 @@ def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, cl
                         f"degrees, is a copy of a training or validation image: exact pixels, or a 256-bit DCT hash "
                         f"of the head crop at {HASH_SIZE} px within {COPY_BITS} bits (brain_cnn.data.leakage)"}
     if keep.any():
-        metrics = classification_metrics(test.labels[keep], apply_temperature(probs[keep], temperature), classes)
+        metrics = classification_metrics(test.labels[keep], apply_temperature(probs[keep], temperature), classes,
+                                         decision=decision)
         result.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro"]["f1"], macro=metrics["macro"],
                       weighted=metrics["weighted"], per_class=metrics["per_class"], screening=metrics["screening"],
                       confusion_matrix=metrics["confusion_matrix"])

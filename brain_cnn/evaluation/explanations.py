@@ -30,7 +30,7 @@ import csv
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import cv2
 
@@ -38,6 +38,7 @@ import numpy as np
 
 from brain_cnn.errors import UnreadableImageError
 from brain_cnn.explain.explainer import Explainer, METHODS
+from brain_cnn.inference.decision import TOP_CLASS, decide
 from brain_cnn.inference.predictor import predict_probabilities
 from brain_cnn.scan.preprocess import prepare_slice, read_file
 from brain_cnn.scan.read import read_scan
@@ -126,18 +127,21 @@ def control_boxes(brain: np.ndarray, box: tuple[int, int, int, int], count: int,
 
 def removal_test(model, model_input: np.ndarray, box: tuple[int, int, int, int], target: int,
                  brain: np.ndarray | None, rng: np.random.Generator, placements: int = 8,
-                 hide: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray] = hide_box
-                 ) -> dict[str, float | None]:
+                 hide: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray] = hide_box,
+                 classes: Sequence[str] | None = None, decision: str = TOP_CLASS) -> dict[str, float | None]:
     """Class ``target``'s probability and call: intact, with the tumour's box hidden, and (mean of up to
     ``placements`` controls) with a box of its size hidden elsewhere in the brain.
 
-    ``hide`` paints a box over (:func:`hide_box` unless another way of hiding is being compared).
+    ``hide`` paints a box over (:func:`hide_box` unless another way of hiding is being compared). The call is
+    made from the probabilities by ``decision`` over ``classes`` (the model card's); without ``classes``, the top
+    class.
     """
     region = brain if brain is not None else np.ones(model_input.shape[:2], bool)
     controls = control_boxes(region, box, placements, rng)
     batch = np.stack([model_input, hide(model_input, box)] + [hide(model_input, c) for c in controls])
     probabilities = predict_probabilities(model, batch)
-    kept, called = probabilities[:, target], probabilities.argmax(1) == target
+    names = classes if classes is not None else [str(k) for k in range(probabilities.shape[1])]  # no no-tumour class
+    kept, called = probabilities[:, target], decide(probabilities, names, decision) == target
     return {"p_intact": float(kept[0]), "called_intact": float(called[0]),
             "p_tumour_hidden": float(kept[1]), "called_tumour_hidden": float(called[1]),
             "p_elsewhere_hidden": float(kept[2:].mean()) if controls else None,
@@ -185,9 +189,10 @@ def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int],
 
 
 def evaluate_explanations(model, classes: list[str], image_size: int, data_root: str | Path, boxes: list[Box],
-                          methods: list[str] | None = None, examples: int = 6) -> dict[str, Any]:
-    """Scores of each method over the boxed images, the removal test (:func:`removal_test`) per tumour type;
-    also the first ``examples`` files with their boxes."""
+                          methods: list[str] | None = None, examples: int = 6,
+                          decision: str = TOP_CLASS) -> dict[str, Any]:
+    """Scores of each method over the boxed images, the removal test (:func:`removal_test`, calls by
+    ``decision``, the model card's rule) per tumour type; also the first ``examples`` files with their boxes."""
     explainer = Explainer(model)
     rng = np.random.default_rng(0)  # the control boxes' places: the same figures on every run
     methods = methods or list(METHODS)
@@ -204,7 +209,8 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
             score = score_heatmap(explainer.heatmap(model_input, classes.index(box.label), method), target, brain)
             scores[method].append(score)
             per_method[method] = score
-        removal = removal_test(model, model_input, target, classes.index(box.label), brain, rng)
+        removal = removal_test(model, model_input, target, classes.index(box.label), brain, rng, classes=classes,
+                               decision=decision)
         used.append({"file": box.path, "label": box.label, "box": list(target), "scores": per_method,
                      "removal": removal})
     # Per tumour type too: types differ in size and place (a pituitary tumour is a few
@@ -217,7 +223,7 @@ def evaluate_explanations(model, classes: list[str], image_size: int, data_root:
                  for label in by_class}
     return {"methods": {method: _summary(values) for method, values in scores.items()}, "by_class": by_class,
             "box_share_by_class": box_share,
-            "removal": {"fill": "inpaint", "placements": 8,
+            "removal": {"fill": "inpaint", "placements": 8, "decision": decision,
                         "by_class": {label: _removal_summary([u["removal"] for u in used if u["label"] == label])
                                      for label in by_class},
                         "all": _removal_summary([u["removal"] for u in used])},

@@ -2,7 +2,7 @@
 
 Each function loads the card, sets the fields it owns and saves it through
 :meth:`~brain_cnn.model.card.ModelCard.save`, the one writer of ``card.json``:
-the headline figures, temperature and flip averaging of ``evaluation.json``;
+the headline figures, temperature, flip averaging and decision rule of ``evaluation.json``;
 the out-of-distribution gate; and the sentences on where the model was
 validated and where its figures stop holding (``external.json``, ``loso.json``).
 """
@@ -45,10 +45,12 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_evaluation(folder: str | Path, report: dict[str, Any]) -> None:
-    """Copy the temperature, flip averaging and headline figures of the model's own report into its card."""
+    """Copy the temperature, flip averaging, decision rule and headline figures of the model's own report into
+    its card (a report written before the rule was recorded leaves the card's)."""
     card = load_card(folder)
     card.temperature = report["temperature"]
     card.flip_averaging = report["flip_averaging"]
+    card.decision = report.get("decision", card.decision)
     # Keep headline figures of splits not evaluated this time.
     card.metrics = {**card.metrics, **{split: _headline(result) for split, result in report["splits"].items()}}
     card.limitations = limitations(card.to_dict(), report, read_json(Path(folder, TUMOUR_MAPS_FILE), default=None))

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
+from brain_cnn.inference.decision import TOP_CLASS, decide
 from brain_cnn.scan.sequences import without_sequence
 
 __all__ = ["classification_metrics", "calibration", "screening", "type_view"]
@@ -24,7 +25,9 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict
     """Expected calibration error of the top-class confidence, with its reliability bins.
 
     ECE = sum over equal-width confidence bins of (bin share) x |accuracy - confidence|
-    (Guo et al., 2017, "On Calibration of Modern Neural Networks").
+    (Guo et al., 2017, "On Calibration of Modern Neural Networks"). It measures
+    whether the top class is right as often as its probability says, so it
+    stays on the top class whatever decision rule makes the call.
     """
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == y_true).astype(float)
@@ -45,10 +48,12 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict
     return {"ece": round(ece, 5), "n_bins": n_bins, "bins": bins}
 
 
-def screening(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, Any] | None:
+def screening(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+              decision: str = TOP_CLASS) -> dict[str, Any] | None:
     """Tumour vs no tumour: sensitivity, specificity and ROC AUC; None without a no-tumour class.
 
-    A case counts as "tumour" when the predicted class is any tumour class; the
+    A case counts as "tumour" when the class called under ``decision``
+    (:func:`~brain_cnn.inference.decision.decide`) is any tumour class; the
     tumour score for the ROC curve is 1 - P(no-tumour classes).
     """
     from sklearn.metrics import roc_auc_score
@@ -57,7 +62,7 @@ def screening(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     if not negative.any() or negative.all():
         return None
     truth = ~negative[y_true]
-    called = ~negative[probs.argmax(axis=1)]
+    called = ~negative[decide(probs, classes, decision)]
     tp, fn = int((truth & called).sum()), int((truth & ~called).sum())
     tn, fp = int((~truth & ~called).sum()), int((~truth & called).sum())
     score = 1.0 - probs[:, negative].sum(axis=1)
@@ -71,11 +76,13 @@ def screening(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     }
 
 
-def type_view(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, Any] | None:
+def type_view(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+              decision: str = TOP_CLASS) -> dict[str, Any] | None:
     """The same predictions with the MRI sequences merged ("Astrocitoma T1" + "T1C+" + "T2" -> "Astrocitoma").
 
-    The probability of a type is the sum over its sequences. None when no two
-    classes differ only by their sequence.
+    The probability of a type is the sum over its sequences; the call is made
+    from those under ``decision``. None when no two classes differ only by
+    their sequence.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, top_k_accuracy_score
 
@@ -86,7 +93,7 @@ def type_view(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     member = np.array([[without_sequence(c) == t for t in types] for c in classes], dtype=np.float64)
     merged = np.asarray(probs, dtype=np.float64) @ member
     truth = member[np.asarray(y_true, dtype=int)].argmax(axis=1)
-    predicted = merged.argmax(axis=1)
+    predicted = decide(merged, types, decision)
     labels = list(range(len(types)))
     per_type_f1 = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
     view = {
@@ -138,6 +145,7 @@ def classification_metrics(
     probs: np.ndarray,
     classes: Sequence[str],
     files: Sequence[str] | None = None,
+    decision: str = TOP_CLASS,
 ) -> dict[str, Any]:
     """Every figure of an evaluation report for one split.
 
@@ -146,6 +154,9 @@ def classification_metrics(
         probs: predicted probabilities, shape (N, K), rows summing to 1.
         classes: the K class names in output order.
         files: optional file names aligned with ``y_true``, for the list of misclassified files.
+        decision: the rule that makes each call from the probabilities (:mod:`brain_cnn.inference.decision`):
+            it decides the accuracy, confusion matrix, precision/recall/F1, screening and misclassified files;
+            the calibration stays on the top class, the curves and top-3 on the probabilities.
 
     Returns:
         A JSON-ready dict: accuracy, log-loss, top-3 accuracy, per-class and macro/weighted
@@ -158,7 +169,7 @@ def classification_metrics(
     probs = np.asarray(probs, dtype=np.float64)
     k = len(classes)
     labels = list(range(k))
-    y_pred = probs.argmax(axis=1)
+    y_pred = decide(probs, classes, decision)
     per_class, averages = _precision_recall_f1(y_true, y_pred, classes)
     roc, pr = _curves(y_true, probs, classes)
     report: dict[str, Any] = {
@@ -175,9 +186,9 @@ def classification_metrics(
         "macro_roc_auc": round(float(np.mean([c["auc"] for c in roc.values()])), 5) if roc else None,
         "precision_recall": pr,
         "calibration": calibration(y_true, probs),
-        "screening": screening(y_true, probs, classes),
+        "screening": screening(y_true, probs, classes, decision),
     }
-    merged = type_view(y_true, probs, classes)
+    merged = type_view(y_true, probs, classes, decision)
     if merged is not None:
         report["by_type"] = merged
     if k > 3:

@@ -3,8 +3,9 @@
 A model trained on one collection can score 98 % there and still call most
 tumours of another scanner or sequence "no tumour". This module measures that:
 every image of a data folder gets a screening truth from a label map
-(:mod:`brain_cnn.data.label_maps`), the model calls "tumour" when its top class is
-not a no-tumour class (the operating point of the app and the CLI), and the
+(:mod:`brain_cnn.data.label_maps`), the model calls "tumour" when the class its
+card's decision rule calls (:mod:`brain_cnn.inference.decision`) is not a
+no-tumour class (the operating point of the app and the CLI), and the
 report gives sensitivity and specificity with 95 % Wilson intervals, the ROC
 AUC of the tumour score 1 - P(no tumour), per MRI sequence and per class folder.
 
@@ -34,6 +35,7 @@ from brain_cnn.errors import DatasetError
 from brain_cnn.evaluation.findings import refresh_card
 from brain_cnn.files import write_json
 from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.inference.decision import TUMOUR_FIRST, check_decision, decide
 from brain_cnn.inference.predictor import predict_outputs
 from brain_cnn.model.card import EXTERNAL_FILE, SPLIT_FILE, read_external
 from brain_cnn.model.folder import load_model
@@ -198,18 +200,24 @@ def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarra
 
 
 def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: str | Path | None = None,
-                       splits: list[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
+                       splits: list[str] | None = None, batch_size: int = 64,
+                       decision: str | None = None) -> dict[str, Any]:
     """Screen every image of ``data`` with the model; write and return the report.
+
+    ``decision`` is the rule that makes each call (:mod:`brain_cnn.inference.decision`); None takes the card's.
+    The report records it.
 
     Raises:
         ModelFolderError: the model folder is unusable.
         DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
+        ValueError: an unknown decision rule.
     """
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
+    decision = check_decision(card.decision if decision is None else decision)
     found, mapping, kept, decoded, probs, seen = screening_outputs(loaded, data, label_map, splits, batch_size)
     negative = np.array([is_no_tumour(c) for c in card.classes])
-    predicted = probs.argmax(axis=1)
+    predicted = decide(probs, card.classes, decision)
     kinds = np.array([r[1] for r in kept])
     called = ~negative[predicted]
     score = 1.0 - probs[:, negative].sum(axis=1)
@@ -228,7 +236,10 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         "splits": splits or "all",
         "label_map": mapping.description,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "operating_point": "tumour when the top calibrated class is not a no-tumour class",
+        "decision": decision,
+        "operating_point": ("tumour when the tumour classes together hold at least as much calibrated probability as "
+                            "no tumour" if decision == TUMOUR_FIRST else
+                            "tumour when the top calibrated class is not a no-tumour class"),
         "goal": GOAL,
         "count": int(len(kept)),
         **_groups(kinds, called, score, type_true, type_pred, sequences, folders, np.ones(len(kept), bool)),

@@ -6,8 +6,10 @@ Figures, each on held-out data only (the run's ``sources.json`` says what it tra
   mask, per image, on the 4-class set's official ``Testing`` images that
   have a mask and on the LGG test patients' tumour slices; the mean over
   images, and the share of maps whose peak lies inside the tumour;
-* **tumour vs no tumour** (the call: the top class is not "no tumour"; the
-  score for the ROC: 1 - P(no tumour)) on the yes/no set, the 44-class test
+* **tumour vs no tumour** (the call, by the decision rule of the model card
+  beside ``model.keras`` (:mod:`brain_cnn.inference.decision`; the top class
+  without a card), is not "no tumour"; the score for the ROC: 1 - P(no
+  tumour)) on the yes/no set, the 44-class test
   split by sequence, and the LGG test patients by sequence (their tumour-free
   slices stand in for normal scans: they come from tumour patients);
 * **4-class accuracy** on the official test images with no copy of any kind
@@ -39,12 +41,14 @@ from brain_cnn.evaluation.explanations import brain_region
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.evaluation.findings import record_evaluation
-from brain_cnn.model.card import EVALUATION_FILE, TUMOUR_MAPS_FILE
+from brain_cnn.inference.decision import TOP_CLASS, decide
+from brain_cnn.model.card import CARD_FILE, EVALUATION_FILE, TUMOUR_MAPS_FILE, load_card
 from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
 
-__all__ = ["dice", "map_scores", "resolution_ceiling", "paint_out", "moved_region", "removal", "measure_tumour_maps"]
+__all__ = ["dice", "map_scores", "resolution_ceiling", "paint_out", "moved_region", "removal", "decision_of",
+           "measure_tumour_maps"]
 
 NOTUMOR = CLASSES.index("notumor")
 
@@ -132,8 +136,8 @@ def _peak_near(found: np.ndarray, truth: np.ndarray, pixels: int = 5) -> bool:
     return bool(grown.flat[int(np.argmax(full))])
 
 
-def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """The removal test on images with a tumour mask; see the module docstring."""
+def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0, decision: str = TOP_CLASS) -> dict[str, Any]:
+    """The removal test on images with a tumour mask; see the module docstring. Calls by ``decision``."""
     rng = np.random.default_rng(seed)
     intact, hidden, elsewhere, hidden_masks = [], [], [], []
     for image, mask in zip(images, masks[..., 0] > 127):
@@ -152,6 +156,7 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict
     tumour_after = 1 - after[:, NOTUMOR]
     peak_before, peak_after, peak_control = (m.max(axis=(1, 2, 3)) > 0.5 for m in (map_before, map_after, map_control))
     near = np.array([_peak_near(found, truth) for found, truth in zip(map_after[..., 0], hidden_masks)])
+    call_before, call_after, call_control = (decide(p, CLASSES, decision) for p in (before, after, control))
     return {"images": len(intact),
             "map_peak_rule": {
                 "below_half_when_painted_out": round(float((~peak_after).mean()), 4),
@@ -162,25 +167,25 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0) -> dict
             else None,
             "map_pixels_above_half_median": {"intact": float(np.median((map_before > 0.5).sum(axis=(1, 2, 3)))),
                                              "painted_out": float(np.median((map_after > 0.5).sum(axis=(1, 2, 3))))},
-            "call_changed_when_painted_out": round(float((after.argmax(1) != before.argmax(1)).mean()), 4),
-            "call_changed_when_elsewhere_painted_out": round(float((control.argmax(1) != before.argmax(1)).mean()), 4),
+            "call_changed_when_painted_out": round(float((call_after != call_before).mean()), 4),
+            "call_changed_when_elsewhere_painted_out": round(float((call_control != call_before).mean()), 4),
             "skipped": len(images) - len(intact),
             "method": "the mask grown by 2 px and filled by Telea inpainting; the control: the same shape moved "
                       "to a random place inside the brain, clear of the tumour"}
 
 
 def _screening(decoded, outputs: tuple[np.ndarray, np.ndarray], by_sequence: bool,
-               keep: np.ndarray | None = None) -> dict[str, Any]:
+               keep: np.ndarray | None = None, decision: str = TOP_CLASS) -> dict[str, Any]:
     """Tumour vs no tumour on the decoded images (``keep``: those to count), overall and per sequence.
 
-    Two decision rules: the class head's (tumour when the top class is not "no
-    tumour") and, under ``map_peak_rule``, the map's alone (tumour when the
-    map's peak is above 0.5; the peak is the score).
+    Two decision rules: the class head's (tumour when the class ``decision``
+    calls is not "no tumour") and, under ``map_peak_rule``, the map's alone
+    (tumour when the map's peak is above 0.5; the peak is the score).
     """
     probabilities, maps = outputs
     keep = np.ones(len(decoded.labels), bool) if keep is None else keep
     kinds = np.where(decoded.labels == NOTUMOR, NO_TUMOUR, TUMOUR)[keep]
-    called = (probabilities.argmax(1) != NOTUMOR)[keep]
+    called = (decide(probabilities, CLASSES, decision) != NOTUMOR)[keep]
     score = (1 - probabilities[:, NOTUMOR])[keep]
     peak = maps.max(axis=(1, 2, 3))[keep]
     result = {"overall": group_screening(kinds, called, score), "left_out_as_copies": int((~keep).sum()),
@@ -209,8 +214,20 @@ def _unseen(root: Path, decoded, seen: ImageHashes) -> np.ndarray:
     return np.array([path not in copies for path in paths])
 
 
+def decision_of(run: str | Path) -> str:
+    """The decision rule of the model card beside a run's ``model.keras``; the top class without a card.
+
+    Raises:
+        ModelFolderError: a card that cannot be used (an unknown rule among others).
+    """
+    return load_card(run).decision if Path(run, CARD_FILE).is_file() else TOP_CLASS
+
+
 def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") -> dict[str, Any]:
-    """Measure a run folder's ``model.keras`` on the held-out data; writes and returns ``tumour_maps.json``."""
+    """Measure a run folder's ``model.keras`` on the held-out data; writes and returns ``tumour_maps.json``.
+
+    Calls are made by the decision rule of the ``card.json`` beside it, or by the top class without one.
+    """
     import keras
 
     import brain_cnn.model.layers  # noqa: F401  (registers MaskedPooling, which loading needs)
@@ -219,7 +236,8 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     model = keras.saving.load_model(run / "model.keras", compile=False, safe_mode=True)
     size = int(model.inputs[0].shape[1])
     record = read_json(run / SOURCES_FILE)
-    report: dict[str, Any] = {"model": str(run / "model.keras"), "image_size": size}
+    decision = decision_of(run)
+    report: dict[str, Any] = {"model": str(run / "model.keras"), "image_size": size, "decision": decision}
 
     four = discover(data / "brain-tumor-mri")
     decoded = decode_pairs(mapped_pairs(four.root, four.splits["test"], "brain-tumor-mri"), size)
@@ -228,10 +246,11 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
     report["official_test_masks"]["resolution_ceiling"] = resolution_ceiling(decoded.masks[with_mask],
                                                                              decoded.labels[with_mask])
-    report["official_test_removal"] = removal(model, decoded.images[with_mask], decoded.masks[with_mask])
+    report["official_test_removal"] = removal(model, decoded.images[with_mask], decoded.masks[with_mask],
+                                              decision=decision)
     seen = _seen(record, data)  # every image it trained or validated on, of every source
     unseen = _unseen(four.root, decoded, seen)
-    right = probabilities.argmax(1) == decoded.labels
+    right = decide(probabilities, CLASSES, decision) == decoded.labels
     report["official_test_accuracy"] = {"all": round(float(right.mean()), 4), "images": len(right),
                                         "unseen": round(float(right[unseen].mean()), 4) if unseen.any() else None,
                                         "unseen_images": int(unseen.sum())}
@@ -242,18 +261,18 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     decoded = decode_pairs(lgg_test, size)
     probabilities, maps = _predict(model, decoded.images)
     report["lgg_test_masks"] = map_scores(maps, decoded.masks)
-    report["lgg_test_screening"] = _screening(decoded, (probabilities, maps), by_sequence=True)
+    report["lgg_test_screening"] = _screening(decoded, (probabilities, maps), True, decision=decision)
 
     # The other held-out sources share images with the training sources: count only those with no copy there.
     yes_no = discover(data / "brain-tumor-yes-no")
     decoded = decode_pairs(mapped_pairs(yes_no.root, yes_no.splits["all"], "brain-tumor-yes-no"), size)
     report["yes_no_screening"] = _screening(decoded, _predict(model, decoded.images), False,
-                                            _unseen(yes_no.root, decoded, seen))
+                                            _unseen(yes_no.root, decoded, seen), decision)
     c44 = discover(data / "brain-tumor-44c")
     held = set(record["brain-tumor-44c"]["test"])
     decoded = decode_pairs(mapped_pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c"), size)
     report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images), True,
-                                              _unseen(c44.root, decoded, seen))
+                                              _unseen(c44.root, decoded, seen), decision)
     write_json(run / TUMOUR_MAPS_FILE, report)
     if (run / EVALUATION_FILE).is_file():  # a model folder already evaluated: its card's limitations take these in
         record_evaluation(run, read_json(run / EVALUATION_FILE))
@@ -283,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
           f"out the same shape elsewhere {gone.get('call_changed_when_elsewhere_painted_out')}; by the map's peak "
           f"alone: {gone.get('map_peak_rule')}")
     accuracy = report["official_test_accuracy"]
-    print(f"official test accuracy: {accuracy['unseen']} on the {accuracy['unseen_images']} unseen, "
-          f"{accuracy['all']} on all {accuracy['images']}")
+    print(f"official test accuracy (calls by the {report['decision']} rule): {accuracy['unseen']} on the "
+          f"{accuracy['unseen_images']} unseen, {accuracy['all']} on all {accuracy['images']}")
     for name in ("yes_no_screening", "c44_test_screening", "lgg_test_screening"):
         print(f"{name} ({report[name]['left_out_as_copies']} images left out as copies of training images)")
         print(_line("all", report[name]["overall"]))

@@ -17,7 +17,7 @@ from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, draw_outline, map_on_slice, map_on_square, tumour_area
 from brain_cnn.inference.predictor import SliceCall
 from brain_cnn.model.card import read_external
-from brain_cnn.reports.sentences import sequence_note
+from brain_cnn.reports.sentences import decision_note, sequence_note
 from brain_cnn.scan.preprocess import prepare_slice
 from brain_cnn.scan.read import AXES, Scan, read_scan, read_study
 
@@ -108,7 +108,15 @@ class SliceAssessment:
     @property
     def class_index(self) -> int:
         """Index of the class to explain: the call, or the top class of a refused slice."""
-        return int(np.argmax(list(self.probabilities.values())))
+        return list(self.probabilities).index(self.call.top_class if self.refused else self.label)
+
+    def decision_note(self) -> str | None:
+        """Why the call is not the most probable class (the card's rule is tumour first, and the tumour classes
+        together outweighed no tumour, or the other way round); None when it is the most probable class."""
+        if self.refused or self.label == self.call.top_class:
+            return None
+        normal = sum(p for c, p in self.probabilities.items() if is_no_tumour(c))
+        return decision_note(self.label, 1.0 - normal, normal, not is_no_tumour(self.label))
 
     @property
     def tumour_probability(self) -> float | None:

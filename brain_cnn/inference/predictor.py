@@ -13,6 +13,7 @@ import numpy as np
 from brain_cnn.data.dataset import list_images
 from brain_cnn.errors import ModelFolderError, UnreadableImageError
 from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.inference.decision import TOP_CLASS, called_class
 from brain_cnn.inference.outline import map_on_slice
 from brain_cnn.model.engines import forward
 from brain_cnn.model.folder import load_model, LoadedModel
@@ -108,10 +109,17 @@ class SliceCall:
     # Tumour probability map (h, w) float32 over the model input (the head crop resized), for a network
     # with one; brain_cnn.inference.outline brings it back to the slice.
     tumour_map: np.ndarray | None = None
+    decision: str = TOP_CLASS  # the model card's rule for the call (brain_cnn.inference.decision)
 
     @property
     def label(self) -> str | None:
-        return None if self.refusal else max(self.probabilities, key=self.probabilities.get)
+        """The call under the card's decision rule; None for a refused slice."""
+        return None if self.refusal else called_class(self.probabilities, self.decision)
+
+    @property
+    def top_class(self) -> str:
+        """The most probable class, refused or not."""
+        return max(self.probabilities, key=self.probabilities.get)
 
 
 class Predictor:
@@ -165,7 +173,7 @@ class Predictor:
                 calls.append(SliceCall({c: float(v) for c, v in zip(self.classes, p)},
                                        f"cannot assess: {refusal}" if refusal else None,
                                        None if distance is None else float(distance),
-                                       None if maps is None else maps[offset + i]))
+                                       None if maps is None else maps[offset + i], self.card.decision))
             results.append(calls)
             offset += len(inputs)
         return results

@@ -15,6 +15,7 @@ from typing import Any
 
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.files import read_json, write_json
+from brain_cnn.inference.decision import DECISIONS, TOP_CLASS
 from brain_cnn.scan.preprocess import PREPROCESSING_VERSION
 
 __all__ = ["MODEL_FILE", "CARD_FILE", "HISTORY_FILE", "EVALUATION_FILE", "SPLIT_FILE", "EXTERNAL_FILE", "LOSO_FILE", "TUMOUR_MAPS_FILE",
@@ -45,6 +46,9 @@ class ModelCard:
     gate: dict[str, Any] = field(default_factory=dict)  # out-of-distribution gate: file, sha256, threshold
     temperature: float = 1.0  # softmax temperature fitted on validation (see brain_cnn.inference.calibration)
     flip_averaging: bool = False  # average each input with its mirror image; chosen on validation
+    # How a call is made from the probabilities (brain_cnn.inference.decision); cards written before the field
+    # say nothing, and their figures were measured on the top class.
+    decision: str = TOP_CLASS
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     sha256: str = ""
@@ -107,6 +111,9 @@ def load_card(folder: str | Path) -> ModelCard:
         raise ModelFolderError(f"{folder.name}: card.json lacks a required field ({error})") from None
     if not card.classes or card.image_size <= 0:
         raise ModelFolderError(f"{folder.name}: card.json has no classes or image size")
+    if card.decision not in DECISIONS:
+        raise ModelFolderError(f"{folder.name}: card.json's decision rule {card.decision!r} is not one this "
+                               f"version knows ({', '.join(map(repr, DECISIONS))})")
     if card.preprocessing_version != PREPROCESSING_VERSION:
         raise ModelFolderError(
             f"{folder.name}: trained with preprocessing v{card.preprocessing_version}, this "

@@ -29,11 +29,12 @@ _COLOURS = ("#636efa", "#ef553b")
 _LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=420)
 
 
-def probability_bars(probabilities: dict[str, float]) -> go.Figure:
-    """Horizontal bars of every class probability, the top one highlighted."""
+def probability_bars(probabilities: dict[str, float], called: str | None = None) -> go.Figure:
+    """Horizontal bars of every class probability, the called class highlighted (``called``: the call under the
+    model card's decision rule; by default the top class)."""
     names = list(probabilities)
     values = [probabilities[n] for n in names]
-    top = int(np.argmax(values))
+    top = names.index(called) if called is not None else int(np.argmax(values))
     colours = ["#2a6f97" if i == top else "#a9bcd0" for i in range(len(names))]
     figure = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colours,
                               text=[f"{v:.1%}" for v in values], textposition="auto",

@@ -11,9 +11,42 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GOAL", "shown_figures", "sequence_note", "validation_statements", "limitations", "trust_note", "outline_note"]
+__all__ = ["GOAL", "shown_figures", "sequence_note", "validation_statements", "limitations", "trust_note", "outline_note",
+           "DECISION_RULES", "decision_rule", "decision_note"]
 
 GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
+
+# What each decision rule of brain_cnn.inference.decision means, by its name on the model card.
+DECISION_RULES = {
+    "top class": "Each slice is called its most probable class.",
+    "tumour first": "Tumour first: a slice is called a tumour when the tumour classes together hold at least as much "
+                    "as no tumour (at least 50 %), then its most probable tumour class; otherwise its most probable "
+                    "no-tumour class. A tumour is not called \"no tumour\" only because no tumour is the single "
+                    "largest class.",
+}
+
+
+def decision_rule(rule: str) -> str:
+    """How a model with decision rule ``rule`` (its card's) makes its call, for the model card."""
+    return DECISION_RULES.get(rule, f"Decision rule: {rule}.")
+
+
+def decision_note(called: str, tumour: float, no_tumour: float, tumour_called: bool) -> str:
+    """Why the call ``called`` is not the most probable class: the tumour classes together outweighed no tumour
+    (``tumour_called``), or no tumour outweighed them.
+
+    Example:
+        >>> decision_note("glioma", 0.6, 0.4, True)
+        'Called glioma: the tumour classes together hold 60%, more than no tumour (40%).'
+    """
+    tie = abs(tumour - no_tumour) < 1e-9
+    # Two different figures that round alike would read as a tie: one decimal more for them.
+    digits = 1 if f"{tumour:.0%}" == f"{no_tumour:.0%}" and not tie else 0
+    t, n = f"{tumour:.{digits}%}", f"{no_tumour:.{digits}%}"
+    if tumour_called:
+        than = "as much as" if tie else "more than"
+        return f"Called {called}: the tumour classes together hold {t}, {than} no tumour ({n})."
+    return f"Called {called}: no tumour holds {n}, more than the tumour classes together ({t})."
 
 
 def sequence_note(sequence: str, evidence: str, external: dict[str, Any], trained_on: set[str]) -> str:

@@ -12,7 +12,8 @@ def summary_table(report: dict[str, Any]) -> str:
     """A short plain-text summary for the terminal."""
     lines = [f"model {report['model']} on {report['data']} ({report['source']}); "
              f"temperature {report['temperature']} ({report['temperature_fitted_on']}); "
-             f"flip averaging {'on' if report['flip_averaging'] else 'off'}"]
+             f"flip averaging {'on' if report['flip_averaging'] else 'off'}; "
+             f"calls by the {report.get('decision', 'top class')} rule"]
     for split, result in report["splits"].items():
         line = (f"{split:<10} n={result['count']:<5} accuracy {result['accuracy']:.4f}  "
                 + (f"log-loss {result['log_loss']:.4f}  " if "log_loss" in result else "")

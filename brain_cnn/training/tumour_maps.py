@@ -344,6 +344,7 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
     writes the test figures, and the app and ``predict`` can use it.
     """
     from brain_cnn.files import read_json, sha256_file
+    from brain_cnn.inference.decision import TUMOUR_FIRST
     from brain_cnn.model.card import MODEL_FILE, SPLIT_FILE, ModelCard, library_versions
 
     import keras
@@ -371,6 +372,9 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                             + ("only on tumours without a mask, multiple-instance learning" if
                                recipe.get("presence_from_call") == "unknown" else "on every image")
                             + ") + BCE and soft Dice (Milletari et al., 2016) on known masks only"},
+        # P(no tumour) is 1 - the map's smoothed peak: tumour first calls a tumour where the map's peak reaches
+        # 0.5 (before temperature scaling), so the call goes with the map, not with the single largest class.
+        decision=TUMOUR_FIRST,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=library_versions(),
         limitations=["Classifies and maps one 2-D slice at a time; it does not see the rest of the study.",

@@ -75,3 +75,19 @@ def test_limitations_say_which_calls_survive_the_tumours_removal():
     assert len(removal) == 1 and "same call for 97% of the glioma images:" in removal[0] and "meningioma" not in removal[0]
     del report["explanations"]
     assert not any("painted out" in n for n in limitations({"dataset": {"name": "d"}}, report))
+
+
+@pytest.mark.parametrize("decision,accuracy,sensitivity", [(None, 2 / 6, 0.0), ("tumour first", 3 / 6, 1.0)])
+def test_the_calls_are_made_by_the_cards_rule_or_the_one_given(tmp_path, decision, accuracy, sensitivity):
+    from conftest import constant_model, write_class_folder
+
+    # Every input gets glioma 35 %, meningioma 25 %, notumor 40 %: the top class is notumor, tumour first glioma.
+    folder = constant_model(tmp_path / "constant", {"glioma": 0.35, "meningioma": 0.25, "notumor": 0.40})
+    write_class_folder(tmp_path / "scans" / "Testing", {"glioma": 3, "meningioma": 1, "notumor": 2})
+    report = evaluate_model_folder(folder, data=tmp_path / "scans", splits=["test"], decision=decision)
+    assert report["decision"] == (decision or "top class")
+    test = report["splits"]["test"]
+    assert test["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert test["screening"]["sensitivity"] == sensitivity
+    assert json.loads((folder / "card.json").read_text())["decision"] == "top class"  # another data set's report
+    assert f"calls by the {decision or 'top class'} rule" in summary_table(report)

@@ -162,3 +162,26 @@ def test_the_removal_test_tells_a_network_that_needs_the_lesion_from_one_that_do
     assert first["p_elsewhere_hidden"] > 0.9 > 0.1 > first["p_tumour_hidden"]
     second = removal_test(constant, image, box, 1, brain, np.random.default_rng(0))
     assert second["called_tumour_hidden"] == second["called_elsewhere_hidden"] == 1.0
+
+
+def test_the_removal_test_calls_by_the_decision_rule():
+    import keras
+
+    from conftest import phantom
+
+    from brain_cnn.evaluation.explanations import removal_test
+
+    image = phantom(64, lesion=True, seed=5)[..., None]
+    inputs = keras.Input((64, 64, 1))
+    peak = keras.layers.GlobalMaxPooling2D()(inputs)
+    # glioma 35 %, meningioma 25 %, notumor 40 % whatever it sees: a glioma only by the tumour-first rule.
+    answer = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", kernel_initializer="zeros",
+                                                    bias_initializer=keras.initializers.Constant(
+                                                        np.log([0.35, 0.25, 0.40])))(peak))
+    classes, box = ["glioma", "meningioma", "notumor"], (10, 10, 20, 20)
+    top = removal_test(answer, image, box, 0, None, np.random.default_rng(0), classes=classes)
+    first = removal_test(answer, image, box, 0, None, np.random.default_rng(0), classes=classes,
+                         decision="tumour first")
+    assert top["called_intact"] == top["called_tumour_hidden"] == 0.0
+    assert first["called_intact"] == first["called_tumour_hidden"] == first["called_elsewhere_hidden"] == 1.0
+    assert first["p_intact"] == pytest.approx(0.35, abs=1e-5)

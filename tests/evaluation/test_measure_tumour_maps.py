@@ -46,6 +46,29 @@ def test_screening_calls_tumour_when_the_top_class_is_not_no_tumour():
     assert set(result["by_sequence"]) == {"T1", "T2"}
 
 
+def test_screening_calls_by_the_rule_it_is_given():
+    normal = CLASSES.index("notumor")
+    files = [f"s/glioma T1/{i}.jpg" for i in range(2)] + ["s/no tumour T1/0.jpg"]
+    decoded = DecodedPairs(np.zeros((3, 8, 8, 1), np.uint8), np.zeros((3, 8, 8, 1), np.uint8),
+                           np.array([0, 0, normal]), np.ones(3, bool), ["s"] * 3, files, [])
+    # P(notumor) 0.4 is the top class of the first, but the map's peak (the tumour classes together) is 0.6.
+    probabilities = np.array([[0.3, 0.2, 0.4, 0.1], [0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]])
+    maps = np.zeros((3, 4, 4, 1), np.float32)
+    top = _screening(decoded, (probabilities, maps), by_sequence=False)
+    first = _screening(decoded, (probabilities, maps), by_sequence=False, decision="tumour first")
+    assert top["overall"]["sensitivity"] == 0.5 and first["overall"]["sensitivity"] == 1.0
+    assert top["overall"]["specificity"] == first["overall"]["specificity"] == 1.0
+
+
+def test_the_rule_is_the_cards_beside_the_model_or_the_top_class(tmp_path):
+    from brain_cnn.evaluation.tumour_maps import decision_of
+    from brain_cnn.model.card import ModelCard
+
+    assert decision_of(tmp_path) == "top class"
+    ModelCard(name="run", classes=list(CLASSES), image_size=48, decision="tumour first").save(tmp_path)
+    assert decision_of(tmp_path) == "tumour first"
+
+
 def test_painting_out_fills_the_region_from_around_it():
     from brain_cnn.evaluation.tumour_maps import paint_out
 

@@ -120,3 +120,35 @@ def test_type_view_merges_the_sequences():
     assert view["accuracy"] == 0.75
     assert view["confusion_matrix"] == [[2, 0, 0], [0, 0, 1], [0, 0, 1]]
     assert type_view(np.array([0, 1]), np.eye(2), ["glioma", "notumor"]) is None
+
+
+def test_the_decision_rule_makes_the_calls_and_the_calibration_stays_on_the_top_class():
+    classes = ["glioma", "meningioma", "notumor"]
+    y_true = np.array([0, 1, 2, 2])
+    probs = np.array([[0.35, 0.25, 0.40],   # a glioma the top class calls no tumour; tumour first finds it
+                      [0.20, 0.50, 0.30],
+                      [0.10, 0.20, 0.70],
+                      [0.30, 0.25, 0.45]])  # a normal scan tumour first calls glioma (tumour 55 %)
+    top = classification_metrics(y_true, probs, classes, [f"f{i}" for i in range(4)])
+    first = classification_metrics(y_true, probs, classes, [f"f{i}" for i in range(4)], decision="tumour first")
+    assert top["confusion_matrix"] == [[0, 0, 1], [0, 1, 0], [0, 0, 2]]
+    assert first["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    assert top["accuracy"] == first["accuracy"] == 0.75
+    assert top["per_class"]["glioma"]["recall"] == 0 and first["per_class"]["glioma"]["recall"] == 1
+    assert first["per_class"]["glioma"]["precision"] == 0.5
+    assert (top["screening"]["sensitivity"], top["screening"]["specificity"]) == (0.5, 1.0)
+    assert (first["screening"]["sensitivity"], first["screening"]["specificity"]) == (1.0, 0.5)
+    assert [m["file"] for m in first["misclassified"]] == ["f3"]
+    assert first["misclassified"][0]["predicted"] == "glioma"
+    assert first["calibration"] == top["calibration"]
+    assert first["roc"] == top["roc"] and first["log_loss"] == top["log_loss"]
+
+
+def test_the_sequences_merged_are_called_by_the_rule_too():
+    from brain_cnn.evaluation.metrics import type_view
+
+    classes = ["Glioma T1", "Glioma T2", "Meningioma T1", "_NORMAL T1", "_NORMAL T2"]
+    # Merged: glioma 30 %, meningioma 30 %, normal 40 %: the top type is normal; the tumour types hold 60 %.
+    probs = np.array([[0.15, 0.15, 0.30, 0.25, 0.15]])
+    assert type_view(np.array([0]), probs, classes)["accuracy"] == 0
+    assert type_view(np.array([0]), probs, classes, "tumour first")["accuracy"] == 1

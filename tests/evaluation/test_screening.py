@@ -183,3 +183,18 @@ def test_a_scans_sequence_note_gives_the_models_figures_on_that_sequence():
     assert sequence_note("FLAIR", "e", external, set()).endswith(
         "This model has not been screened on FLAIR slices of another source, so how well it finds tumours on them "
         "is not known.")
+
+
+@pytest.mark.parametrize("card_rule,given,found", [("top class", None, 0.0), ("tumour first", None, 1.0),
+                                                   ("top class", "tumour first", 1.0)])
+def test_screening_calls_by_the_cards_rule_or_the_one_given(tmp_path, other_source, card_rule, given, found):
+    from conftest import constant_model
+
+    # Every input gets glioma 35 %, meningioma 25 %, notumor 40 %: a tumour only by the tumour-first rule.
+    model = constant_model(tmp_path / "constant", {"glioma": 0.35, "meningioma": 0.25, "notumor": 0.40}, card_rule)
+    report = evaluate_screening(model, *other_source, decision=given)
+    assert report["decision"] == (given or card_rule)
+    assert report["overall"]["sensitivity"] == found and report["overall"]["specificity"] == 1 - found
+    assert report["operating_point"].startswith("tumour when the tumour classes together" if found else
+                                                "tumour when the top calibrated class")
+    assert report["errors"]["missed_count"] == (0 if found else 8)

@@ -9,9 +9,9 @@ from conftest import encode, make_dicom, make_nifti, phantom
 from conftest import mapped_slice as mapped
 
 
-def make(probabilities, refusal=None):
+def make(probabilities, refusal=None, decision="top class"):
     return SliceAssessment("x", np.zeros((4, 4), np.uint8), np.zeros((4, 4, 1), np.uint8),
-                           SliceCall(probabilities, refusal))
+                           SliceCall(probabilities, refusal, decision=decision))
 
 
 def test_summary_says_tumour_no_tumour_or_cannot_assess():
@@ -24,6 +24,23 @@ def test_summary_says_tumour_no_tumour_or_cannot_assess():
     refused = make({"notumor": 0.9, "glioma": 0.1}, "cannot assess: a colour image")
     assert refused.summary() == "Cannot assess: a colour image." and refused.label is None
     assert refused.flags == ["cannot assess"] and refused.tumour_probability is None
+
+
+def test_tumour_first_calls_and_explains_the_tumour_and_says_why():
+    example = {"glioma": 0.30, "meningioma": 0.25, "notumor": 0.40, "pituitary": 0.05}
+    top, first = make(example), make(example, decision="tumour first")
+    assert (top.label, top.class_index, top.decision_note()) == ("notumor", 2, None)
+    assert (first.label, first.class_index) == ("glioma", 0)
+    assert first.decision_note() == "Called glioma: the tumour classes together hold 60%, more than no tumour (40%)."
+    assert first.summary().startswith("Tumour suspected: most likely glioma (30%)")
+    # Several normal classes outweighing the largest class, a tumour: the call and the note say no tumour.
+    normals = make({"Astrocitoma T1": 0.40, "_NORMAL T1": 0.35, "_NORMAL T2": 0.25}, decision="tumour first")
+    assert normals.label == "_NORMAL T1" and normals.decision_note() == (
+        "Called _NORMAL T1: no tumour holds 60%, more than the tumour classes together (40%).")
+    # Where both rules agree there is nothing to say; a refused slice explains its top class.
+    assert make({"glioma": 0.7, "notumor": 0.3}, decision="tumour first").decision_note() is None
+    refused = make(example, "cannot assess: a colour image", "tumour first")
+    assert refused.decision_note() is None and refused.class_index == 2
 
 
 @pytest.mark.parametrize("probs,expected", [

@@ -45,6 +45,18 @@ def test_card_temperature_is_applied(tiny_model, tmp_path):
     assert max(sharp["probabilities"].values()) >= max(plain["probabilities"].values())
 
 
+def test_a_tumour_first_card_calls_the_tumour_the_top_class_calls_no_tumour(tmp_path):
+    from conftest import constant_model
+
+    example = {"glioma": 0.30, "meningioma": 0.30, "notumor": 0.40}
+    scan = encode(phantom(64, lesion=True))
+    top = Predictor(constant_model(tmp_path / "top", example)).predict_bytes(scan)
+    first = Predictor(constant_model(tmp_path / "first", example, "tumour first")).predict_bytes(scan)
+    assert top["probabilities"] == pytest.approx(example, abs=1e-5)
+    assert first["probabilities"] == pytest.approx(example, abs=1e-5)
+    assert top["label"] == "notumor" and first["label"] == "glioma"
+
+
 def test_expand_inputs_walks_folders_and_keeps_files(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.jpg").write_bytes(b"x")

@@ -45,6 +45,8 @@ def test_history_and_tables():
     assert [r["class"] for r in rows] == CLASSES + ["macro average", "weighted average"]
     bars = dashboards.probability_bars({"a": 0.2, "b": 0.8})
     assert bars.data[0].marker.color[1] != bars.data[0].marker.color[0]
+    called = dashboards.probability_bars({"glioma": 0.3, "meningioma": 0.3, "notumor": 0.4}, called="glioma")
+    assert list(called.data[0].marker.color) == [bars.data[0].marker.color[1], *[bars.data[0].marker.color[0]] * 2]
 
 
 def test_pointing_game_table_has_a_row_per_tumour_type():

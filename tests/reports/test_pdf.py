@@ -37,6 +37,18 @@ def test_pdf_holds_the_call_and_the_model_but_no_identifiers(tmp_path):
     assert "DOE" not in text and "JANE" not in text
 
 
+def test_pdf_says_why_a_tumour_first_call_is_not_the_largest_class(tmp_path):
+    grey = phantom(128, lesion=True)
+    slice_ = SliceAssessment("x", grey, grey[:48, :48, None],
+                             SliceCall({"glioma": 0.3, "meningioma": 0.3, "notumor": 0.4}, decision="tumour first"))
+    pdf = case_report_pdf(CaseAssessment("a.png", "image", "ab" * 32, [slice_]), slice_, None, None, "m", "f" * 64)
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed to read the text back")
+    (tmp_path / "r.pdf").write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "Called glioma: the tumour classes together hold 60%, more than no tumour (40%)." in " ".join(text.split())
+
+
 def test_the_longest_notes_still_fit_on_one_page():
     import re
 

@@ -1,4 +1,5 @@
-from brain_cnn.reports.sentences import outline_note
+from brain_cnn.inference.decision import DECISIONS
+from brain_cnn.reports.sentences import DECISION_RULES, decision_note, decision_rule, outline_note
 
 
 def test_the_outline_note_says_what_the_outline_is_worth():
@@ -27,3 +28,17 @@ def test_a_tumour_map_models_limitations_come_from_its_held_out_figures():
     text = " ".join(notes)
     assert "mean Dice of 0.53 on 787" in text and "0.37" in text and "95% of 779" in text
     assert "the yes/no set 85% / 94%" in text
+
+
+def test_every_decision_rule_is_said_in_words():
+    assert set(DECISION_RULES) == set(DECISIONS)  # sentences imports nothing of the package: this keeps them in step
+    assert decision_rule("tumour first").startswith("Tumour first: a slice is called a tumour when")
+
+
+def test_the_decision_note_says_why_the_call_is_not_the_largest_class():
+    assert decision_note("glioma", 0.6, 0.4, True) == (
+        "Called glioma: the tumour classes together hold 60%, more than no tumour (40%).")
+    assert decision_note("glioma", 0.5, 0.5, True).endswith("hold 50%, as much as no tumour (50%).")
+    assert decision_note("glioma", 0.503, 0.497, True).endswith("hold 50.3%, more than no tumour (49.7%).")
+    assert decision_note("_NORMAL T2", 0.45, 0.55, False) == (
+        "Called _NORMAL T2: no tumour holds 55%, more than the tumour classes together (45%).")

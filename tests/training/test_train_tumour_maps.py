@@ -66,7 +66,9 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     from brain_cnn.data.dataset import SplitManifest
     from brain_cnn.inference.predictor import Predictor
 
-    assert Predictor(out).has_map  # the run folder is a model folder: card.json, checksum, split.json
+    predictor = Predictor(out)
+    assert predictor.has_map  # the run folder is a model folder: card.json, checksum, split.json
+    assert predictor.card.decision == "tumour first"  # P(no tumour) = 1 - the map's peak: tumour at a peak of 0.5
     manifest = SplitManifest.load(out / "split.json")
     assert len(manifest.splits["train"]) == 8 and "test" not in manifest.splits  # no 4-class set here
 
