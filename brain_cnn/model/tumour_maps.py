@@ -140,12 +140,13 @@ def call_loss(y_true, y_pred, normal: int = NORMAL):
     With P(no tumour) = 1 - peak and P(type) = peak x P(type | tumour)
     (:class:`~brain_cnn.model.layers.CallFromMap`), -log P(class) is exactly
     the binary cross-entropy of the peak plus the cross-entropy of the type.
-    The first term is weighted by the last column of ``y_true``: where the
-    expert mask (or a no-tumour image's empty one) is known, the map's pixels
-    already say whether there is a tumour, and letting the call's gradient
-    through the peak as well would teach the map to fire on whatever else marks
-    a tumour slice of that source (the removal test's failure). With weight 1
-    everywhere it is the plain categorical cross-entropy, as in validation.
+    The first term is weighted by the last column of ``y_true``: on a tumour
+    with an expert mask the map's pixels already say where it is, and the
+    call's push to raise the peak would teach the map to fire on whatever else
+    marks a tumour slice of that source (the removal test's failure); training
+    gives it weight 0 there (:data:`brain_cnn.training.tumour_maps.PRESENCE`).
+    With weight 1 everywhere it is the plain categorical cross-entropy, as in
+    validation.
     """
     from keras import ops
 

@@ -41,9 +41,13 @@ __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "ma
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
 SOURCES_FILE = "sources.json"
-# Which training images the call teaches whether there is a tumour (through the map's peak): all of them, or only
-# tumours whose mask is unknown (elsewhere the mask says it, pixel by pixel; :func:`~brain_cnn.model.tumour_maps.call_loss`).
-PRESENCE = ("all", "unknown")
+# Which training images the call teaches whether there is a tumour (through the map's peak): all of them, or all
+# but the tumours with an expert mask ("except-masked"). On those the mask says where the tumour is, pixel by pixel,
+# and the call's push to raise the peak would let the map fire on anything else that marks such a slice. Tumours
+# without a mask still raise it (multiple-instance learning), and no-tumour images still lower it: without them the
+# call only ever pushes the peak up, and the map fires on every slice (recipe 4's first try, docs/tumour-maps.md).
+# :func:`~brain_cnn.model.tumour_maps.call_loss`.
+PRESENCE = ("all", "except-masked")
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,8 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
 
     if presence not in PRESENCE:
         raise ValueError(f"presence must be one of {PRESENCE}, not {presence!r}")
-    teaches = ~pairs.known if training and presence == "unknown" else np.ones(len(pairs.labels), bool)
+    masked_tumour = pairs.known & (pairs.labels != CLASSES.index("notumor"))
+    teaches = ~masked_tumour if training and presence == "except-masked" else np.ones(len(pairs.labels), bool)
     columns = (pairs.images, pairs.masks, call_targets(targets(pairs.labels, CLASSES), teaches),
                sample_weights(pairs.labels, pairs.sources) if training else np.ones(len(pairs.labels), np.float32),
                pairs.known.astype(np.float32))
@@ -369,8 +374,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                   "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "
                             "the map's smoothed peak; the type head pools over the predicted tumour (after GAIN, "
                             "Li et al., 2018); loss: cross-entropy of the call (whether a tumour: "
-                            + ("only on tumours without a mask, multiple-instance learning" if
-                               recipe.get("presence_from_call") == "unknown" else "on every image")
+                            + ("on every image but the tumours with an expert mask" if
+                               recipe.get("presence_from_call") == "except-masked" else "on every image")
                             + ") + BCE and soft Dice (Milletari et al., 2016) on known masks only"},
         # P(no tumour) is 1 - the map's smoothed peak: tumour first calls a tumour where the map's peak reaches
         # 0.5 (before temperature scaling), so the call goes with the map, not with the single largest class.
@@ -410,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the masked training tumours added again painted out, as no tumour")
     parser.add_argument("--presence", choices=PRESENCE, default="all",
                         help="which training images the call teaches whether there is a tumour, through the map's "
-                             "peak: all, or only tumours without a mask")
+                             "peak: all, or all but the tumours with an expert mask")
     args = parser.parse_args(argv)
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name)
