@@ -197,18 +197,26 @@ def features_model(model):
         return keras.Model(image, [features, layers.Average()([first] + [m(image) for m in members[1:]])])
     names = {layer.name for layer in model.layers}
 
+    def fresh(name: str) -> str:
+        # Keras's automatic names ("global_average_pooling2d") can be the loaded model's own: one name twice
+        # and the graph cannot be built.
+        while name in names:
+            name += "_"
+        names.add(name)
+        return name
+
     def pool(name):
         if name not in names:  # the "max" head pools no features: the last block, averaged, is the same thing
-            return layers.GlobalAveragePooling2D()(model.get_layer(LAST_CONV_LAYER).output)
+            return layers.GlobalAveragePooling2D(name=fresh("gate_pool_last"))(model.get_layer(LAST_CONV_LAYER).output)
         output = model.get_layer(name).output
-        return output if name == FEATURE_LAYERS[-1] else layers.GlobalAveragePooling2D()(output)
+        return output if name == FEATURE_LAYERS[-1] else layers.GlobalAveragePooling2D(name=fresh(f"gate_pool_{name}"))(output)
 
     wanted = [n for n in FEATURE_LAYERS if n in names or (n == FEATURE_LAYERS[-1] and LAST_CONV_LAYER in names)]
     pooled = [pool(name) for name in wanted]
     # Early layers see texture and contrast, the last one content: together they tell a
     # radiograph of another body part from a brain slice better than either alone.
     probabilities, tumour_map = class_output(model), map_output(model)
-    features = layers.Concatenate()(pooled) if len(pooled) > 1 else (pooled[0] if pooled else probabilities)
+    features = layers.Concatenate(name=fresh("gate_features"))(pooled) if len(pooled) > 1 else (pooled[0] if pooled else probabilities)
     return keras.Model(model.inputs, [features, probabilities] + ([tumour_map] if tumour_map is not None else []))
 
 

@@ -76,3 +76,20 @@ def test_the_max_head_gives_the_gate_the_same_features_as_the_average_head(engin
     (features_a, _), (features_m, probs_m) = forward(average, engine)(images), forward(peak, engine)(images)
     assert features_m.shape == features_a.shape and np.allclose(features_m, features_a, atol=1e-4)
     assert np.allclose(probs_m, np.asarray(peak(images)), atol=1e-4)
+
+
+def test_a_model_with_keras_default_layer_names_gets_its_gate_features():
+    import keras
+    from keras import layers
+
+    from brain_cnn.model.engines import features_model
+
+    # A model built elsewhere, its pooling left with Keras's automatic name: the gate's own pooling must not
+    # take the same name ("name used 2 times").
+    inputs = keras.Input((32, 32, 1))
+    x = layers.Conv2D(4, 3, name="stage1_b")(inputs)
+    x = layers.Conv2D(4, 3, name="last_conv")(x)
+    pooled = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    foreign = keras.Model(inputs, layers.Dense(2, activation="softmax", name="gate_pool_stage1_b")(pooled))
+    features, probabilities = features_model(foreign)(np.zeros((1, 32, 32, 1), np.float32))
+    assert features.shape == (1, 8) and probabilities.shape == (1, 2)
