@@ -191,8 +191,8 @@ if not chosen.refused:  # native bars: drawn at once, with no charting library f
     chart.markdown("**Class probabilities** (calibrated)")
     for name, p in sorted(chosen.probabilities.items(), key=lambda item: item[1], reverse=True):
         chart.progress(min(1.0, max(0.0, p)), text=f"{name}: {p:.1%}")
-    if chosen.decision_note():  # the card's rule (tumour first) called another class than the largest
-        chart.caption(chosen.decision_note())
+    if note := chosen.decision_note():  # the card's rule (tumour first) called another class than the largest
+        chart.caption(note)
 chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf",
                       "application/pdf", key="pdf", on_click="ignore")
 

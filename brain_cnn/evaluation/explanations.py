@@ -140,8 +140,8 @@ def removal_test(model, model_input: np.ndarray, box: tuple[int, int, int, int],
     controls = control_boxes(region, box, placements, rng)
     batch = np.stack([model_input, hide(model_input, box)] + [hide(model_input, c) for c in controls])
     probabilities = predict_probabilities(model, batch)
-    names = classes if classes is not None else [str(k) for k in range(probabilities.shape[1])]  # no no-tumour class
-    kept, called = probabilities[:, target], decide(probabilities, names, decision) == target
+    calls = decide(probabilities, classes, decision) if classes is not None else probabilities.argmax(1)
+    kept, called = probabilities[:, target], calls == target
     return {"p_intact": float(kept[0]), "called_intact": float(called[0]),
             "p_tumour_hidden": float(kept[1]), "called_tumour_hidden": float(called[1]),
             "p_elsewhere_hidden": float(kept[2:].mean()) if controls else None,

@@ -99,9 +99,9 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
         pdf.set_fill_color(42, 111, 151)
         pdf.cell(max(0.5, 100 * p), 5, "", fill=True)
         pdf.cell(0, 6, f"  {p:.1%}", new_x="LMARGIN", new_y="NEXT")
-    if chosen.decision_note():  # the card's rule (tumour first) called another class than the largest
+    if note := chosen.decision_note():  # the card's rule (tumour first) called another class than the largest
         pdf.set_font("Helvetica", "I", 9)
-        pdf.multi_cell(0, 5, _latin1(chosen.decision_note()), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, _latin1(note), new_x="LMARGIN", new_y="NEXT")
     if case.header:
         pdf.ln(2)
         pdf.set_font("Helvetica", "B", 11)
