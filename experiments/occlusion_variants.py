@@ -42,7 +42,8 @@ def main() -> None:
 
     from brain_cnn.explain.occlusion import occlusion_map
     from occlusion_fills import occlusion_fill
-    from brain_cnn.evaluation.explanations import boxed_inputs, brain_region, read_boxes, score_heatmap
+    from brain_cnn.data.painting import brain_region
+    from brain_cnn.evaluation.explanations import boxed_inputs, read_boxes, score_heatmap
     from brain_cnn.data.classes import is_no_tumour
     from brain_cnn.model.folder import load_model
 

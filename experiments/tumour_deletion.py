@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--placements", type=int, default=8, help="control boxes per image (default 8)")
     args = parser.parse_args()
 
-    from brain_cnn.evaluation.explanations import boxed_inputs, brain_region, hide_box, read_boxes, removal_test
+    from brain_cnn.data.painting import brain_region
+    from brain_cnn.evaluation.explanations import boxed_inputs, hide_box, read_boxes, removal_test
     from hiding import hide_black
     from brain_cnn.model.folder import load_model
 

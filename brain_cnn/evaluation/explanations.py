@@ -27,7 +27,6 @@ head crop); boxes are carried into the same coordinates.
 from __future__ import annotations
 
 import csv
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,6 +35,7 @@ import cv2
 
 import numpy as np
 
+from brain_cnn.data.painting import brain_region
 from brain_cnn.errors import UnreadableImageError
 from brain_cnn.explain.explainer import Explainer, METHODS
 from brain_cnn.inference.decision import TOP_CLASS, decide
@@ -44,7 +44,7 @@ from brain_cnn.scan.preprocess import prepare_slice, read_file
 from brain_cnn.scan.read import read_scan
 
 __all__ = ["Box", "read_boxes", "box_in_model_input", "boxed_inputs", "hide_box", "control_boxes",
-           "removal_test", "brain_region", "score_heatmap", "evaluate_explanations"]
+           "removal_test", "score_heatmap", "evaluate_explanations"]
 
 
 @dataclass(frozen=True)
@@ -146,23 +146,6 @@ def removal_test(model, model_input: np.ndarray, box: tuple[int, int, int, int],
             "p_tumour_hidden": float(kept[1]), "called_tumour_hidden": float(called[1]),
             "p_elsewhere_hidden": float(kept[2:].mean()) if controls else None,
             "called_elsewhere_hidden": float(called[2:].mean()) if controls else None}
-
-
-def brain_region(pixels: np.ndarray) -> np.ndarray | None:
-    """Where the brain can be in a model input (S, S): what :class:`~brain_cnn.model.layers.BrainOnly` keeps; None if no head.
-
-    The same mask a brain-only network sees through, so "peak off the brain"
-    means the same for every model.
-    """
-    mask = np.asarray(_brain_only().brain_mask(pixels[None, ..., None].astype(np.float32) / 255.0))[0, ..., 0] > 0.5
-    return mask if mask.any() else None
-
-
-@functools.lru_cache(maxsize=1)
-def _brain_only():
-    from brain_cnn.model.layers import BrainOnly  # Keras: imported when first needed
-
-    return BrainOnly()
 
 
 def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int],

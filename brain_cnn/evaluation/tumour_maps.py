@@ -37,7 +37,7 @@ import numpy as np
 from brain_cnn.data.dataset import Sample, discover
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR
 from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_samples
-from brain_cnn.evaluation.explanations import brain_region
+from brain_cnn.data.painting import brain_region, moved_region, paint_out
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.evaluation.findings import record_evaluation
@@ -47,7 +47,7 @@ from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
 
-__all__ = ["dice", "map_scores", "resolution_ceiling", "paint_out", "moved_region", "removal", "decision_of",
+__all__ = ["dice", "map_scores", "resolution_ceiling", "removal", "decision_of",
            "measure_tumour_maps"]
 
 NOTUMOR = CLASSES.index("notumor")
@@ -104,28 +104,6 @@ def resolution_ceiling(masks: np.ndarray, labels: np.ndarray, factors: tuple[int
                                            for c in sorted(set(labels.tolist()))},
                               "smallest_tenth_dice": round(float(scores[smallest].mean()), 4)}
     return out
-
-
-def paint_out(image: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """``image`` (S, S, 1) with ``region`` (S, S bool), grown by 2 pixels to take its rim, filled from around it."""
-    grown = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8))
-    return cv2.inpaint(np.ascontiguousarray(image[..., 0]), grown, 5, cv2.INPAINT_TELEA)[..., None]
-
-
-def moved_region(region: np.ndarray, brain: np.ndarray, rng: np.random.Generator, tries: int = 200) -> np.ndarray | None:
-    """``region`` shifted to a place inside ``brain`` clear of where it was; None if none is found."""
-    ys, xs = np.nonzero(region)
-    side = region.shape[0]
-    for _ in range(tries):
-        dy, dx = rng.integers(-side // 2, side // 2, size=2)
-        y, x = ys + dy, xs + dx
-        if y.min() < 0 or x.min() < 0 or y.max() >= side or x.max() >= side:
-            continue
-        moved = np.zeros_like(region)
-        moved[y, x] = True
-        if brain[moved].all() and not (moved & region).any():
-            return moved
-    return None
 
 
 def _peak_near(found: np.ndarray, truth: np.ndarray, pixels: int = 5) -> bool:

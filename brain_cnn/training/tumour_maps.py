@@ -28,6 +28,7 @@ from brain_cnn.data.dataset import Sample, SplitManifest, discover
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
+from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, moved_region, paint_out
 from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import UnreadableImageError
 from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, call_accuracy, call_loss,
@@ -37,7 +38,8 @@ from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
 
 __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
-           "counterfactuals", "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
+           "counterfactuals", "painted_elsewhere", "removal_validation", "shipping_epoch",
+           "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
 SOURCES_FILE = "sources.json"
@@ -202,34 +204,68 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
     return data.map(arrange, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def _masked_tumours(pairs: DecodedPairs) -> np.ndarray:
+    """Indices of the tumour images with a non-empty expert mask."""
+    normal = CLASSES.index("notumor")
+    return np.flatnonzero(pairs.known & (pairs.labels >= 0) & (pairs.labels != normal)
+                          & (pairs.masks.reshape(len(pairs.masks), -1).max(axis=1) > 0))
+
+
+def _added(pairs: DecodedPairs, chosen: list[int], images: list[np.ndarray], masks: np.ndarray, labels: np.ndarray,
+           kind: str, tag: str) -> DecodedPairs:
+    """``pairs`` with edited copies of its images ``chosen`` appended: a source of their own (``kind``), their
+    files marked ``#tag``."""
+    images = np.stack(images) if images else pairs.images[:0]
+    return DecodedPairs(
+        images=np.concatenate([pairs.images, images]),
+        masks=np.concatenate([pairs.masks, masks.reshape((len(images),) + pairs.masks.shape[1:])]),
+        labels=np.concatenate([pairs.labels, labels.astype(pairs.labels.dtype)]),
+        known=np.concatenate([pairs.known, np.ones(len(images), bool)]),
+        sources=pairs.sources + [f"{pairs.sources[i]} ({kind})" for i in chosen],
+        files=pairs.files + [f"{pairs.files[i]}#{tag}" for i in chosen],
+        unreadable=pairs.unreadable)
+
+
 def counterfactuals(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
     """``pairs`` plus, for ``fraction`` of its tumour images with an expert mask, the same slice with the tumour
     painted out (filled from the tissue around it), labelled no tumour with an empty mask.
 
     What is left of a tumour slice once the tumour is gone must not be evidence of a tumour (the removal test
     of :mod:`brain_cnn.evaluation.tumour_maps`). The fill here (Navier-Stokes inpainting of the mask grown by
-    3 px) differs from the removal test's (Telea, 2 px), so a network cannot pass that test by knowing one
-    fill; both are still artificial fills, which the test's figures must be read with.
+    3 px, :func:`brain_cnn.data.painting.paint_out`) differs from the removal test's (Telea, 2 px), so a
+    network cannot pass that test by knowing one fill; both are still artificial fills, which the test's
+    figures must be read with (and :func:`painted_elsewhere` puts the same fill on tumour slices).
     """
-    import cv2
+    masked = _masked_tumours(pairs)
+    chosen = np.sort(np.random.default_rng(seed).choice(masked, size=int(round(fraction * len(masked))),
+                                                        replace=False)).tolist()
+    painted = [paint_out(pairs.images[i], pairs.masks[i, ..., 0] > 127, NAVIER_STOKES) for i in chosen]
+    return _added(pairs, chosen, painted, np.zeros((len(chosen),) + pairs.masks.shape[1:], np.uint8),
+                  np.full(len(chosen), CLASSES.index("notumor")), "tumour painted out", "painted-out")
 
-    normal = CLASSES.index("notumor")
-    masked = np.flatnonzero(pairs.known & (pairs.labels >= 0) & (pairs.labels != normal)
-                            & (pairs.masks.reshape(len(pairs.masks), -1).max(axis=1) > 0))
-    rng = np.random.default_rng(seed)
+
+def painted_elsewhere(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
+    """``pairs`` plus, for ``fraction`` of its tumour images with an expert mask, the same slice with a region of
+    the tumour's shape painted out elsewhere in the brain (clear of the tumour), keeping its class and mask.
+
+    The twin of :func:`counterfactuals`: with only tumours painted out, a fill would mark "no tumour" (a
+    shortcut of its own, one the removal test would reward); with the same fill on tumour slices too, only the
+    tumour's absence tells the two apart. Slices where no clear place in the brain is found are skipped.
+    """
+    masked = _masked_tumours(pairs)
+    rng = np.random.default_rng(seed + 1)
     chosen = np.sort(rng.choice(masked, size=int(round(fraction * len(masked))), replace=False))
-    kernel = np.ones((7, 7), np.uint8)
-    painted = np.stack([cv2.inpaint(np.ascontiguousarray(pairs.images[i, ..., 0]),
-                                    cv2.dilate((pairs.masks[i, ..., 0] > 127).astype(np.uint8), kernel), 5,
-                                    cv2.INPAINT_NS)[..., None] for i in chosen]) if len(chosen) else pairs.images[:0]
-    return DecodedPairs(
-        images=np.concatenate([pairs.images, painted]),
-        masks=np.concatenate([pairs.masks, np.zeros_like(painted)]),
-        labels=np.concatenate([pairs.labels, np.full(len(chosen), normal, pairs.labels.dtype)]),
-        known=np.concatenate([pairs.known, np.ones(len(chosen), bool)]),
-        sources=pairs.sources + [f"{pairs.sources[i]} (tumour painted out)" for i in chosen],
-        files=pairs.files + [f"{pairs.files[i]}#painted-out" for i in chosen],
-        unreadable=pairs.unreadable)
+    kept, painted = [], []
+    for start in range(0, len(chosen), 256):  # the brain masks a batch at a time
+        batch = chosen[start:start + 256]
+        for i, brain in zip(batch, brain_regions(pairs.images[batch, ..., 0])):
+            # Clear of the tumour by more than the fill grows (3 px), so the tumour stays as it was.
+            moved = moved_region(pairs.masks[i, ..., 0] > 127, brain, rng, margin=4) if brain is not None else None
+            if moved is not None:
+                kept.append(int(i))
+                painted.append(paint_out(pairs.images[i], moved, NAVIER_STOKES))
+    return _added(pairs, kept, painted, pairs.masks[kept], pairs.labels[kept], "painted out elsewhere",
+                  "painted-elsewhere")
 
 
 def _decoded(cache: Path, samples: list[PairSample], image_size: int) -> DecodedPairs:
@@ -242,6 +278,84 @@ def _decoded(cache: Path, samples: list[PairSample], image_size: int) -> Decoded
     np.savez(cache, images=pairs.images, masks=pairs.masks, labels=pairs.labels, known=pairs.known,
              sources=np.array(pairs.sources), files=np.array(pairs.files))
     return pairs
+
+
+def removal_validation(validation: DecodedPairs, seed: int = 42):
+    """A Keras callback scoring each epoch (and the starting weights) on validation's masked tumours edited.
+
+    Adds to each epoch's logs (so ``history.csv`` keeps them):
+
+    * ``val_painted_out_loss``: the loss of every masked validation tumour painted out (:func:`counterfactuals`
+      at 1.0: no tumour, empty mask), the same loss as ``val_loss`` on the intact slices;
+    * ``val_painted_out_below_half``: the share of them whose tumour probability is below 0.5;
+    * ``val_elsewhere_changed``: the share of masked validation tumours whose call (tumour first) changes when
+      the same shape is painted out elsewhere in the brain (:func:`painted_elsewhere` at 1.0).
+
+    The starting weights' figures (``val_loss`` too) are kept in ``callback.start`` (what a run going on from
+    a shipped network must beat, :func:`shipping_epoch`). Validation's fill is the training's, so these reward
+    knowing it too; the removal test's other fill stays the held-out check.
+    """
+    import keras
+
+    from brain_cnn.inference.decision import TUMOUR_FIRST, decide
+
+    count = len(validation.labels)
+    painted = counterfactuals(validation, 1.0, seed)
+    painted = DecodedPairs(painted.images[count:], painted.masks[count:], painted.labels[count:],
+                           painted.known[count:], painted.sources[count:], painted.files[count:], [])
+    elsewhere = painted_elsewhere(validation, 1.0, seed)
+    originals = np.array([validation.files.index(f.rsplit("#", 1)[0]) for f in elsewhere.files[count:]], int)
+    intact_data, painted_data = (make_pair_dataset(pairs, 64, False) for pairs in (validation, painted))
+
+    class RemovalValidation(keras.callbacks.Callback):
+        start: dict = {}
+
+        def figures(self, logs: dict) -> dict:
+            model, nan = self.model, float("nan")  # nan: no such slice in validation
+            normal = CLASSES.index("notumor")
+            if len(painted.labels):
+                logs["val_painted_out_loss"] = float(model.evaluate(painted_data, verbose=0, return_dict=True)["loss"])
+                gone = model.predict(painted.images, batch_size=64, verbose=0)[PROBABILITIES]
+                logs["val_painted_out_below_half"] = float((1 - gone[:, normal] < 0.5).mean())
+            else:
+                logs["val_painted_out_loss"] = logs["val_painted_out_below_half"] = nan
+            if len(originals):
+                before = model.predict(validation.images[originals], batch_size=64, verbose=0)[PROBABILITIES]
+                after = model.predict(elsewhere.images[count:], batch_size=64, verbose=0)[PROBABILITIES]
+                logs["val_elsewhere_changed"] = float((decide(before, CLASSES, TUMOUR_FIRST)
+                                                       != decide(after, CLASSES, TUMOUR_FIRST)).mean())
+            else:
+                logs["val_elsewhere_changed"] = nan
+            return logs
+
+        def on_train_begin(self, logs=None):
+            start = {"val_loss": float(self.model.evaluate(intact_data, verbose=0, return_dict=True)["loss"])}
+            self.start = self.figures(start)
+            print(f"starting weights on validation: {json.dumps(self.start)}; {len(painted.labels)} painted out, "
+                  f"{len(originals)} painted elsewhere", flush=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                self.figures(logs)
+
+    return RemovalValidation()
+
+
+def shipping_epoch(history: list[dict], bar: dict) -> int | None:
+    """The epoch (1-based) that replaces a shipped network under the rule of docs/tumour-maps.md; None if none.
+
+    ``history``: ``history.csv``'s rows (with :func:`removal_validation`'s columns); ``bar``: the shipped
+    network's figures on the same validation (the callback's ``start``). An epoch qualifies when it is no
+    worse on the intact validation slices (``val_loss``), better on the painted-out validation tumours
+    (``val_painted_out_loss``), and changes at most 5 % of calls when the same shape is painted out
+    elsewhere; of those, the one lowest on the painted-out tumours ships.
+    """
+    qualifying = [(float(row["val_painted_out_loss"]), int(row["epoch"]) + 1) for row in history
+                  if row.get("val_painted_out_loss") not in (None, "")
+                  and float(row["val_loss"]) <= bar["val_loss"]
+                  and float(row["val_painted_out_loss"]) < bar["val_painted_out_loss"]
+                  and float(row["val_elsewhere_changed"]) <= 0.05]
+    return min(qualifying)[1] if qualifying else None
 
 
 def cosine(epochs: int, learning_rate: float, warmup: int = 1):
@@ -268,7 +382,7 @@ def _compile(model, learning_rate: float):
 def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image_size: int = 128, width: int = 24,
                       batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
                       max_steps: int | None = None, start_from: str | Path | None = None,
-                      painted_out: float = 0.0, presence: str = "all") -> Path:
+                      painted_out: float = 0.0, presence: str = "all", painted_out_elsewhere: float = 0.0) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -276,8 +390,11 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     model folder's ``card.json`` and ``split.json``. ``start_from``: a
     ``model.keras`` of an earlier run of the recipe (the same splits: the same
     seed) to go on training with a new schedule. ``painted_out``: the share of masked training tumours
-    added again with the tumour painted out, as no tumour (:func:`counterfactuals`). ``presence``: which
-    training images the call teaches whether there is a tumour (:data:`PRESENCE`).
+    added again with the tumour painted out, as no tumour (:func:`counterfactuals`);
+    ``painted_out_elsewhere``: the share added again with the same shape painted out elsewhere, as they were
+    (:func:`painted_elsewhere`). ``presence``: which training images the call teaches whether there is a
+    tumour (:data:`PRESENCE`). Every epoch's weights are kept in ``epochs/`` and scored on validation's
+    masked tumours painted out (:func:`removal_validation`), so :func:`shipping_epoch` can choose among them.
     """
     import keras
 
@@ -293,11 +410,13 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         print(f"{name}: {len(pairs.labels)} images {by_source}; masks known for {int(pairs.known.sum())}; "
               f"{len(pairs.unreadable)} unreadable", flush=True)
     print(f"decoded in {time.perf_counter() - started:.0f} s", flush=True)
-    if painted_out:
-        decoded["train"] = counterfactuals(decoded["train"], painted_out, seed)
+    if painted_out or painted_out_elsewhere:
+        edited = counterfactuals(decoded["train"], painted_out, seed)
+        decoded["train"] = painted_elsewhere(edited, painted_out_elsewhere, seed) if painted_out_elsewhere else edited
         print(f"train: {len(decoded['train'].labels)} images with the painted-out counterfactuals", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
+              "painted_out_elsewhere": painted_out_elsewhere,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
               "started_from": str(start_from) if start_from else None}
@@ -313,14 +432,21 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     validation = make_pair_dataset(decoded["validation"], batch_size, False)
     if max_steps:  # smoke tests
         train_data, validation = train_data.take(max_steps), validation.take(max_steps)
+    removal = removal_validation(decoded["validation"], seed)
     callbacks = [
+        removal,  # first: the callbacks after it log and checkpoint with its figures
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(out / "epochs" / "epoch-{epoch:02d}.keras")),
         # A fixed schedule over the planned epochs: the run's length is what the machine allows.
         keras.callbacks.LearningRateScheduler(cosine(epochs, learning_rate)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
     ]
     model.fit(train_data, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
+    (out / "removal-validation-start.json").write_text(json.dumps(removal.start, indent=1))
+    history = list(csv.DictReader((out / "history.csv").open()))
+    print(f"by the rule of docs/tumour-maps.md, against the starting weights: epoch "
+          f"{shipping_epoch(history, removal.start)} (None: no epoch replaces them)", flush=True)
     write_model_folder(out, data)
     return out
 
@@ -341,8 +467,12 @@ def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
                          "patient), 44-class training split; test: the 4-class official Testing split")
 
 
-def write_model_folder(out: str | Path, data: str | Path = "../shared/data", name: str | None = None) -> Path:
+def write_model_folder(out: str | Path, data: str | Path = "../shared/data", name: str | None = None,
+                       epoch: int | None = None) -> Path:
     """Make a run folder a model folder: ``card.json`` and ``split.json`` beside its ``model.keras``.
+
+    ``epoch``: ship that epoch's weights (``epochs/epoch-NN.keras``, as :func:`shipping_epoch` chose) instead
+    of the one with the lowest validation loss.
 
     Then ``brain-cnn evaluate --model OUT`` fits the temperature and the
     out-of-distribution gate on its validation and training images and
@@ -358,7 +488,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
 
     out, data = Path(out), Path(data)
     # The checkpoint holds the optimizer's state too (three times the weights); the model folder needs the weights.
-    keras.saving.load_model(out / MODEL_FILE, compile=False, safe_mode=True).save(out / MODEL_FILE)
+    chosen = out / "epochs" / f"epoch-{epoch:02d}.keras" if epoch else out / MODEL_FILE
+    keras.saving.load_model(chosen, compile=False, safe_mode=True).save(out / MODEL_FILE)
     recipe = read_json(out / "recipe.json")
     manifest = _manifest(out, data, int(recipe.get("seed", 42)))
     manifest.save(out / SPLIT_FILE)
@@ -370,7 +501,9 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                  "test": "brain-tumor-mri's official Testing split",
                  "split": manifest.origin, "counts": manifest.counts(), "sources_file": SOURCES_FILE},
         training={**recipe, "epochs_run": len(history), "tumour_map": True,
-                  "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
+                  "best_epoch": epoch or (int(np.argmin(losses)) + 1 if losses else None),
+                  "epoch_chosen_by": "the rule on the painted-out validation tumours (docs/tumour-maps.md)" if epoch
+                  else "the lowest validation loss",
                   "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "
                             "the map's smoothed peak; the type head pools over the predicted tumour (after GAIN, "
                             "Li et al., 2018); loss: cross-entropy of the call (whether a tumour: "
@@ -413,16 +546,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-from", help="model.keras of an earlier run of the recipe (same seed) to go on from")
     parser.add_argument("--painted-out", type=float, default=0.0,
                         help="share of the masked training tumours added again painted out, as no tumour")
+    parser.add_argument("--painted-out-elsewhere", type=float, default=0.0,
+                        help="share of the masked training tumours added again with the same shape painted out "
+                             "elsewhere in the brain, as they were")
+    parser.add_argument("--epoch", type=int,
+                        help="with --model-folder-only: ship this epoch's weights (epochs/epoch-NN.keras)")
     parser.add_argument("--presence", choices=PRESENCE, default="all",
                         help="which training images the call teaches whether there is a tumour, through the map's "
                              "peak: all, or all but the tumours with an expert mask")
     args = parser.parse_args(argv)
     if args.model_folder_only:
-        write_model_folder(args.out, args.data, args.name)
+        write_model_folder(args.out, args.data, args.name, args.epoch)
         return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
                       args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out,
-                      presence=args.presence)
+                      presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere)
     return 0
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from brain_cnn.evaluation.explanations import Box, box_in_model_input, brain_region, score_heatmap
+from brain_cnn.data.painting import brain_region
+from brain_cnn.evaluation.explanations import Box, box_in_model_input, score_heatmap
 
 
 def test_scores_of_a_heat_map_on_its_box():
@@ -140,7 +141,8 @@ def test_the_removal_test_tells_a_network_that_needs_the_lesion_from_one_that_do
 
     from conftest import phantom
 
-    from brain_cnn.evaluation.explanations import brain_region, removal_test
+    from brain_cnn.data.painting import brain_region
+    from brain_cnn.evaluation.explanations import removal_test
 
     image = phantom(64, lesion=True, seed=5)[..., None]
     bright = np.argwhere(image[..., 0] > 225)

@@ -69,29 +69,6 @@ def test_the_rule_is_the_cards_beside_the_model_or_the_top_class(tmp_path):
     assert decision_of(tmp_path) == "tumour first"
 
 
-def test_painting_out_fills_the_region_from_around_it():
-    from brain_cnn.evaluation.tumour_maps import paint_out
-
-    image = np.full((32, 32, 1), 90, np.uint8)
-    image[10:16, 10:16] = 250
-    region = np.zeros((32, 32), bool)
-    region[10:16, 10:16] = True
-    filled = paint_out(image, region)
-    assert abs(int(filled[12, 12, 0]) - 90) < 10 and filled.shape == image.shape
-
-
-def test_a_moved_region_stays_in_the_brain_and_clear_of_the_tumour():
-    from brain_cnn.evaluation.tumour_maps import moved_region
-
-    brain = np.zeros((64, 64), bool)
-    brain[8:56, 8:56] = True
-    region = np.zeros_like(brain)
-    region[20:26, 30:34] = True
-    moved = moved_region(region, brain, np.random.default_rng(0))
-    assert moved.sum() == region.sum() and brain[moved].all() and not (moved & region).any()
-    assert moved_region(region, np.zeros_like(brain), np.random.default_rng(0)) is None
-
-
 def test_the_resolution_ceiling_costs_small_tumours_more():
     from brain_cnn.evaluation.tumour_maps import resolution_ceiling
 

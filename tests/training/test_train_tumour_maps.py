@@ -10,15 +10,15 @@ from conftest import phantom
 pytestmark = pytest.mark.slow
 
 
-def pairs(count: int = 8, size: int = 64) -> DecodedPairs:
+def pairs(count: int = 8, size: int = 64, lesion: int = 24) -> DecodedPairs:
     """Phantoms with a lesion (and its mask) or without; half the tumour masks unknown."""
     images, masks = [], []
     for i in range(count):
         grey = phantom(96, seed=i)
         truth = np.zeros_like(grey)
         if i % 2 == 0:
-            grey[30:54, 44:68] = 245  # a tumour the size of a large meningioma
-            truth[30:54, 44:68] = 255
+            grey[30:30 + lesion, 44:44 + lesion] = 245  # 24: a tumour the size of a large meningioma
+            truth[30:30 + lesion, 44:44 + lesion] = 255
         image, mask = prepare_pair(grey, truth, size)
         images.append(image)
         masks.append(mask)
@@ -55,7 +55,7 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
 
     import brain_cnn.training.tumour_maps as segmentation
 
-    train, validation = pairs(8), pairs(4)
+    train, validation = pairs(8), pairs(4, lesion=10)  # small enough to be painted out elsewhere in the brain
     monkeypatch.setattr(segmentation, "training_samples", lambda data, seed: ({"train": [], "validation": []}, {}))
     decoded = iter([train, validation])
     monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
@@ -71,6 +71,14 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     assert predictor.card.decision == "tumour first"  # P(no tumour) = 1 - the map's peak: tumour at a peak of 0.5
     manifest = SplitManifest.load(out / "split.json")
     assert len(manifest.splits["train"]) == 8 and "test" not in manifest.splits  # no 4-class set here
+    import csv
+    import json
+
+    row = next(csv.DictReader((out / "history.csv").open()))  # every epoch scored on validation's edited tumours
+    assert 0 <= float(row["val_painted_out_below_half"]) <= 1 and float(row["val_painted_out_loss"]) > 0
+    assert 0 <= float(row["val_elsewhere_changed"]) <= 1 and (out / "epochs" / "epoch-01.keras").is_file()
+    start = json.loads((out / "removal-validation-start.json").read_text())
+    assert set(start) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed"}
 
 
 def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
@@ -98,6 +106,37 @@ def test_counterfactuals_paint_the_tumour_out_and_call_it_no_tumour():
     lesion = original.masks[2, ..., 0] > 127
     assert both.images[8, ..., 0][lesion].mean() < original.images[2, ..., 0][lesion].mean() - 60  # the bright lesion is gone
     assert len(counterfactuals(original, 0.5, seed=0).labels) == 9
+
+
+def test_the_same_shape_painted_out_elsewhere_keeps_the_class_and_the_mask():
+    from brain_cnn.training.tumour_maps import painted_elsewhere
+
+    original = pairs(8, lesion=10)  # masked tumours: 2 and 6
+    both = painted_elsewhere(original, 1.0, seed=0)
+    added = len(both.labels) - 8
+    assert added == 2 and both.labels[8:].tolist() == [0, 0] and both.known[8:].all()
+    assert both.files[8:] == ["f2#painted-elsewhere", "f6#painted-elsewhere"]
+    assert both.sources[8:] == ["s (painted out elsewhere)"] * 2  # a cell of its own in the balance
+    for k, i in enumerate((2, 6)):
+        lesion = original.masks[i, ..., 0] > 127
+        assert (both.masks[8 + k] == original.masks[i]).all()
+        assert (both.images[8 + k, ..., 0][lesion] == original.images[i, ..., 0][lesion]).all()  # the tumour stays
+        assert (both.images[8 + k] != original.images[i]).sum() > lesion.sum() // 2  # a region elsewhere is filled
+
+
+def test_the_rule_ships_an_epoch_no_worse_intact_and_better_painted_out():
+    from brain_cnn.training.tumour_maps import shipping_epoch
+
+    bar = {"val_loss": 1.144, "val_painted_out_loss": 1.660}
+
+    def row(epoch, intact, painted, elsewhere=0.03):
+        return {"epoch": str(epoch), "val_loss": str(intact), "val_painted_out_loss": str(painted),
+                "val_elsewhere_changed": str(elsewhere)}
+
+    assert shipping_epoch([row(0, 1.2, 0.5), row(1, 1.1, 1.7)], bar) is None  # worse at home; no better painted out
+    assert shipping_epoch([row(0, 1.1, 0.9, elsewhere=0.06), row(1, 1.0, 1.5)], bar) == 2  # too many calls changed
+    assert shipping_epoch([row(0, 1.14, 0.9), row(1, 1.0, 1.5), row(2, 1.2, 0.2)], bar) == 1
+    assert shipping_epoch([{"epoch": "0", "val_loss": "0.9"}], bar) is None  # a run without the figures
 
 
 def test_the_call_teaches_whether_a_tumour_everywhere_but_on_masked_tumours():
