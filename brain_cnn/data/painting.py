@@ -15,7 +15,7 @@ import functools
 import cv2
 import numpy as np
 
-__all__ = ["TELEA", "NAVIER_STOKES", "paint_out", "moved_region", "brain_regions", "brain_region"]
+__all__ = ["TELEA", "NAVIER_STOKES", "paint_out", "clear_margin", "moved_region", "brain_regions", "brain_region"]
 
 TELEA, NAVIER_STOKES = "telea", "navier-stokes"
 # The inpainting radius: how far from the grown region the fill reads the tissue it copies.
@@ -31,6 +31,12 @@ def paint_out(image: np.ndarray, region: np.ndarray, fill: str = TELEA) -> np.nd
     method, grow = _FILLS[fill]
     grown = cv2.dilate(region.astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8))
     return cv2.inpaint(np.ascontiguousarray(image[..., 0]), grown, RADIUS, method)[..., None]
+
+
+def clear_margin(fill: str) -> int:
+    """How far (pixels) a region painted out with ``fill`` must stay from a tumour to leave every tumour pixel as
+    it was: one more than the fill grows the region by."""
+    return _FILLS[fill][1] + 1
 
 
 def moved_region(region: np.ndarray, brain: np.ndarray, rng: np.random.Generator, tries: int = 200,

@@ -37,7 +37,7 @@ import numpy as np
 from brain_cnn.data.dataset import Sample, discover
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR
 from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_samples
-from brain_cnn.data.painting import brain_region, moved_region, paint_out
+from brain_cnn.data.painting import TELEA, brain_region, clear_margin, moved_region, paint_out
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.evaluation.findings import record_evaluation
@@ -120,7 +120,8 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0, decisio
     intact, hidden, elsewhere, hidden_masks = [], [], [], []
     for image, mask in zip(images, masks[..., 0] > 127):
         brain = brain_region(image[..., 0])
-        moved = moved_region(mask, brain, rng) if brain is not None and mask.any() else None
+        # Clear of the tumour by more than the fill grows: the control leaves every tumour pixel as it was.
+        moved = moved_region(mask, brain, rng, margin=clear_margin(TELEA)) if brain is not None and mask.any() else None
         if moved is None:
             continue
         intact.append(image)
@@ -149,7 +150,7 @@ def removal(model, images: np.ndarray, masks: np.ndarray, seed: int = 0, decisio
             "call_changed_when_elsewhere_painted_out": round(float((call_control != call_before).mean()), 4),
             "skipped": len(images) - len(intact),
             "method": "the mask grown by 2 px and filled by Telea inpainting; the control: the same shape moved "
-                      "to a random place inside the brain, clear of the tumour"}
+                      "to a random place inside the brain, 3 px or more clear of the tumour"}
 
 
 def _screening(decoded, outputs: tuple[np.ndarray, np.ndarray], by_sequence: bool,

@@ -28,7 +28,7 @@ from brain_cnn.data.dataset import Sample, SplitManifest, discover
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
-from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, moved_region, paint_out
+from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
 from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import UnreadableImageError
 from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, call_accuracy, call_loss,
@@ -259,8 +259,8 @@ def painted_elsewhere(pairs: DecodedPairs, fraction: float, seed: int = 0) -> De
     for start in range(0, len(chosen), 256):  # the brain masks a batch at a time
         batch = chosen[start:start + 256]
         for i, brain in zip(batch, brain_regions(pairs.images[batch, ..., 0])):
-            # Clear of the tumour by more than the fill grows (3 px), so the tumour stays as it was.
-            moved = moved_region(pairs.masks[i, ..., 0] > 127, brain, rng, margin=4) if brain is not None else None
+            moved = moved_region(pairs.masks[i, ..., 0] > 127, brain, rng,
+                                 margin=clear_margin(NAVIER_STOKES)) if brain is not None else None
             if moved is not None:
                 kept.append(int(i))
                 painted.append(paint_out(pairs.images[i], moved, NAVIER_STOKES))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from brain_cnn.data.painting import NAVIER_STOKES, TELEA, moved_region, paint_out
+from brain_cnn.data.painting import NAVIER_STOKES, TELEA, clear_margin, moved_region, paint_out
 
 
 @pytest.mark.parametrize("fill", [TELEA, NAVIER_STOKES])
@@ -29,7 +29,8 @@ def test_a_moved_region_stays_in_the_brain_and_clear_of_the_tumour():
     assert moved_region(region, np.zeros_like(brain), np.random.default_rng(0)) is None
 
 
-def test_a_margin_keeps_the_moved_region_and_its_fill_off_the_tumour():
+@pytest.mark.parametrize("fill", [TELEA, NAVIER_STOKES])
+def test_a_margin_keeps_the_moved_region_and_its_fill_off_the_tumour(fill):
     brain = np.zeros((64, 64), bool)
     brain[4:60, 4:60] = True
     region = np.zeros_like(brain)
@@ -37,6 +38,9 @@ def test_a_margin_keeps_the_moved_region_and_its_fill_off_the_tumour():
     image = np.full((64, 64, 1), 90, np.uint8)
     image[region] = 250
     for seed in range(20):
-        moved = moved_region(region, brain, np.random.default_rng(seed), margin=4)
-        filled = paint_out(image, moved, NAVIER_STOKES)
-        assert (filled[region] == 250).all()  # the fill grows 3 px: the tumour keeps every pixel
+        moved = moved_region(region, brain, np.random.default_rng(seed), margin=clear_margin(fill))
+        filled = paint_out(image, moved, fill)
+        assert (filled[region] == 250).all()  # the tumour keeps every pixel
+    touching = np.zeros_like(region)
+    touching[26:34, 35:43] = True  # one pixel clear of the tumour: the grown fill takes its rim
+    assert (paint_out(image, touching, fill)[region] != 250).any()
