@@ -120,12 +120,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if _wants_screening(args):
         if not args.data:
             raise DatasetError("--screening needs --data: the data set to screen")
-        if args.masks:
-            raise DatasetError("--masks measures tumour maps on a data set with the model's classes, not in the "
-                               "screening view")
         report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size,
-                                    _DECISION[args.decision])
+                                    _DECISION[args.decision], args.masks)
         print(screening_table(report))
+        if "tumour_maps" in report:
+            print("\n".join(_screened_map_lines(report["data_name"], report["tumour_maps"])))
         return 0
     report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size,
                                    flip=_FLIP[args.flip], masks=args.masks, decision=_DECISION[args.decision])
@@ -142,6 +141,14 @@ def _tumour_map_line(split: str, scores: dict) -> str:
     return (f"tumour maps, {split}: {scores['with_tumour_mask']} images with a tumour mask "
             f"({scores['without_tumour_mask']} without): mean Dice {shown(scores['mean_dice'])}, median "
             f"{shown(scores['median_dice'])}, peak inside the tumour {peak}")
+
+
+def _screened_map_lines(name: str, scores: dict) -> list[str]:
+    """A screened data set's tumour-map lines: all its masked images, each sequence, then those not trained on."""
+    lines = [_tumour_map_line(name, scores)]
+    lines += [_tumour_map_line(f"{name}, {sequence}", s) for sequence, s in scores.get("by_sequence", {}).items()]
+    unseen = scores.get("without_training_duplicates")
+    return lines + (_screened_map_lines(f"{name}, not trained on", unseen) if unseen else [])
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -122,3 +122,31 @@ def test_evaluate_takes_the_masks_from_a_folder_elsewhere(map_model, tmp_path, c
     capsys.readouterr()
     assert main(["evaluate", "--model", str(map_model), "--data", str(root), "--masks", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip().startswith("error: masks folder not found")
+
+
+def test_evaluate_measures_the_maps_on_another_data_set_per_sequence(map_model, tmp_path, capsys):
+    """A screened set (its classes are not the model's) laid out as the LGG set: sequence folders, masks flat by
+    file stem in the sibling folder; Dice is reported overall and per sequence."""
+    root, masks = tmp_path / "hospital", tmp_path / "hospital-masks"
+    masks.mkdir()
+    for folder, lesion in (("Glioma T1", True), ("Glioma FLAIR", True), ("_NORMAL T1", False)):
+        (root / folder).mkdir(parents=True)
+        for i in range(3):
+            grey = phantom(64, lesion, 7100 + 10 * i + len(folder))
+            stem = f"{folder.split()[0].strip('_').lower()}_{folder.split()[-1]}_{i}"
+            (root / folder / f"{stem}.png").write_bytes(encode(grey))
+            if lesion:
+                (masks / f"{stem}.png").write_bytes(encode(np.where(grey > 225, 255, 0).astype(np.uint8)))
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"classes": {"Glioma": "glioma", "_NORMAL": "notumor"}}))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(map_model), "--data", str(root), "--label-map", str(mapping)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((map_model / "external.json").read_text())["hospital"]
+    scores = report["tumour_maps"]
+    assert scores["with_tumour_mask"] == 6 and scores["without_tumour_mask"] == 3 and 0.5 < scores["mean_dice"] <= 1
+    assert set(scores["by_sequence"]) == {"T1", "FLAIR"} and scores["by_sequence"]["FLAIR"]["with_tumour_mask"] == 3
+    assert "tumour maps, hospital, FLAIR: 3 images with a tumour mask" in printed
+    assert "without_training_duplicates" not in scores  # none of these was trained on
+    assert main(["evaluate", "--model", str(map_model), "--data", str(root), "--label-map", str(mapping),
+                 "--masks", str(tmp_path / "nowhere")]) == 2

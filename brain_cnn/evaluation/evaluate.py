@@ -18,11 +18,10 @@ import numpy as np
 from brain_cnn.data.dataset import SplitManifest, discover
 from brain_cnn.data.leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_samples
 from brain_cnn.data.pipeline import decode_samples
-from brain_cnn.data.masks import MASK, mask_folder
-from brain_cnn.errors import DatasetError, ModelFolderError
+from brain_cnn.errors import DatasetError
 from brain_cnn.evaluation.findings import record_evaluation, record_gate
 from brain_cnn.evaluation.metrics import calibration, classification_metrics
-from brain_cnn.evaluation.tumour_maps import map_scores
+from brain_cnn.evaluation.map_scores import masks_for, split_map_scores
 from brain_cnn.files import read_json, sha256_file, write_json
 from brain_cnn.inference.calibration import apply_temperature, fit_temperature
 from brain_cnn.inference.decision import TOP_CLASS, check_decision, decide
@@ -30,7 +29,6 @@ from brain_cnn.inference.predictor import predict_all, predict_outputs
 from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
 from brain_cnn.model.folder import load_model
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
-from brain_cnn.model.tumour_maps import map_output
 
 __all__ = ["evaluate_model_folder"]
 
@@ -99,7 +97,7 @@ def evaluate_model_folder(
     folder, card = loaded.folder, loaded.card
     decision = check_decision(card.decision if decision is None else decision)
     root, chosen, source, own = _choose_samples(folder, card, data, splits)
-    masks = _masks_folder(loaded, root, masks)
+    masks = masks_for(loaded, root, masks)
     decoded_splits = _decode(chosen, root, card, masks)
 
     # Flip averaging, temperature and the out-of-distribution gate are chosen
@@ -136,7 +134,7 @@ def evaluate_model_folder(
                    for split, output in outputs.items()},
     }
     for split, split_maps in maps.items():
-        report["splits"][split]["tumour_maps"] = _tumour_maps(decoded_splits[split], split_maps, masks)
+        report["splits"][split]["tumour_maps"] = split_map_scores(decoded_splits[split], split_maps, masks)
     if own and "test" in outputs:
         report["splits"]["test"]["unseen"] = _unseen(outputs, root, SplitManifest.load(folder / SPLIT_FILE),
                                                      temperature, card.classes, card.training, decision)
@@ -148,29 +146,6 @@ def evaluate_model_folder(
     if own:
         record_evaluation(folder, report)
     return report
-
-
-def _masks_folder(loaded, root: Path, masks: str | Path | None) -> Path | None:
-    """The tumour masks to measure the maps on: ``masks``, else the data's ``-masks`` folder; None for a model
-    without tumour maps (its evaluation decodes no masks)."""
-    has_map = map_output(loaded.model) is not None
-    if masks is not None:
-        if not has_map:
-            raise ModelFolderError(f"--masks needs a model with tumour maps; {loaded.folder} has none")
-        if not Path(masks).is_dir():
-            raise DatasetError(f"masks folder not found: {masks}")
-        return Path(masks)
-    return mask_folder(root) if has_map else None
-
-
-def _tumour_maps(decoded, maps: np.ndarray, masks: Path) -> dict[str, Any]:
-    """Dice and peak inside the tumour over the split's images with a tumour mask; the others counted."""
-    has_mask = decoded.mask_status == MASK  # a mask file; map_scores counts those that are not empty
-    scores = map_scores(maps[has_mask][..., None], decoded.masks[has_mask])
-    with_tumour = scores.pop("images")
-    return {"masks": str(masks), "with_tumour_mask": with_tumour,
-            "without_tumour_mask": len(decoded.labels) - with_tumour, **scores,
-            "unreadable_masks": [{"file": f, "error": e} for f, e in decoded.unreadable_masks]}
 
 
 def _decode(chosen: dict[str, list], root: Path, card: ModelCard, masks: Path | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ confident first, so that what it gets wrong can be looked at, not only counted.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,17 +33,19 @@ from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMa
 from brain_cnn.data.leakage import COPY_BITS, files_with_copies, hash_samples
 from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.errors import DatasetError
+from brain_cnn.evaluation.map_scores import masks_for, split_map_scores
 from brain_cnn.evaluation.findings import refresh_card
 from brain_cnn.files import write_json
 from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.decision import TUMOUR_FIRST, check_decision, decide
-from brain_cnn.inference.predictor import predict_outputs
+from brain_cnn.inference.predictor import predict_all
 from brain_cnn.model.card import EXTERNAL_FILE, SPLIT_FILE, read_external
 from brain_cnn.model.folder import load_model
 from brain_cnn.reports.sentences import GOAL
 from brain_cnn.scan.sequences import sequence_of
 
-__all__ = ["LISTED_ERRORS", "group_screening", "screen_data", "screening_outputs", "screening_errors",
+__all__ = ["LISTED_ERRORS", "group_screening", "screen_data", "Screened", "screening_pass", "screening_outputs",
+           "screening_errors",
            "evaluate_screening"]
 
 LISTED_ERRORS = 200  # of each kind per data set: enough to look through, small enough for a report
@@ -149,12 +152,23 @@ def _groups(kinds, called, score, type_true, type_pred, sequences, folders, keep
     return result
 
 
-def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = None,
-                      splits: list[str] | None = None, batch_size: int = 64):
-    """A loaded model's calibrated probabilities on every mapped image of ``data``.
+@dataclass
+class Screened:
+    """One pass of a model over a data set to screen (:func:`screening_pass`)."""
 
-    Returns (data folder, label map, (sample, kind, model class, sequence) per decoded image,
-    the decoded images, probabilities (N, K), files with a copy in the model's training data and its kind).
+    found: DataFolder
+    mapping: LabelMap
+    kept: list  # (sample, kind, model class, sequence) per decoded image
+    decoded: Any  # DecodedSplit; with the tumour masks when asked for
+    probs: np.ndarray  # calibrated (N, K)
+    seen: dict[str, str]  # files with a copy in the model's training or validation data, and its kind
+    maps: np.ndarray | None  # the tumour maps (N, S/2, S/2), when masks were asked for
+
+
+def screening_pass(loaded, data: str | Path, label_map: str | Path | None = None, splits: list[str] | None = None,
+                   batch_size: int = 64, masks: Path | None = None) -> Screened:
+    """A loaded model's calibrated probabilities on every mapped image of ``data``; with ``masks`` (a tumour-map
+    model), each image's expert mask and the model's tumour map as well.
 
     Raises:
         DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
@@ -169,13 +183,41 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
                            "(see brain_cnn/data/label_maps/ for examples)")
     rows = screen_data(found, mapping, card.classes, splits)
     samples = [r[0] for r in rows]
-    decoded = decode_samples(samples, found.root, sorted({s.label for s in samples}), card.image_size)
+    decoded = decode_samples(samples, found.root, sorted({s.label for s in samples}), card.image_size, masks=masks)
     by_path = {r[0].path: r for r in rows}
     kept = [by_path[f] for f in decoded.files]
-    _, raw = predict_outputs(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
+    _, raw, maps = predict_all(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
     probs = apply_temperature(raw, card.temperature)
     seen = _seen_in_training(loaded.folder, card, found.root, decoded.files)
-    return found, mapping, kept, decoded, probs, seen
+    return Screened(found, mapping, kept, decoded, probs, seen, maps if masks is not None else None)
+
+
+def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = None,
+                      splits: list[str] | None = None, batch_size: int = 64):
+    """:func:`screening_pass` as a tuple: (data folder, label map, (sample, kind, model class, sequence) per
+    decoded image, the decoded images, calibrated probabilities (N, K), files with a copy in the model's
+    training data and its kind)."""
+    done = screening_pass(loaded, data, label_map, splits, batch_size)
+    return done.found, done.mapping, done.kept, done.decoded, done.probs, done.seen
+
+
+def _map_scores(done: Screened, masks: Path, sequences: np.ndarray, unseen: np.ndarray) -> dict[str, Any]:
+    """Dice and peak inside the tumour on the screened images with a mask: all, by sequence, and (when some
+    were trained on) without those."""
+    def scores(keep):
+        return split_map_scores(done.decoded, done.maps, masks, keep)
+
+    everywhere = np.ones(len(unseen), bool)
+    result = {**scores(everywhere)}
+    named = sorted(set(sequences))
+    if named != ["unstated"]:
+        result["by_sequence"] = {name: scores(sequences == name) for name in named}
+    if not unseen.all():
+        result["without_training_duplicates"] = {**scores(unseen)}
+        if named != ["unstated"]:
+            result["without_training_duplicates"]["by_sequence"] = {name: scores(unseen & (sequences == name))
+                                                                    for name in named}
+    return result
 
 
 def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarray, kinds: np.ndarray,
@@ -201,11 +243,13 @@ def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarra
 
 def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: str | Path | None = None,
                        splits: list[str] | None = None, batch_size: int = 64,
-                       decision: str | None = None) -> dict[str, Any]:
+                       decision: str | None = None, masks: str | Path | None = None) -> dict[str, Any]:
     """Screen every image of ``data`` with the model; write and return the report.
 
     ``decision`` is the rule that makes each call (:mod:`brain_cnn.inference.decision`); None takes the card's.
-    The report records it.
+    The report records it. A tumour-map model's maps are also scored against the data's expert masks
+    (``masks``, else the ``<data set>-masks/`` folder beside it, where there is one): Dice and peak inside the
+    tumour, overall and per sequence.
 
     Raises:
         ModelFolderError: the model folder is unusable.
@@ -215,7 +259,9 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
     decision = check_decision(card.decision if decision is None else decision)
-    found, mapping, kept, decoded, probs, seen = screening_outputs(loaded, data, label_map, splits, batch_size)
+    masks = masks_for(loaded, open_data(data).root, masks)
+    done = screening_pass(loaded, data, label_map, splits, batch_size, masks)
+    found, mapping, kept, decoded, probs, seen = done.found, done.mapping, done.kept, done.decoded, done.probs, done.seen
     negative = np.array([is_no_tumour(c) for c in card.classes])
     predicted = decide(probs, card.classes, decision)
     kinds = np.array([r[1] for r in kept])
@@ -250,6 +296,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         # Listed from the images the figures shown are computed on: those it did not train on.
         "errors": screening_errors(decoded.files, folders, sequences, kinds, called, score, unseen),
     }
+    if masks is not None:
+        report["tumour_maps"] = _map_scores(done, masks, sequences, unseen)
     if seen:
         report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
                                                         folders, unseen)

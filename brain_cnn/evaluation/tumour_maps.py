@@ -37,6 +37,7 @@ import numpy as np
 from brain_cnn.data.dataset import Sample, discover
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR
 from brain_cnn.data.leakage import ImageHashes, files_with_copies, hash_samples
+from brain_cnn.evaluation.map_scores import dice, map_scores
 from brain_cnn.data.painting import TELEA, brain_region, clear_margin, moved_region, paint_out
 from brain_cnn.evaluation.screening import group_screening
 from brain_cnn.files import read_json, write_json
@@ -47,16 +48,10 @@ from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
 
-__all__ = ["dice", "map_scores", "resolution_ceiling", "removal", "decision_of",
+__all__ = ["resolution_ceiling", "removal", "decision_of",
            "measure_tumour_maps"]
 
 NOTUMOR = CLASSES.index("notumor")
-
-
-def dice(truth: np.ndarray, found: np.ndarray) -> float:
-    """Dice overlap of two boolean masks; 1.0 when both are empty (a correct "nothing here")."""
-    total = truth.sum() + found.sum()
-    return 1.0 if total == 0 else float(2 * (truth & found).sum() / total)
 
 
 def _predict(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -66,22 +61,6 @@ def _predict(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarra
         probabilities.append(np.asarray(out[PROBABILITIES]))
         maps.append(np.asarray(out[TUMOUR_MAP]))
     return np.concatenate(probabilities), np.concatenate(maps)
-
-
-def map_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, Any]:
-    """Mean Dice and the share of peaks inside the tumour, over images whose mask is not empty."""
-    side = masks.shape[1]
-    dices, inside = [], []
-    for found, truth in zip(maps[..., 0], masks[..., 0] > 127):
-        if not truth.any():
-            continue
-        full = cv2.resize(found, (side, side), interpolation=cv2.INTER_LINEAR)
-        dices.append(dice(truth, full > 0.5))
-        inside.append(bool(truth.flat[int(np.argmax(full))]))
-    return {"images": len(dices), "mean_dice": round(float(np.mean(dices)), 4) if dices else None,
-            "median_dice": round(float(np.median(dices)), 4) if dices else None,
-            "peak_inside": round(float(np.mean(inside)), 4) if inside else None,
-            "dice_counted": "per image with a non-empty expert mask; the map above 0.5, upsampled to the input"}
 
 
 def resolution_ceiling(masks: np.ndarray, labels: np.ndarray, factors: tuple[int, ...] = (2, 4)) -> dict[str, Any]:
