@@ -31,7 +31,7 @@ def main() -> None:
     import keras
 
     import brain_cnn.model.layers  # noqa: F401  (registers the custom layers)
-    from brain_cnn.evaluation.tumour_maps import dice
+    from brain_cnn.evaluation.map_scores import dice
     from brain_cnn.model.tumour_maps import TUMOUR_MAP
 
     with np.load(args.validation) as d:

@@ -34,8 +34,10 @@ def paint_out(image: np.ndarray, region: np.ndarray, fill: str = TELEA) -> np.nd
 
 
 def clear_margin(fill: str) -> int:
-    """How far (pixels) a region painted out with ``fill`` must stay from a tumour to leave every tumour pixel as
-    it was: one more than the fill grows the region by."""
+    """How far (pixels) a region painted out with ``fill`` is kept from a tumour: more than the fill grows the
+    region by, so no tumour pixel is painted. (The fill still reads the tissue up to :data:`RADIUS` pixels
+    beyond, so a region this close may copy some of the tumour's brightness; a margin that excluded that
+    would leave no place for most large tumours.)"""
     return _FILLS[fill][1] + 1
 
 

@@ -86,7 +86,7 @@ def evaluate_model_folder(
     against the data's tumour masks, ``masks`` or else the ``<data set>-masks/``
     folder beside it (:func:`brain_cnn.data.masks.mask_folder`): each split
     gets a ``tumour_maps`` entry (Dice and the share of peaks inside the tumour,
-    :func:`brain_cnn.evaluation.tumour_maps.map_scores`).
+    :func:`brain_cnn.evaluation.map_scores.map_scores`).
 
     Raises:
         ModelFolderError: the model folder is unusable, or ``masks`` is given for a model without tumour maps.

@@ -152,7 +152,7 @@ def score_heatmap(heatmap: np.ndarray, box: tuple[int, int, int, int],
                   brain: np.ndarray | None = None) -> dict[str, float]:
     """Pointing hit, energy share inside the box and IoU of the half-maximum region with the box.
 
-    With ``brain`` (:func:`brain_region`), also whether the peak is off the brain.
+    With ``brain`` (:func:`brain_cnn.data.painting.brain_region`), also whether the peak is off the brain.
     """
     x0, y0, x1, y1 = box
     inside = np.zeros_like(heatmap, dtype=bool)

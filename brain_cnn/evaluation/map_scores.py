@@ -57,11 +57,11 @@ def masks_for(loaded, root: Path, masks: str | Path | None) -> Path | None:
 def split_map_scores(decoded, maps: np.ndarray, masks: Path, keep: np.ndarray | None = None) -> dict[str, Any]:
     """Dice and peak inside the tumour over the decoded images with a tumour mask (among ``keep``, when given);
     the others counted."""
-    has_mask = decoded.mask_status == MASK
-    if keep is not None:
-        has_mask = has_mask & keep  # a mask file; map_scores counts those that are not empty
+    keep = np.ones(len(decoded.labels), bool) if keep is None else keep
+    has_mask = (decoded.mask_status == MASK) & keep  # a mask file; map_scores counts those that are not empty
     scores = map_scores(maps[has_mask][..., None], decoded.masks[has_mask])
     with_tumour = scores.pop("images")
     return {"masks": str(masks), "with_tumour_mask": with_tumour,
-            "without_tumour_mask": int(len(decoded.labels) if keep is None else keep.sum()) - with_tumour, **scores,
-            "unreadable_masks": [{"file": f, "error": e} for f, e in decoded.unreadable_masks]}
+            "without_tumour_mask": int(keep.sum()) - with_tumour, **scores,
+            "unreadable_masks": [{"file": f, "error": e} for f, e in decoded.unreadable_masks
+                                 if keep[decoded.files.index(f)]]}

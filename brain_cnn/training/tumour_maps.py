@@ -38,7 +38,7 @@ from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
 
 __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
-           "counterfactuals", "painted_elsewhere", "removal_validation", "shipping_epoch",
+           "counterfactuals", "painted_elsewhere", "paired_twins", "removal_validation", "shipping_epoch",
            "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
@@ -120,6 +120,9 @@ class DecodedPairs:
     sources: list[str]
     files: list[str]
     unreadable: list[tuple[str, str]]
+    # (N,) int: for an edited twin that weighs what its original weighs (:func:`paired_twins`), the original's
+    # index; -1 for every other image. None: no such twins.
+    twin_of: np.ndarray | None = None
 
 
 def _decode_one(sample: PairSample, image_size: int):
@@ -179,7 +182,7 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
     masked_tumour = pairs.known & (pairs.labels != CLASSES.index("notumor"))
     teaches = ~masked_tumour if training and presence == "except-masked" else np.ones(len(pairs.labels), bool)
     columns = (pairs.images, pairs.masks, call_targets(targets(pairs.labels, CLASSES), teaches),
-               sample_weights(pairs.labels, pairs.sources) if training else np.ones(len(pairs.labels), np.float32),
+               _weights(pairs) if training else np.ones(len(pairs.labels), np.float32),
                pairs.known.astype(np.float32))
     data = tf.data.Dataset.from_tensor_slices(columns).cache()
     if training:
@@ -224,6 +227,50 @@ def _added(pairs: DecodedPairs, chosen: list[int], images: list[np.ndarray], mas
         sources=pairs.sources + [f"{pairs.sources[i]} ({kind})" for i in chosen],
         files=pairs.files + [f"{pairs.files[i]}#{tag}" for i in chosen],
         unreadable=pairs.unreadable)
+
+
+def _weights(pairs: DecodedPairs) -> np.ndarray:
+    """Each (data set, class) cell of equal total weight (:func:`~brain_cnn.training.balance.sample_weights`);
+    a paired twin weighs what its original does, so the twins add no cells of their own to the balance."""
+    if pairs.twin_of is None:
+        return sample_weights(pairs.labels, pairs.sources)
+    original = pairs.twin_of < 0
+    weights = np.zeros(len(pairs.labels), np.float32)
+    weights[original] = sample_weights(pairs.labels[original], [s for s, o in zip(pairs.sources, original) if o])
+    weights[~original] = weights[pairs.twin_of[~original]]
+    return weights
+
+
+def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
+    """``pairs`` plus both twins of ``fraction`` of its tumour images with an expert mask: the tumour painted out
+    (no tumour, empty mask) and the same shape painted out elsewhere in the brain (its class and mask kept);
+    each twin weighs what its original weighs (:func:`make_pair_dataset`).
+
+    Both kinds cover the same tumours, so a fill, of whatever size, is as common on a tumour slice as on a
+    painted-out one and says nothing of the label; a tumour with no clear place for its shape elsewhere gets
+    neither twin. (:func:`counterfactuals` and :func:`painted_elsewhere` alone draw their tumours
+    independently and make each kind a cell of its own in the balance: recipes 3 and 5.)
+    """
+    masked = _masked_tumours(pairs)
+    rng = np.random.default_rng(seed + 2)
+    chosen = np.sort(rng.choice(masked, size=int(round(fraction * len(masked))), replace=False))
+    kept, gone, elsewhere = [], [], []
+    for start in range(0, len(chosen), 256):  # the brain masks a batch at a time
+        batch = chosen[start:start + 256]
+        for i, brain in zip(batch, brain_regions(pairs.images[batch, ..., 0])):
+            tumour = pairs.masks[i, ..., 0] > 127
+            moved = moved_region(tumour, brain, rng, margin=clear_margin(NAVIER_STOKES)) if brain is not None else None
+            if moved is not None:
+                kept.append(int(i))
+                gone.append(paint_out(pairs.images[i], tumour, NAVIER_STOKES))
+                elsewhere.append(paint_out(pairs.images[i], moved, NAVIER_STOKES))
+    twin_of = np.full(len(pairs.labels), -1) if pairs.twin_of is None else pairs.twin_of
+    out = _added(pairs, kept, gone, np.zeros((len(kept),) + pairs.masks.shape[1:], np.uint8),
+                 np.full(len(kept), CLASSES.index("notumor")), "tumour painted out", "painted-out")
+    out = _added(out, kept, elsewhere, pairs.masks[kept], pairs.labels[kept], "painted out elsewhere",
+                 "painted-elsewhere")
+    out.twin_of = np.concatenate([twin_of, kept, kept]).astype(int)
+    return out
 
 
 def counterfactuals(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
@@ -281,19 +328,20 @@ def _decoded(cache: Path, samples: list[PairSample], image_size: int) -> Decoded
 
 
 def removal_validation(validation: DecodedPairs, seed: int = 42):
-    """A Keras callback scoring each epoch (and the starting weights) on validation's masked tumours edited.
+    """A Keras callback scoring each epoch on validation's masked tumours edited; ``callback.score(model)``
+    scores any compiled network the same way (the bar of :func:`shipping_epoch`).
 
     Adds to each epoch's logs (so ``history.csv`` keeps them):
 
     * ``val_painted_out_loss``: the loss of every masked validation tumour painted out (:func:`counterfactuals`
       at 1.0: no tumour, empty mask), the same loss as ``val_loss`` on the intact slices;
     * ``val_painted_out_below_half``: the share of them whose tumour probability is below 0.5;
-    * ``val_elsewhere_changed``: the share of masked validation tumours whose call (tumour first) changes when
-      the same shape is painted out elsewhere in the brain (:func:`painted_elsewhere` at 1.0).
+    * ``val_elsewhere_changed``: the share of the masked validation tumours with a clear place for their shape
+      elsewhere in the brain (:func:`painted_elsewhere` at 1.0) whose call (tumour first) changes when it is
+      painted out there.
 
-    The starting weights' figures (``val_loss`` too) are kept in ``callback.start`` (what a run going on from
-    a shipped network must beat, :func:`shipping_epoch`). Validation's fill is the training's, so these reward
-    knowing it too; the removal test's other fill stays the held-out check.
+    NaN where validation has no such slice. Validation's fill is the training's, so these reward knowing it
+    too; the removal test's other fill stays the held-out check.
     """
     import keras
 
@@ -306,13 +354,10 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
     elsewhere = painted_elsewhere(validation, 1.0, seed)
     originals = np.array([validation.files.index(f.rsplit("#", 1)[0]) for f in elsewhere.files[count:]], int)
     intact_data, painted_data = (make_pair_dataset(pairs, 64, False) for pairs in (validation, painted))
+    normal, nan = CLASSES.index("notumor"), float("nan")
 
     class RemovalValidation(keras.callbacks.Callback):
-        start: dict = {}
-
-        def figures(self, logs: dict) -> dict:
-            model, nan = self.model, float("nan")  # nan: no such slice in validation
-            normal = CLASSES.index("notumor")
+        def figures(self, model, logs: dict) -> dict:
             if len(painted.labels):
                 logs["val_painted_out_loss"] = float(model.evaluate(painted_data, verbose=0, return_dict=True)["loss"])
                 gone = model.predict(painted.images, batch_size=64, verbose=0)[PROBABILITIES]
@@ -328,15 +373,14 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
                 logs["val_elsewhere_changed"] = nan
             return logs
 
-        def on_train_begin(self, logs=None):
-            start = {"val_loss": float(self.model.evaluate(intact_data, verbose=0, return_dict=True)["loss"])}
-            self.start = self.figures(start)
-            print(f"starting weights on validation: {json.dumps(self.start)}; {len(painted.labels)} painted out, "
-                  f"{len(originals)} painted elsewhere", flush=True)
+        def score(self, model) -> dict:
+            """``model``'s figures, ``val_loss`` (on the intact slices) included."""
+            intact = float(model.evaluate(intact_data, verbose=0, return_dict=True)["loss"])
+            return self.figures(model, {"val_loss": intact})
 
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
-                self.figures(logs)
+                self.figures(self.model, logs)
 
     return RemovalValidation()
 
@@ -344,8 +388,8 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
 def shipping_epoch(history: list[dict], bar: dict) -> int | None:
     """The epoch (1-based) that replaces a shipped network under the rule of docs/tumour-maps.md; None if none.
 
-    ``history``: ``history.csv``'s rows (with :func:`removal_validation`'s columns); ``bar``: the shipped
-    network's figures on the same validation (the callback's ``start``). An epoch qualifies when it is no
+    ``history``: ``history.csv``'s rows (with :func:`removal_validation`'s columns; ``epoch`` 0-based, as
+    Keras writes it); ``bar``: the shipped network's figures on the same validation (``callback.score``). An epoch qualifies when it is no
     worse on the intact validation slices (``val_loss``), better on the painted-out validation tumours
     (``val_painted_out_loss``), and changes at most 5 % of calls when the same shape is painted out
     elsewhere; of those, the one lowest on the painted-out tumours ships.
@@ -382,7 +426,8 @@ def _compile(model, learning_rate: float):
 def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image_size: int = 128, width: int = 24,
                       batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
                       max_steps: int | None = None, start_from: str | Path | None = None,
-                      painted_out: float = 0.0, presence: str = "all", painted_out_elsewhere: float = 0.0) -> Path:
+                      painted_out: float = 0.0, presence: str = "all", painted_out_elsewhere: float = 0.0,
+                      paired: float = 0.0, bar_from: str | Path | None = None) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -392,9 +437,13 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     seed) to go on training with a new schedule. ``painted_out``: the share of masked training tumours
     added again with the tumour painted out, as no tumour (:func:`counterfactuals`);
     ``painted_out_elsewhere``: the share added again with the same shape painted out elsewhere, as they were
-    (:func:`painted_elsewhere`). ``presence``: which training images the call teaches whether there is a
+    (:func:`painted_elsewhere`); ``paired``: the share given both twins, each weighing what its original
+    weighs (:func:`paired_twins`). ``presence``: which training images the call teaches whether there is a
     tumour (:data:`PRESENCE`). Every epoch's weights are kept in ``epochs/`` and scored on validation's
-    masked tumours painted out (:func:`removal_validation`), so :func:`shipping_epoch` can choose among them.
+    masked tumours painted out (:func:`removal_validation`); the epoch :func:`shipping_epoch` chooses against
+    the shipped network's figures (``start_from``'s, else those of ``bar_from``, a ``model.keras``) becomes
+    the model folder's (``shipping.json`` says which; with none, the lowest validation loss, marked as not
+    replacing it; with no bar, the lowest validation loss).
     """
     import keras
 
@@ -413,10 +462,13 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     if painted_out or painted_out_elsewhere:
         edited = counterfactuals(decoded["train"], painted_out, seed)
         decoded["train"] = painted_elsewhere(edited, painted_out_elsewhere, seed) if painted_out_elsewhere else edited
+    if paired:
+        decoded["train"] = paired_twins(decoded["train"], paired, seed)
+    if painted_out or painted_out_elsewhere or paired:
         print(f"train: {len(decoded['train'].labels)} images with the painted-out counterfactuals", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
-              "painted_out_elsewhere": painted_out_elsewhere,
+              "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
               "started_from": str(start_from) if start_from else None}
@@ -433,22 +485,47 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     if max_steps:  # smoke tests
         train_data, validation = train_data.take(max_steps), validation.take(max_steps)
     removal = removal_validation(decoded["validation"], seed)
+    bar = _bar(out, removal, model if start_from else bar_from)
     callbacks = [
         removal,  # first: the callbacks after it log and checkpoint with its figures
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.ModelCheckpoint(str(out / "epochs" / "epoch-{epoch:02d}.keras")),
         # A fixed schedule over the planned epochs: the run's length is what the machine allows.
         keras.callbacks.LearningRateScheduler(cosine(epochs, learning_rate)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        # Last: an epoch is backed up (and so not run again on resuming) only once it is logged and saved.
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
     ]
     model.fit(train_data, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
-    (out / "removal-validation-start.json").write_text(json.dumps(removal.start, indent=1))
-    history = list(csv.DictReader((out / "history.csv").open()))
-    print(f"by the rule of docs/tumour-maps.md, against the starting weights: epoch "
-          f"{shipping_epoch(history, removal.start)} (None: no epoch replaces them)", flush=True)
-    write_model_folder(out, data)
+    chosen = shipping_epoch(list(csv.DictReader((out / "history.csv").open())), bar) if bar else None
+    (out / "shipping.json").write_text(json.dumps({"bar": bar, "epoch": chosen}, indent=1))
+    print(f"by the rule of docs/tumour-maps.md: epoch {chosen} (None: no epoch replaces the shipped network)",
+          flush=True)
+    write_model_folder(out, data, epoch=chosen)
     return out
+
+
+# The shipped tumour-map network: a run must beat its validation figures to replace it.
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "brain-tumor-maps" / "model.keras"
+
+
+def _bar(out: Path, removal, model=None) -> dict | None:
+    """The figures to beat (:func:`removal_validation`), kept in ``bar.json``: ``model``'s (a network, or the
+    path of its ``model.keras``); None without one."""
+    kept = out / "bar.json"
+    if kept.is_file():  # a resumed run keeps the bar it started with
+        return json.loads(kept.read_text())
+    if model is None:
+        return None
+    if isinstance(model, (str, Path)):
+        import keras
+
+        model = keras.saving.load_model(model, compile=False, safe_mode=True)
+        _compile(model, 1e-3)
+    bar = removal.score(model)
+    kept.write_text(json.dumps(bar, indent=1))
+    print(f"the shipped network on validation: {json.dumps(bar)}", flush=True)
+    return bar
 
 
 def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
@@ -471,8 +548,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                        epoch: int | None = None) -> Path:
     """Make a run folder a model folder: ``card.json`` and ``split.json`` beside its ``model.keras``.
 
-    ``epoch``: ship that epoch's weights (``epochs/epoch-NN.keras``, as :func:`shipping_epoch` chose) instead
-    of the one with the lowest validation loss.
+    ``epoch``: ship that epoch's weights (``epochs/epoch-NN.keras``); by default the epoch the run's
+    ``shipping.json`` names (:func:`shipping_epoch`'s choice), else the one with the lowest validation loss.
 
     Then ``brain-cnn evaluate --model OUT`` fits the temperature and the
     out-of-distribution gate on its validation and training images and
@@ -487,6 +564,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
     import brain_cnn.model.layers  # noqa: F401  (registers the custom layers for safe-mode loading)
 
     out, data = Path(out), Path(data)
+    shipping = read_json(out / "shipping.json", default={})
+    epoch = epoch or shipping.get("epoch")
     # The checkpoint holds the optimizer's state too (three times the weights); the model folder needs the weights.
     chosen = out / "epochs" / f"epoch-{epoch:02d}.keras" if epoch else out / MODEL_FILE
     keras.saving.load_model(chosen, compile=False, safe_mode=True).save(out / MODEL_FILE)
@@ -504,6 +583,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                   "best_epoch": epoch or (int(np.argmin(losses)) + 1 if losses else None),
                   "epoch_chosen_by": "the rule on the painted-out validation tumours (docs/tumour-maps.md)" if epoch
                   else "the lowest validation loss",
+                  **({"replaces_the_shipped_network": shipping.get("epoch") is not None,
+                      "shipped_network_on_validation": shipping["bar"]} if shipping.get("bar") else {}),
                   "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "
                             "the map's smoothed peak; the type head pools over the predicted tumour (after GAIN, "
                             "Li et al., 2018); loss: cross-entropy of the call (whether a tumour: "
@@ -549,8 +630,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--painted-out-elsewhere", type=float, default=0.0,
                         help="share of the masked training tumours added again with the same shape painted out "
                              "elsewhere in the brain, as they were")
+    parser.add_argument("--paired-twins", type=float, default=0.0,
+                        help="share of the masked training tumours added again twice, the tumour painted out (no "
+                             "tumour) and the same shape painted out elsewhere (as they were), each weighing what "
+                             "its original weighs")
+    parser.add_argument("--bar-from", default=str(SHIPPED) if SHIPPED.is_file() else None,
+                        help="without --start-from: the model.keras whose validation figures a run must beat to "
+                             "replace it (default: the shipped models/brain-tumor-maps)")
     parser.add_argument("--epoch", type=int,
-                        help="with --model-folder-only: ship this epoch's weights (epochs/epoch-NN.keras)")
+                        help="with --model-folder-only: ship this epoch's weights (epochs/epoch-NN.keras); by default the "
+                             "run's shipping.json's choice, else the lowest validation loss")
     parser.add_argument("--presence", choices=PRESENCE, default="all",
                         help="which training images the call teaches whether there is a tumour, through the map's "
                              "peak: all, or all but the tumours with an expert mask")
@@ -560,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
                       args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out,
-                      presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere)
+                      presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere,
+                      paired=args.paired_twins, bar_from=args.bar_from)
     return 0
 
 

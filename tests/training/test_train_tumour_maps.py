@@ -74,11 +74,12 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     import csv
     import json
 
-    row = next(csv.DictReader((out / "history.csv").open()))  # every epoch scored on validation's edited tumours
-    assert 0 <= float(row["val_painted_out_below_half"]) <= 1 and float(row["val_painted_out_loss"]) > 0
-    assert 0 <= float(row["val_elsewhere_changed"]) <= 1 and (out / "epochs" / "epoch-01.keras").is_file()
-    start = json.loads((out / "removal-validation-start.json").read_text())
-    assert set(start) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed"}
+    rows = list(csv.DictReader((out / "history.csv").open()))  # every epoch scored on validation's edited tumours
+    for row in rows:
+        assert 0 <= float(row["val_painted_out_below_half"]) <= 1 and float(row["val_painted_out_loss"]) > 0
+        assert 0 <= float(row["val_elsewhere_changed"]) <= 1
+        assert (out / "epochs" / f"epoch-{int(row['epoch']) + 1:02d}.keras").is_file()  # the rule's epoch numbers
+    assert json.loads((out / "shipping.json").read_text()) == {"bar": None, "epoch": None}  # nothing to beat
 
 
 def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
@@ -93,7 +94,12 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
     second = train_tumour_maps(tmp_path, tmp_path / "second", epochs=1, image_size=64, width=8, batch_size=4,
                                learning_rate=1e-4, start_from=first / "model.keras")
     assert json.loads((second / "recipe.json").read_text())["started_from"].endswith("model.keras")
-    assert (second / "card.json").is_file()
+    bar = json.loads((second / "bar.json").read_text())  # the network it went on from: the figures to beat
+    assert set(bar) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed"}
+    shipping = json.loads((second / "shipping.json").read_text())
+    assert shipping["bar"] == bar and shipping["epoch"] in (None, 1)
+    training = json.loads((second / "card.json").read_text())["training"]
+    assert training["replaces_the_shipped_network"] is (shipping["epoch"] is not None)
 
 
 def test_counterfactuals_paint_the_tumour_out_and_call_it_no_tumour():
@@ -124,6 +130,22 @@ def test_the_same_shape_painted_out_elsewhere_keeps_the_class_and_the_mask():
         assert (both.images[8 + k] != original.images[i]).sum() > lesion.sum() // 2  # a region elsewhere is filled
 
 
+def test_paired_twins_cover_the_same_tumours_and_weigh_what_their_originals_weigh():
+    from brain_cnn.training.tumour_maps import _weights, paired_twins
+
+    original = pairs(8, lesion=10)  # masked tumours: 2 and 6
+    both = paired_twins(original, 1.0, seed=0)
+    assert len(both.labels) == 12 and both.labels[8:].tolist() == [2, 2, 0, 0]
+    assert both.files[8:] == ["f2#painted-out", "f6#painted-out", "f2#painted-elsewhere", "f6#painted-elsewhere"]
+    assert both.twin_of.tolist() == [-1] * 8 + [2, 6, 2, 6]
+    assert both.masks[8:10].max() == 0 and (both.masks[10:] == original.masks[[2, 6]]).all()
+    weights = _weights(both)
+    assert np.allclose(weights[:8], _weights(original))  # the originals' balance is untouched
+    assert np.allclose(weights[8:], weights[[2, 6, 2, 6]])
+    lone = pairs(8)  # a 24 px lesion: no clear place for its shape in the phantom's brain, so neither twin
+    assert len(paired_twins(lone, 1.0, seed=0).labels) == 8
+
+
 def test_the_rule_ships_an_epoch_no_worse_intact_and_better_painted_out():
     from brain_cnn.training.tumour_maps import shipping_epoch
 
@@ -137,6 +159,9 @@ def test_the_rule_ships_an_epoch_no_worse_intact_and_better_painted_out():
     assert shipping_epoch([row(0, 1.1, 0.9, elsewhere=0.06), row(1, 1.0, 1.5)], bar) == 2  # too many calls changed
     assert shipping_epoch([row(0, 1.14, 0.9), row(1, 1.0, 1.5), row(2, 1.2, 0.2)], bar) == 1
     assert shipping_epoch([{"epoch": "0", "val_loss": "0.9"}], bar) is None  # a run without the figures
+    assert shipping_epoch([row(0, 1.144, 1.6, elsewhere=0.05)], bar) == 1  # "no worse", "at most 5 %": bounds count
+    assert shipping_epoch([row(0, 1.0, 1.660)], bar) is None  # "better" on the painted-out tumours: strictly
+    assert shipping_epoch([row(0, 1.0, 1.0, elsewhere=float("nan"))], bar) is None  # not measured: no pass
 
 
 def test_the_call_teaches_whether_a_tumour_everywhere_but_on_masked_tumours():
