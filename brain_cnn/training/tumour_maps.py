@@ -544,6 +544,18 @@ def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
                          "patient), 44-class training split; test: the 4-class official Testing split")
 
 
+def _twins_sentence(recipe: dict) -> str:
+    """What the card says of the counterfactual twins a run trained with (none: nothing)."""
+    if recipe.get("paired_twins"):
+        return (f"; counterfactual twins (after Kaushik et al., 2020) of {recipe['paired_twins']:.0%} of the masked "
+                "training tumours: the tumour painted out (no tumour, empty mask) and the same shape painted out "
+                "elsewhere (class and mask kept), each weighing what its original weighs")
+    parts = [f"{recipe[key]:.0%} of the masked training tumours {what}" for key, what in
+             (("painted_out", "painted out as no tumour"),
+              ("painted_out_elsewhere", "with the same shape painted out elsewhere")) if recipe.get(key)]
+    return f"; counterfactuals: {' and '.join(parts)}" if parts else ""
+
+
 def write_model_folder(out: str | Path, data: str | Path = "../shared/data", name: str | None = None,
                        epoch: int | None = None) -> Path:
     """Make a run folder a model folder: ``card.json`` and ``split.json`` beside its ``model.keras``.
@@ -590,7 +602,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                             "Li et al., 2018); loss: cross-entropy of the call (whether a tumour: "
                             + ("on every image but the tumours with an expert mask" if
                                recipe.get("presence_from_call") == "except-masked" else "on every image")
-                            + ") + BCE and soft Dice (Milletari et al., 2016) on known masks only"},
+                            + ") + BCE and soft Dice (Milletari et al., 2016) on known masks only"
+                            + _twins_sentence(recipe)},
         # P(no tumour) is 1 - the map's smoothed peak: tumour first calls a tumour where the map's peak reaches
         # 0.5 (before temperature scaling), so the call goes with the map, not with the single largest class.
         decision=TUMOUR_FIRST,

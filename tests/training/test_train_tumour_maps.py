@@ -175,3 +175,12 @@ def test_the_call_teaches_whether_a_tumour_everywhere_but_on_masked_tumours():
     assert np.asarray(next(iter(validation))[1][PROBABILITIES])[:, -1].tolist() == [1] * 8  # runs compare
     with pytest.raises(ValueError, match="presence"):
         make_pair_dataset(pairs(), batch_size=8, training=True, presence="some")
+
+
+def test_the_card_says_which_twins_a_run_trained_with():
+    from brain_cnn.training.tumour_maps import _twins_sentence
+
+    assert _twins_sentence({}) == "" and _twins_sentence({"painted_out": 0.0}) == ""
+    assert "50% of the masked training tumours painted out as no tumour" in _twins_sentence({"painted_out": 0.5})
+    paired = _twins_sentence({"paired_twins": 1.0, "painted_out": 0.0})
+    assert "elsewhere" in paired and "each weighing what its original weighs" in paired
