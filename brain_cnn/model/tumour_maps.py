@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from brain_cnn.model.network import _conv_bn_relu
 
-__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "build_segmenter", "call_accuracy", "call_loss",
-           "call_targets", "class_output", "map_output", "tumour_map_loss"]
+__all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "TYPE_FROM", "build_segmenter", "with_type_from",
+           "call_accuracy", "call_loss", "call_targets", "class_output", "map_output", "tumour_map_loss"]
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 NORMAL = CLASSES.index("notumor")
@@ -47,8 +47,13 @@ def map_output(model):
     return output.get(TUMOUR_MAP) if isinstance(output, dict) else None
 
 
+# What the head naming a tumour's type sees: the encoder's features pooled over the whole slice and over the
+# predicted tumour region, or over the region alone (so that nothing outside the tumour names its type).
+TYPE_FROM = ("slice and region", "region")
+
+
 def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, width: int = 24, depth: int = 4,
-                    dropout: float = 0.3, normal: int = NORMAL):
+                    dropout: float = 0.3, normal: int = NORMAL, type_from: str = TYPE_FROM[0]):
     """Build the (uncompiled) two-output network: ``{"probabilities": (B, K), "tumour_map": (B, S/2, S/2, 1)}``.
 
     Args:
@@ -58,6 +63,7 @@ def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, widt
         depth: encoder stages.
         dropout: rate before the class head.
         normal: index of the no-tumour class.
+        type_from: what the type head sees (:data:`TYPE_FROM`).
 
     Example:
         >>> model = build_segmenter(4, image_size=64, width=8, depth=3)
@@ -69,6 +75,8 @@ def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, widt
 
     from brain_cnn.model.layers import CallFromMap, MaskedPooling
 
+    if type_from not in TYPE_FROM:
+        raise ValueError(f"type_from must be one of {TYPE_FROM}, not {type_from!r}")
     if image_size % 2 ** (depth + 1):
         raise ValueError(f"image size {image_size} must be a multiple of {2 ** (depth + 1)} for depth {depth}")
     inputs = keras.Input((image_size, image_size, 1), name="image")
@@ -95,11 +103,14 @@ def build_segmenter(num_classes: int = len(CLASSES), image_size: int = 128, widt
     # from the two (CallFromMap), so no tumour in the map means no tumour in the call.
     scale = (image_size // 2) // features.shape[1]
     region = layers.AveragePooling2D(pool_size=scale, name="map_to_features")(tumour_map)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
     in_region = MaskedPooling(name="tumour_pool")([features, region])
     smooth = layers.AveragePooling2D(pool_size=3, strides=1, padding="same", name="map_smooth")(tumour_map)
     tumour = layers.GlobalMaxPooling2D(name="map_peak")(smooth)
-    x = layers.Concatenate(name="evidence")([pooled, in_region])
+    if type_from == "region":
+        x = in_region
+    else:
+        pooled = layers.GlobalAveragePooling2D(name="pool")(features)
+        x = layers.Concatenate(name="evidence")([pooled, in_region])
     x = layers.Dropout(dropout, name="dropout")(x)
     types = layers.Dense(num_classes - 1, activation="softmax", name="tumour_type", dtype="float32")(x)
     probabilities = CallFromMap(normal, name=PROBABILITIES, dtype="float32")([tumour, types])
@@ -167,3 +178,24 @@ def call_accuracy(y_true, y_pred):
     from keras import ops
 
     return ops.cast(ops.equal(ops.argmax(y_true[:, :-1], axis=1), ops.argmax(y_pred, axis=1)), "float32")
+
+
+def with_type_from(model, type_from: str, image_size: int, width: int):
+    """``model`` (a network of :func:`build_segmenter`) rebuilt with its type head seeing ``type_from``, every
+    weight carried over; a type head that saw the slice and the region keeps the rows for the region.
+
+    Lets a run go on from a shipped network with the other head (``--type-from`` of the training).
+    """
+    rebuilt = build_segmenter(len(CLASSES), image_size, width, type_from=type_from)
+    old = {layer.name: layer for layer in model.layers}
+    for layer in rebuilt.layers:
+        source = old.get(layer.name)
+        if source is None or not layer.weights:
+            continue
+        weights = source.get_weights()
+        if layer.name == "tumour_type" and weights[0].shape != layer.get_weights()[0].shape:
+            region_rows = layer.get_weights()[0].shape[0]
+            weights = [weights[0][-region_rows:], weights[1]]  # the region's rows come last (the concatenation)
+        layer.set_weights(weights)
+    return rebuilt
+

@@ -31,8 +31,8 @@ from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_
 from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
 from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import UnreadableImageError
-from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, build_segmenter, call_accuracy, call_loss,
-                                         call_targets, tumour_map_loss)
+from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, TYPE_FROM, build_segmenter,
+                                         call_accuracy, call_loss, call_targets, tumour_map_loss, with_type_from)
 from brain_cnn.scan.preprocess import DECODE_WORKERS, read_file
 from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
@@ -427,7 +427,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 42,
                       max_steps: int | None = None, start_from: str | Path | None = None,
                       painted_out: float = 0.0, presence: str = "all", painted_out_elsewhere: float = 0.0,
-                      paired: float = 0.0, bar_from: str | Path | None = None) -> Path:
+                      paired: float = 0.0, bar_from: str | Path | None = None,
+                      type_from: str | None = None) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -443,7 +444,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     masked tumours painted out (:func:`removal_validation`); the epoch :func:`shipping_epoch` chooses against
     the shipped network's figures (``start_from``'s, else those of ``bar_from``, a ``model.keras``) becomes
     the model folder's (``shipping.json`` says which; with none, the lowest validation loss, marked as not
-    replacing it; with no bar, the lowest validation loss).
+    replacing it; with no bar, the lowest validation loss). ``type_from``: what the type head sees
+    (:data:`~brain_cnn.model.tumour_maps.TYPE_FROM`; None: the first, or ``start_from``'s own).
     """
     import keras
 
@@ -471,21 +473,24 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
-              "started_from": str(start_from) if start_from else None}
+              "started_from": str(start_from) if start_from else None, "type_from": type_from}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     if start_from:
         import brain_cnn.model.layers  # noqa: F401  (registers the custom layers for safe-mode loading)
 
         model = keras.saving.load_model(start_from, compile=False, safe_mode=True)
     else:
-        model = build_segmenter(len(CLASSES), image_size, width)
+        model = build_segmenter(len(CLASSES), image_size, width, type_from=type_from or TYPE_FROM[0])
     _compile(model, learning_rate)
     train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence)
     validation = make_pair_dataset(decoded["validation"], batch_size, False)
     if max_steps:  # smoke tests
         train_data, validation = train_data.take(max_steps), validation.take(max_steps)
     removal = removal_validation(decoded["validation"], seed)
-    bar = _bar(out, removal, model if start_from else bar_from)
+    bar = _bar(out, removal, model if start_from else bar_from)  # the network gone on from, before any change
+    if start_from and type_from:
+        model = with_type_from(model, type_from, image_size, width)
+        _compile(model, learning_rate)
     callbacks = [
         removal,  # first: the callbacks after it log and checkpoint with its figures
         keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
@@ -650,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bar-from", default=str(SHIPPED) if SHIPPED.is_file() else None,
                         help="without --start-from: the model.keras whose validation figures a run must beat to "
                              "replace it (default: the shipped models/brain-tumor-maps)")
+    parser.add_argument("--type-from", choices=TYPE_FROM,
+                        help="what the type head sees: the slice and the tumour region, or the region alone "
+                             "(default: the first, or --start-from's own)")
     parser.add_argument("--epoch", type=int,
                         help="with --model-folder-only: ship this epoch's weights (epochs/epoch-NN.keras); by default the "
                              "run's shipping.json's choice, else the lowest validation loss")
@@ -663,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
                       args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out,
                       presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere,
-                      paired=args.paired_twins, bar_from=args.bar_from)
+                      paired=args.paired_twins, bar_from=args.bar_from,
+                      type_from=args.type_from)
     return 0
 
 

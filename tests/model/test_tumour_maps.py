@@ -73,3 +73,24 @@ def test_the_call_loss_is_cross_entropy_and_its_presence_weight_keeps_the_peak_o
     np.testing.assert_allclose(np.asarray(tape.gradient(typed, peak)), 0, atol=1e-5)
     assert np.asarray(typed)[[2, 4]].tolist() == [0, 0] and (np.asarray(typed)[[0, 1, 3, 5]] > 0).all()
     assert np.abs(np.asarray(tape.gradient(full, peak))).min() > 0.1
+
+
+def test_a_type_head_that_sees_the_tumour_region_alone_keeps_every_other_weight(tmp_path):
+    import keras
+
+    from brain_cnn.model.tumour_maps import with_type_from
+
+    keras.utils.set_random_seed(1)
+    both = build_segmenter(4, image_size=64, width=8)
+    alone = with_type_from(both, "region", image_size=64, width=8)
+    names = {layer.name for layer in alone.layers}
+    assert "pool" not in names and "evidence" not in names  # nothing pooled over the whole slice
+    image = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 1)).astype(np.float32)
+    before, after = both(image, training=False), alone(image, training=False)
+    np.testing.assert_allclose(np.asarray(after[TUMOUR_MAP]), np.asarray(before[TUMOUR_MAP]), atol=1e-6)
+    kernel = both.get_layer("tumour_type").get_weights()[0]
+    np.testing.assert_array_equal(alone.get_layer("tumour_type").get_weights()[0], kernel[kernel.shape[0] // 2:])
+    alone.save(tmp_path / "alone.keras")
+    assert keras.saving.load_model(tmp_path / "alone.keras", safe_mode=True).get_layer("tumour_type")
+    with pytest.raises(ValueError, match="type_from"):
+        build_segmenter(4, image_size=64, width=8, type_from="slice")

@@ -92,8 +92,13 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
     monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
     first = train_tumour_maps(tmp_path, tmp_path / "first", epochs=1, image_size=64, width=8, batch_size=4)
     second = train_tumour_maps(tmp_path, tmp_path / "second", epochs=1, image_size=64, width=8, batch_size=4,
-                               learning_rate=1e-4, start_from=first / "model.keras")
-    assert json.loads((second / "recipe.json").read_text())["started_from"].endswith("model.keras")
+                               learning_rate=1e-4, start_from=first / "model.keras", type_from="region")
+    recipe = json.loads((second / "recipe.json").read_text())
+    assert recipe["started_from"].endswith("model.keras") and recipe["type_from"] == "region"
+    import keras
+
+    model = keras.saving.load_model(second / "model.keras", compile=False, safe_mode=True)
+    assert "pool" not in {layer.name for layer in model.layers}  # the type head sees the tumour region alone
     bar = json.loads((second / "bar.json").read_text())  # the network it went on from: the figures to beat
     assert set(bar) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed"}
     shipping = json.loads((second / "shipping.json").read_text())
