@@ -11,37 +11,23 @@ another, with the tumour probability's mean shift.
 
 from __future__ import annotations
 
-import argparse
-import os
+import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
+from validation_runs import validation_and_models
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--validation", required=True, help="a run's decoded-validation.npz")
-    parser.add_argument("models", nargs="+", help="model.keras files of runs with that validation split")
-    args = parser.parse_args()
-
-    import keras
-
-    import brain_cnn.model.layers  # noqa: F401  (registers the custom layers)
+    intact, models = validation_and_models(__doc__)
     from brain_cnn.inference.decision import TUMOUR_FIRST, decide
     from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES
-    from brain_cnn.training.tumour_maps import DecodedPairs, painted_elsewhere
+    from brain_cnn.training.tumour_maps import painted_elsewhere
 
-    with np.load(args.validation) as d:
-        intact = DecodedPairs(d["images"], d["masks"], d["labels"], d["known"], d["sources"].tolist(),
-                              d["files"].tolist(), [])
     count = len(intact.labels)
     edited = painted_elsewhere(intact, 1.0, seed=42)  # as the shipping rule scores it
     originals = np.array([intact.files.index(f.rsplit("#", 1)[0]) for f in edited.files[count:]], int)
     normal = CLASSES.index("notumor")
     print(f"{len(originals)} masked validation tumours painted out elsewhere")
-    for path in args.models:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    for path, model in models:
         before = model.predict(intact.images[originals], batch_size=64, verbose=0)[PROBABILITIES]
         after = model.predict(edited.images[count:], batch_size=64, verbose=0)[PROBABILITIES]
         call_before, call_after = decide(before, CLASSES, TUMOUR_FIRST), decide(after, CLASSES, TUMOUR_FIRST)

@@ -11,38 +11,28 @@ be measured on the held-out masks afterwards.
 
 from __future__ import annotations
 
-import argparse
-import os
+import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
+from validation_runs import validation_and_models
 
 LEVELS = [round(0.1 * k, 1) for k in range(1, 10)]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--validation", required=True, help="a run's decoded-validation.npz")
-    parser.add_argument("models", nargs="+", help="model.keras files of runs with that validation split")
-    args = parser.parse_args()
-
+    validation, models = validation_and_models(__doc__)
     import cv2
-    import keras
 
-    import brain_cnn.model.layers  # noqa: F401  (registers the custom layers)
     from brain_cnn.evaluation.map_scores import dice
     from brain_cnn.model.tumour_maps import TUMOUR_MAP
 
-    with np.load(args.validation) as d:
-        images, masks, known, sources = d["images"], d["masks"], d["known"], d["sources"]
+    images, masks, known = validation.images, validation.masks, validation.known
+    sources = np.array(validation.sources)
     keep = known & (masks.reshape(len(masks), -1).max(axis=1) > 0)
     images, masks, sources = images[keep], masks[keep, ..., 0] > 127, sources[keep]
     side = images.shape[1]
     print(f"{len(images)} masked validation tumours: "
           + ", ".join(f"{s} {int((sources == s).sum())}" for s in sorted(set(sources))))
-    for path in args.models:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    for path, model in models:
         maps = np.asarray(model.predict(images.astype(np.float32), batch_size=64, verbose=0)[TUMOUR_MAP])[..., 0]
         full = np.stack([cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR) for m in maps])
         print(path)

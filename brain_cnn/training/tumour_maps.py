@@ -38,7 +38,7 @@ from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
 
 __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
-           "counterfactuals", "painted_elsewhere", "paired_twins", "removal_validation", "shipping_epoch",
+           "read_decoded", "counterfactuals", "painted_elsewhere", "paired_twins", "removal_validation", "shipping_epoch",
            "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
@@ -315,12 +315,17 @@ def painted_elsewhere(pairs: DecodedPairs, fraction: float, seed: int = 0) -> De
                   "painted-elsewhere")
 
 
+def read_decoded(path: str | Path) -> DecodedPairs:
+    """A run's decoded split (``decoded-train.npz``, ``decoded-validation.npz``), as :func:`decode_pairs` made it."""
+    with np.load(path) as saved:
+        return DecodedPairs(saved["images"], saved["masks"], saved["labels"], saved["known"],
+                            saved["sources"].tolist(), saved["files"].tolist(), [])
+
+
 def _decoded(cache: Path, samples: list[PairSample], image_size: int) -> DecodedPairs:
     """:func:`decode_pairs`, kept in the run folder so that a resumed run does not decode again."""
     if cache.is_file():
-        with np.load(cache) as saved:
-            return DecodedPairs(saved["images"], saved["masks"], saved["labels"], saved["known"],
-                                saved["sources"].tolist(), saved["files"].tolist(), [])
+        return read_decoded(cache)
     pairs = decode_pairs(samples, image_size)
     np.savez(cache, images=pairs.images, masks=pairs.masks, labels=pairs.labels, known=pairs.known,
              sources=np.array(pairs.sources), files=np.array(pairs.files))
