@@ -162,13 +162,15 @@ class Screened:
     decoded: Any  # DecodedSplit; with the tumour masks when asked for
     probs: np.ndarray  # calibrated (N, K)
     seen: dict[str, str]  # files with a copy in the model's training or validation data, and its kind
-    maps: np.ndarray | None  # the tumour maps (N, S/2, S/2), when masks were asked for
+    masks: Path | None  # where the expert masks came from, when the maps are scored
+    maps: np.ndarray | None  # the tumour maps (N, S/2, S/2), when the maps are scored
 
 
 def screening_pass(loaded, data: str | Path, label_map: str | Path | None = None, splits: list[str] | None = None,
-                   batch_size: int = 64, masks: Path | None = None) -> Screened:
-    """A loaded model's calibrated probabilities on every mapped image of ``data``; with ``masks`` (a tumour-map
-    model), each image's expert mask and the model's tumour map as well.
+                   batch_size: int = 64, masks: str | Path | None = None, score_maps: bool = False) -> Screened:
+    """A loaded model's calibrated probabilities on every mapped image of ``data``; with ``score_maps``, for a
+    tumour-map model, each image's expert mask (from ``masks``, else the data's ``-masks`` folder where there
+    is one: :func:`~brain_cnn.evaluation.map_scores.masks_for`) and the model's tumour map as well.
 
     Raises:
         DatasetError: no label map for the data, a map that does not fit, or a model without a no-tumour class.
@@ -181,6 +183,7 @@ def screening_pass(loaded, data: str | Path, label_map: str | Path | None = None
     if mapping is None:
         raise DatasetError(f"no bundled label map for {found.root.name}; give one with --label-map "
                            "(see brain_cnn/data/label_maps/ for examples)")
+    masks = masks_for(loaded, found.root, masks) if score_maps else None
     rows = screen_data(found, mapping, card.classes, splits)
     samples = [r[0] for r in rows]
     decoded = decode_samples(samples, found.root, sorted({s.label for s in samples}), card.image_size, masks=masks)
@@ -189,7 +192,7 @@ def screening_pass(loaded, data: str | Path, label_map: str | Path | None = None
     _, raw, maps = predict_all(loaded.model, decoded.images, batch_size, card.flip_averaging, card.mixed_precision)
     probs = apply_temperature(raw, card.temperature)
     seen = _seen_in_training(loaded.folder, card, found.root, decoded.files)
-    return Screened(found, mapping, kept, decoded, probs, seen, maps if masks is not None else None)
+    return Screened(found, mapping, kept, decoded, probs, seen, masks, maps if masks is not None else None)
 
 
 def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = None,
@@ -201,22 +204,21 @@ def screening_outputs(loaded, data: str | Path, label_map: str | Path | None = N
     return done.found, done.mapping, done.kept, done.decoded, done.probs, done.seen
 
 
-def _map_scores(done: Screened, masks: Path, sequences: np.ndarray, unseen: np.ndarray) -> dict[str, Any]:
+def _map_scores(done: Screened, sequences: np.ndarray, unseen: np.ndarray) -> dict[str, Any]:
     """Dice and peak inside the tumour on the screened images with a mask: all, by sequence, and (when some
     were trained on) without those."""
-    def scores(keep):
-        return split_map_scores(done.decoded, done.maps, masks, keep)
-
-    everywhere = np.ones(len(unseen), bool)
-    result = {**scores(everywhere)}
     named = sorted(set(sequences))
-    if named != ["unstated"]:
-        result["by_sequence"] = {name: scores(sequences == name) for name in named}
-    if not unseen.all():
-        result["without_training_duplicates"] = {**scores(unseen)}
+
+    def scores(keep):
+        result = split_map_scores(done.decoded, done.maps, done.masks, keep)
         if named != ["unstated"]:
-            result["without_training_duplicates"]["by_sequence"] = {name: scores(unseen & (sequences == name))
-                                                                    for name in named}
+            result["by_sequence"] = {name: split_map_scores(done.decoded, done.maps, done.masks,
+                                                            keep & (sequences == name)) for name in named}
+        return result
+
+    result = scores(np.ones(len(unseen), bool))
+    if not unseen.all():
+        result["without_training_duplicates"] = scores(unseen)
     return result
 
 
@@ -259,8 +261,7 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     loaded = load_model(model_folder)
     folder, card = loaded.folder, loaded.card
     decision = check_decision(card.decision if decision is None else decision)
-    masks = masks_for(loaded, open_data(data).root, masks)
-    done = screening_pass(loaded, data, label_map, splits, batch_size, masks)
+    done = screening_pass(loaded, data, label_map, splits, batch_size, masks, score_maps=True)
     found, mapping, kept, decoded, probs, seen = done.found, done.mapping, done.kept, done.decoded, done.probs, done.seen
     negative = np.array([is_no_tumour(c) for c in card.classes])
     predicted = decide(probs, card.classes, decision)
@@ -296,8 +297,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
         # Listed from the images the figures shown are computed on: those it did not train on.
         "errors": screening_errors(decoded.files, folders, sequences, kinds, called, score, unseen),
     }
-    if masks is not None:
-        report["tumour_maps"] = _map_scores(done, masks, sequences, unseen)
+    if done.masks is not None:
+        report["tumour_maps"] = _map_scores(done, sequences, unseen)
     if seen:
         report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
                                                         folders, unseen)
