@@ -394,10 +394,10 @@ def shipping_epoch(history: list[dict], bar: dict) -> int | None:
     """The epoch (1-based) that replaces a shipped network under the rule of docs/tumour-maps.md; None if none.
 
     ``history``: ``history.csv``'s rows (with :func:`removal_validation`'s columns; ``epoch`` 0-based, as
-    Keras writes it); ``bar``: the shipped network's figures on the same validation (``callback.score``). An epoch qualifies when it is no
-    worse on the intact validation slices (``val_loss``), better on the painted-out validation tumours
-    (``val_painted_out_loss``), and changes at most 5 % of calls when the same shape is painted out
-    elsewhere; of those, the one lowest on the painted-out tumours ships.
+    Keras writes it); ``bar``: the shipped network's figures on the same validation (``callback.score``).
+    An epoch qualifies when it is no worse on the intact validation slices (``val_loss``), better on the
+    painted-out validation tumours (``val_painted_out_loss``), and changes at most 5 % of calls when the
+    same shape is painted out elsewhere; of those, the one lowest on the painted-out tumours ships.
     """
     qualifying = [(float(row["val_painted_out_loss"]), int(row["epoch"]) + 1) for row in history
                   if row.get("val_painted_out_loss") not in (None, "")
@@ -587,6 +587,9 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
 
     out, data = Path(out), Path(data)
     shipping = read_json(out / "shipping.json", default={})
+    chosen_by = ("given" if epoch and epoch != shipping.get("epoch") else
+                 "the rule on the painted-out validation tumours (docs/tumour-maps.md)" if shipping.get("epoch") else
+                 "the lowest validation loss")
     epoch = epoch or shipping.get("epoch")
     # The checkpoint holds the optimizer's state too (three times the weights); the model folder needs the weights.
     chosen = out / "epochs" / f"epoch-{epoch:02d}.keras" if epoch else out / MODEL_FILE
@@ -603,8 +606,7 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
                  "split": manifest.origin, "counts": manifest.counts(), "sources_file": SOURCES_FILE},
         training={**recipe, "epochs_run": len(history), "tumour_map": True,
                   "best_epoch": epoch or (int(np.argmin(losses)) + 1 if losses else None),
-                  "epoch_chosen_by": "the rule on the painted-out validation tumours (docs/tumour-maps.md)" if epoch
-                  else "the lowest validation loss",
+                  "epoch_chosen_by": chosen_by,
                   **({"replaces_the_shipped_network": shipping.get("epoch") is not None,
                       "shipped_network_on_validation": shipping["bar"]} if shipping.get("bar") else {}),
                   "design": "U-Net decoder (Ronneberger et al., 2015) on the VGG-style encoder; P(no tumour) = 1 - "

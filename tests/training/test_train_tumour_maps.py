@@ -105,6 +105,7 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
     assert shipping["bar"] == bar and shipping["epoch"] in (None, 1)
     training = json.loads((second / "card.json").read_text())["training"]
     assert training["replaces_the_shipped_network"] is (shipping["epoch"] is not None)
+    assert training["epoch_chosen_by"].startswith("the rule" if shipping["epoch"] else "the lowest validation loss")
 
 
 def test_counterfactuals_paint_the_tumour_out_and_call_it_no_tumour():
