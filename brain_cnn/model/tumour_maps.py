@@ -25,6 +25,8 @@ the tumour:
 
 from __future__ import annotations
 
+import numpy as np
+
 from brain_cnn.model.network import _conv_bn_relu
 
 __all__ = ["CLASSES", "NORMAL", "PROBABILITIES", "TUMOUR_MAP", "TYPE_FROM", "build_segmenter", "with_type_from",
@@ -182,7 +184,8 @@ def call_accuracy(y_true, y_pred):
 
 def with_type_from(model, type_from: str, image_size: int, width: int):
     """``model`` (a network of :func:`build_segmenter`) rebuilt with its type head seeing ``type_from``, every
-    weight carried over; a type head that saw the slice and the region keeps the rows for the region.
+    weight carried over; the type head keeps the rows for the region (the slice's rows, where the new head has
+    them and the old one had none, start at zero).
 
     Lets a run go on from a shipped network with the other head (``--type-from`` of the training).
     """
@@ -194,8 +197,10 @@ def with_type_from(model, type_from: str, image_size: int, width: int):
             continue
         weights = source.get_weights()
         if layer.name == "tumour_type" and weights[0].shape != layer.get_weights()[0].shape:
-            region_rows = layer.get_weights()[0].shape[0]
-            weights = [weights[0][-region_rows:], weights[1]]  # the region's rows come last (the concatenation)
+            kernel = np.zeros_like(layer.get_weights()[0])
+            rows = min(len(kernel), len(weights[0]))
+            kernel[-rows:] = weights[0][-rows:]  # the region's rows come last (the concatenation)
+            weights = [kernel, weights[1]]
         layer.set_weights(weights)
     return rebuilt
 

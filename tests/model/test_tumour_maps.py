@@ -90,6 +90,10 @@ def test_a_type_head_that_sees_the_tumour_region_alone_keeps_every_other_weight(
     np.testing.assert_allclose(np.asarray(after[TUMOUR_MAP]), np.asarray(before[TUMOUR_MAP]), atol=1e-6)
     kernel = both.get_layer("tumour_type").get_weights()[0]
     np.testing.assert_array_equal(alone.get_layer("tumour_type").get_weights()[0], kernel[kernel.shape[0] // 2:])
+    back = with_type_from(alone, "slice and region", image_size=64, width=8)  # and back: the slice's rows at zero
+    restored = back.get_layer("tumour_type").get_weights()[0]
+    assert not restored[: kernel.shape[0] // 2].any()
+    np.testing.assert_array_equal(restored[kernel.shape[0] // 2:], kernel[kernel.shape[0] // 2:])
     alone.save(tmp_path / "alone.keras")
     assert keras.saving.load_model(tmp_path / "alone.keras", safe_mode=True).get_layer("tumour_type")
     with pytest.raises(ValueError, match="type_from"):
