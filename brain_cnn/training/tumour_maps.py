@@ -29,6 +29,7 @@ from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_m
 from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
 from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
+from brain_cnn.data.pasting import INVERTED_SHARE, paste_tumour
 from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import UnreadableImageError
 from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, TYPE_FROM, build_segmenter,
@@ -38,8 +39,9 @@ from brain_cnn.scan.read import read_scan
 from brain_cnn.training.balance import sample_weights
 
 __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "mapped_pairs", "make_pair_dataset",
-           "read_decoded", "counterfactuals", "painted_elsewhere", "paired_twins", "removal_validation", "shipping_epoch",
-           "train_tumour_maps", "write_model_folder", "SOURCES_FILE"]
+           "read_decoded", "counterfactuals", "painted_elsewhere", "paired_twins", "pasted_tumours", "draw_weights",
+           "epoch_draws", "removal_validation", "shipping_epoch", "train_tumour_maps", "write_model_folder",
+           "SOURCES_FILE"]
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
 SOURCES_FILE = "sources.json"
@@ -154,8 +156,13 @@ def decode_pairs(samples: list[PairSample], image_size: int) -> DecodedPairs:
     )
 
 
-def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0, presence: str = "all"):
+def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed: int = 0, presence: str = "all",
+                      draws: np.ndarray | None = None):
     """A ``tf.data.Dataset`` of (image, {probabilities, tumour_map}, {their sample weights}).
+
+    ``draws`` (training only): the images of each batch, (steps, batch) indices drawn by
+    :func:`epoch_draws`; the balance is then in the draws, and every sample weighs 1. Without it, one
+    pass over ``pairs`` shuffled, each image weighted by its cell.
 
     The call's targets carry, last, the weight of its whether-a-tumour term
     (:func:`~brain_cnn.model.tumour_maps.call_targets`): 1 everywhere in
@@ -182,12 +189,20 @@ def make_pair_dataset(pairs: DecodedPairs, batch_size: int, training: bool, seed
     masked_tumour = pairs.known & (pairs.labels != CLASSES.index("notumor"))
     teaches = ~masked_tumour if training and presence == "except-masked" else np.ones(len(pairs.labels), bool)
     columns = (pairs.images, pairs.masks, call_targets(targets(pairs.labels, CLASSES), teaches),
-               _weights(pairs) if training else np.ones(len(pairs.labels), np.float32),
+               _weights(pairs) if training and draws is None else np.ones(len(pairs.labels), np.float32),
                pairs.known.astype(np.float32))
-    data = tf.data.Dataset.from_tensor_slices(columns).cache()
-    if training:
-        data = data.shuffle(len(pairs.labels), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size)
+    if training and draws is not None:
+        def batches():  # numpy gathers a batch in microseconds; a training step takes about 600 ms
+            for rows in draws:
+                yield tuple(column[rows] for column in columns)
+
+        data = tf.data.Dataset.from_generator(batches, output_signature=tuple(
+            tf.TensorSpec((None,) + column.shape[1:], tf.as_dtype(column.dtype)) for column in columns))
+    else:
+        data = tf.data.Dataset.from_tensor_slices(columns).cache()
+        if training:
+            data = data.shuffle(len(pairs.labels), seed=seed, reshuffle_each_iteration=True)
+        data = data.batch(batch_size)
     geometry = keras.Sequential([layer for layer in augmenter(seed).layers
                                  if not isinstance(layer, (layers.RandomBrightness, layers.RandomContrast))])
     appearance = keras.Sequential([layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
@@ -241,6 +256,43 @@ def _weights(pairs: DecodedPairs) -> np.ndarray:
     return weights
 
 
+PASTED = "pasted"  # the file tag of a pasted slice (:func:`pasted_tumours`)
+
+
+def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0) -> np.ndarray:
+    """How likely each training image is drawn (sums to 1): the cells of :func:`_weights`, and the pasted
+    slices (:func:`pasted_tumours`, last in ``pairs``) as ``pasted_share`` of the draws, balanced over their own
+    (target source, class) cells."""
+    pasted = np.array([f.endswith(f"#{PASTED}") for f in pairs.files], bool)
+    count = int((~pasted).sum())
+    if pasted[:count].any():
+        raise ValueError("the pasted slices must come last")
+    rest = DecodedPairs(pairs.images[:count], pairs.masks[:count], pairs.labels[:count], pairs.known[:count],
+                        pairs.sources[:count], pairs.files[:count], [],
+                        None if pairs.twin_of is None else pairs.twin_of[:count])
+    weights = np.zeros(len(pairs.labels), np.float64)
+    weights[:count] = _weights(rest)
+    weights[:count] /= weights[:count].sum()
+    if pasted.any() and pasted_share > 0:
+        weights[:count] *= 1 - pasted_share
+        extra = sample_weights(pairs.labels[count:], pairs.sources[count:]).astype(np.float64)
+        weights[count:] = pasted_share * extra / extra.sum()
+    return weights / weights.sum()
+
+
+def epoch_draws(weights: np.ndarray, steps: int, batch_size: int, seed: int, first: int, last: int) -> np.ndarray:
+    """The images of every batch of epochs ``first`` to ``last - 1`` (0-based), drawn with replacement by
+    ``weights``: (steps x epochs, batch) indices. Each epoch's draws depend on the seed and the epoch alone, so
+    a resumed run draws what the uninterrupted one would have.
+
+    With fixed steps an epoch costs the same whatever the data holds: an LGG slice, in three sequences, is
+    drawn about as often as any other image of its cell, one sequence at a time, not three times an epoch.
+    """
+    return np.concatenate([np.random.default_rng([seed, epoch]).choice(len(weights), size=(steps, batch_size),
+                                                                       p=weights)
+                           for epoch in range(first, last)]) if last > first else np.zeros((0, batch_size), int)
+
+
 def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
     """``pairs`` plus both twins of ``fraction`` of its tumour images with an expert mask: the tumour painted out
     (no tumour, empty mask) and the same shape painted out elsewhere in the brain (its class and mask kept);
@@ -270,6 +322,58 @@ def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0) -> Decoded
     out = _added(out, kept, elsewhere, pairs.masks[kept], pairs.labels[kept], "painted out elsewhere",
                  "painted-elsewhere")
     out.twin_of = np.concatenate([twin_of, kept, kept]).astype(int)
+    return out
+
+
+def pasted_tumours(pairs: DecodedPairs, count: int, seed: int = 0) -> DecodedPairs:
+    """``pairs`` plus up to ``count`` tumour-free slices with an expert-masked glioma or meningioma of the training
+    images pasted in (:func:`brain_cnn.data.pasting.paste_tumour`): a tumour of the donor's type with the pasted
+    mask, a source of its own ("<target's source> (tumour pasted)"), appended last.
+
+    Donors: every original training tumour with a non-empty expert mask (the 4-class ``Training`` masks, the LGG
+    training patients'); targets: every original tumour-free training slice (the 4-class normals, the 44-class
+    training split's, the LGG tumour-free slices). Each paste draws a donor (data set, class) cell, then a
+    donor, a target source, then a target, all uniformly, and turns the contrast round for a third of them;
+    a pair with no plausible place is skipped.
+    """
+    rng = np.random.default_rng(seed + 3)
+    kept = [CLASSES.index("glioma"), CLASSES.index("meningioma")]
+    original = np.array(["#" not in f for f in pairs.files], bool)
+    donors = [int(i) for i in _masked_tumours(pairs) if original[i] and pairs.labels[i] in kept]
+    targets_ = np.flatnonzero(original & (pairs.labels == CLASSES.index("notumor")))
+    donor_cells = sorted({(pairs.sources[i], int(pairs.labels[i])) for i in donors})
+    by_cell = {cell: [i for i in donors if (pairs.sources[i], int(pairs.labels[i])) == cell] for cell in donor_cells}
+    target_sources = sorted({pairs.sources[i] for i in targets_})
+    by_source = {s: [int(i) for i in targets_ if pairs.sources[i] == s] for s in target_sources}
+    if not donors or not len(targets_) or count <= 0:
+        return pairs
+    plan = []
+    for _ in range(count):
+        cell = donor_cells[rng.integers(len(donor_cells))]
+        source = target_sources[rng.integers(len(target_sources))]
+        plan.append((by_cell[cell][rng.integers(len(by_cell[cell]))], by_source[source][rng.integers(len(by_source[source]))],
+                     bool(rng.random() < INVERTED_SHARE)))
+    needed = sorted({i for donor, target, _ in plan for i in (donor, target)})
+    brains = {}
+    for start in range(0, len(needed), 256):  # the brain masks a batch at a time
+        batch = needed[start:start + 256]
+        brains.update(zip(batch, brain_regions(pairs.images[batch, ..., 0])))
+    chosen, images, masks, labels = [], [], [], []
+    for donor, target, inverted in plan:
+        if brains[donor] is None or brains[target] is None:
+            continue
+        paste = paste_tumour(pairs.images[donor], pairs.masks[donor, ..., 0] > 127, brains[donor],
+                             pairs.images[target], brains[target], rng,
+                             meningioma=pairs.labels[donor] == CLASSES.index("meningioma"), inverted=inverted)
+        if paste is not None:
+            chosen.append(target)
+            images.append(paste.image)
+            masks.append(paste.mask)
+            labels.append(pairs.labels[donor])
+    out = _added(pairs, chosen, images, np.array(masks, np.uint8).reshape((len(chosen),) + pairs.masks.shape[1:]),
+                 np.array(labels, int), "tumour pasted", PASTED)
+    if pairs.twin_of is not None:
+        out.twin_of = np.concatenate([pairs.twin_of, np.full(len(chosen), -1)]).astype(int)
     return out
 
 
@@ -433,7 +537,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       max_steps: int | None = None, start_from: str | Path | None = None,
                       painted_out: float = 0.0, presence: str = "all", painted_out_elsewhere: float = 0.0,
                       paired: float = 0.0, bar_from: str | Path | None = None,
-                      type_from: str | None = None) -> Path:
+                      type_from: str | None = None, steps_per_epoch: int | None = None, pasted: float = 0.0,
+                      pasted_slices: int = 6000, state: str | Path | None = None) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -451,9 +556,19 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     the model folder's (``shipping.json`` says which; with none, the lowest validation loss, marked as not
     replacing it; with no bar, the lowest validation loss). ``type_from``: what the type head sees
     (:data:`~brain_cnn.model.tumour_maps.TYPE_FROM`; None: the first, or ``start_from``'s own).
+
+    ``steps_per_epoch``: an epoch is that many batches drawn by the balance (:func:`epoch_draws`), not a pass
+    over the data. ``pasted``: the share of the draws that are tumour-free slices with a tumour pasted in
+    (:func:`pasted_tumours`, ``pasted_slices`` of them made). ``state``: the run's whole resumable state in one
+    file (:mod:`brain_cnn.training.run_state`), written every epoch; when it exists the run resumes from it,
+    in this run folder or a fresh one (needs ``steps_per_epoch``).
     """
     import keras
 
+    from brain_cnn.training import run_state
+
+    if (state or pasted) and not steps_per_epoch:
+        raise ValueError("a run kept in a state file, or with pasted tumours, draws its epochs: give steps_per_epoch")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -473,13 +588,26 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         decoded["train"] = paired_twins(decoded["train"], paired, seed)
     if painted_out or painted_out_elsewhere or paired:
         print(f"train: {len(decoded['train'].labels)} images with the painted-out counterfactuals", flush=True)
+    if pasted:
+        before = len(decoded["train"].labels)
+        decoded["train"] = pasted_tumours(decoded["train"], pasted_slices, seed)
+        print(f"train: {len(decoded['train'].labels) - before} tumour-free slices with a tumour pasted in "
+              f"(of {pasted_slices} tried), {pasted:.0%} of the draws", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
-              "started_from": str(start_from) if start_from else None, "type_from": type_from}
+              "started_from": str(start_from) if start_from else None, "type_from": type_from,
+              **({"steps_per_epoch": steps_per_epoch} if steps_per_epoch else {}),
+              **({"pasted_share": pasted, "pasted_tried": pasted_slices} if pasted else {})}
+    recipe = json.loads(json.dumps(recipe))  # as a state file gives it back (tuples as lists)
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
+    digest = run_state.data_digest(decoded["train"].files + decoded["validation"].files,
+                                   np.concatenate([decoded["train"].labels, decoded["validation"].labels]))
+    saved = run_state.load_state(state) if state and Path(state).is_file() else None
+    if saved:
+        run_state.check_settings(saved, recipe, digest, Path(state))
     if start_from:
         import brain_cnn.model.layers  # noqa: F401  (registers the custom layers for safe-mode loading)
 
@@ -487,31 +615,70 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     else:
         model = build_segmenter(len(CLASSES), image_size, width, type_from=type_from or TYPE_FROM[0])
     _compile(model, learning_rate)
-    train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence)
+    first = saved["epoch"] if saved else 0
+    if steps_per_epoch:
+        steps = min(steps_per_epoch, max_steps) if max_steps else steps_per_epoch
+        draws = epoch_draws(draw_weights(decoded["train"], pasted), steps, batch_size, seed, first, epochs)
+        train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence, draws=draws)
+    else:
+        steps = None
+        train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence)
     validation = make_pair_dataset(decoded["validation"], batch_size, False)
     if max_steps:  # smoke tests
-        train_data, validation = train_data.take(max_steps), validation.take(max_steps)
+        validation = validation.take(max_steps)
+        train_data = train_data if steps else train_data.take(max_steps)
     removal = removal_validation(decoded["validation"], seed)
-    bar = _bar(out, removal, model if start_from else bar_from)  # the network gone on from, before any change
+    if saved:
+        bar = saved["bar"]
+        if bar:
+            (out / "bar.json").write_text(json.dumps(bar, indent=1))
+    else:
+        bar = _bar(out, removal, model if start_from else bar_from)  # the network gone on from, before any change
     if start_from and type_from:
         model = with_type_from(model, type_from, image_size, width)
         _compile(model, learning_rate)
     callbacks = [
         removal,  # first: the callbacks after it log and checkpoint with its figures
-        keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.ModelCheckpoint(str(out / "epochs" / "epoch-{epoch:02d}.keras")),
         # A fixed schedule over the planned epochs: the run's length is what the machine allows.
         keras.callbacks.LearningRateScheduler(cosine(epochs, learning_rate)),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-        # Last: an epoch is backed up (and so not run again on resuming) only once it is logged and saved.
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
     ]
-    model.fit(train_data, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
-    chosen = shipping_epoch(list(csv.DictReader((out / "history.csv").open())), bar) if bar else None
+    if state:
+        history = saved["history"] if saved else []
+        if saved:
+            run_state.restore(model, saved)
+            run_state.write_history(out / "history.csv", history)
+            print(f"resumed from {state} after epoch {first} of {epochs}", flush=True)
+        keeper = run_state.state_keeper(state, out, recipe, digest, bar, history, shipping_epoch,
+                                        saved["candidate"] if saved else None,
+                                        saved["candidate_epoch"] if saved else None)
+        callbacks.append(keeper)  # last: it saves what the others decided and logged
+    else:
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            # Last: an epoch is backed up (and so not run again on resuming) only once it is logged and saved.
+            keras.callbacks.BackupAndRestore(str(out / "backup")),
+        ]
+    model.fit(train_data, validation_data=validation, epochs=epochs, initial_epoch=first, steps_per_epoch=steps,
+              callbacks=callbacks, verbose=2)
+    history = list(csv.DictReader((out / "history.csv").open()))
+    chosen = shipping_epoch(history, bar) if bar else None
     (out / "shipping.json").write_text(json.dumps({"bar": bar, "epoch": chosen}, indent=1))
     print(f"by the rule of docs/tumour-maps.md: epoch {chosen} (None: no epoch replaces the shipped network)",
           flush=True)
-    write_model_folder(out, data, epoch=chosen)
+    if state:
+        # An epoch of an earlier session has no file here: the state kept the rule's epoch, or the last.
+        epoch = chosen or len(history)
+        kept = out / "epochs" / f"epoch-{epoch:02d}.keras"
+        if not kept.is_file():
+            kept.parent.mkdir(exist_ok=True)
+            if chosen:
+                model.set_weights(keeper.candidate)
+            model.save(kept)
+        write_model_folder(out, data, epoch=epoch)
+    else:
+        write_model_folder(out, data, epoch=chosen)
     return out
 
 
@@ -668,6 +835,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epoch", type=int,
                         help="with --model-folder-only: ship this epoch's weights (epochs/epoch-NN.keras); by default the "
                              "run's shipping.json's choice, else the lowest validation loss")
+    parser.add_argument("--steps-per-epoch", type=int,
+                        help="an epoch is this many batches drawn by the (data set, class) balance, not a pass over "
+                             "the data")
+    parser.add_argument("--pasted", type=float, default=0.0,
+                        help="share of the draws that are tumour-free training slices with an expert-masked tumour "
+                             "pasted in (needs --steps-per-epoch)")
+    parser.add_argument("--pasted-slices", type=int, default=6000, help="how many pasted slices to make")
+    parser.add_argument("--state", help="the run's resumable state in one file, written every epoch; the run "
+                                        "resumes from it when it exists (needs --steps-per-epoch)")
     parser.add_argument("--presence", choices=PRESENCE, default="all",
                         help="which training images the call teaches whether there is a tumour, through the map's "
                              "peak: all, or all but the tumours with an expert mask")
@@ -679,7 +855,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out,
                       presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere,
                       paired=args.paired_twins, bar_from=args.bar_from,
-                      type_from=args.type_from)
+                      type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
+                      pasted_slices=args.pasted_slices, state=args.state)
     return 0
 
 

@@ -190,3 +190,80 @@ def test_the_card_says_which_twins_a_run_trained_with():
     assert "50% of the masked training tumours painted out as no tumour" in _twins_sentence({"painted_out": 0.5})
     paired = _twins_sentence({"paired_twins": 1.0, "painted_out": 0.0})
     assert "elsewhere" in paired and "each weighing what its original weighs" in paired
+
+
+def test_a_run_kept_in_one_state_file_resumes_in_a_fresh_folder_where_it_stopped(tmp_path, monkeypatch):
+    import csv
+
+    import brain_cnn.training.tumour_maps as segmentation
+    from brain_cnn.errors import BrainCnnError
+    from brain_cnn.training.run_state import load_state
+
+    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed: ({"train": [], "validation": []}, {}))
+
+    def decoding(samples, size):  # each run folder decodes again, as a fresh clone does
+        return pairs(8) if not decoding.odd else pairs(4, lesion=10)
+
+    decoding.odd = False
+
+    def decode(samples, size):
+        made = decoding(samples, size)
+        decoding.odd = not decoding.odd
+        return made
+
+    monkeypatch.setattr(segmentation, "decode_pairs", decode)
+    state = tmp_path / "state.npz"
+    settings = dict(image_size=64, width=8, batch_size=4, steps_per_epoch=2, state=state, bar_from=None)
+    train_tumour_maps(tmp_path, tmp_path / "first", epochs=2, **settings)
+    saved = load_state(state)
+    assert saved["epoch"] == 2 and len(saved["history"]) == 2 and saved["bar"] is None
+    monkeypatch.setattr(segmentation, "_bar", lambda *args: None)
+    with pytest.raises(BrainCnnError, match="epochs 2, now 3"):  # the plan is part of the recipe
+        train_tumour_maps(tmp_path, tmp_path / "fresh", epochs=3, **settings)
+    out = train_tumour_maps(tmp_path, tmp_path / "fresh", epochs=2, **settings)  # done: nothing left to train
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]  # the first folder's epochs, carried by the state file
+    assert (out / "epochs" / "epoch-02.keras").is_file() and (out / "card.json").is_file()
+    import keras
+
+    shipped = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
+    assert all(np.array_equal(a, b) for a, b in zip(shipped.get_weights(), saved["weights"]))
+
+
+def test_a_run_stopped_mid_way_goes_on_from_its_state_with_the_next_epochs_draws(tmp_path, monkeypatch):
+    import csv
+
+    import brain_cnn.training.tumour_maps as segmentation
+    from brain_cnn.training import run_state
+
+    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed: ({"train": [], "validation": []}, {}))
+    made = iter([pairs(8), pairs(4, lesion=10), pairs(8), pairs(4, lesion=10)])
+    monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(made))
+    keeper = run_state.state_keeper
+
+    def stopping_after_one(*args, **kwargs):  # a session that ends after the first epoch
+        callback = keeper(*args, **kwargs)
+        saving = callback.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            saving(epoch, logs)
+            callback.model.stop_training = True
+
+        callback.on_epoch_end = on_epoch_end
+        return callback
+
+    monkeypatch.setattr(run_state, "state_keeper", stopping_after_one)
+    state = tmp_path / "state.npz"
+    settings = dict(epochs=3, image_size=64, width=8, batch_size=4, steps_per_epoch=2, state=state, bar_from=None)
+    train_tumour_maps(tmp_path, tmp_path / "first", **settings)
+    assert run_state.load_state(state)["epoch"] == 1
+    monkeypatch.setattr(run_state, "state_keeper", keeper)
+    out = train_tumour_maps(tmp_path, tmp_path / "fresh", **settings)
+    saved = run_state.load_state(state)
+    assert saved["epoch"] == 3
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    # The schedule went on where it stopped: the warm-up epoch's rate, then the cosine's.
+    assert float(rows[0]["learning_rate"]) < float(rows[1]["learning_rate"])
+    assert [int(value) for name, value in saved["optimizer"] if name.endswith("iteration")] == [6]  # 3 x 2 steps
+    assert not (tmp_path / "fresh" / "epochs" / "epoch-01.keras").exists()  # only the first folder saw epoch 1

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from brain_cnn.errors import BrainCnnError
+from brain_cnn.training.run_state import (check_settings, data_digest, from_bfloat16, load_state, restore,
+                                          save_state, to_bfloat16)
+from brain_cnn.training.tumour_maps import DecodedPairs, draw_weights, epoch_draws
+
+
+def test_bfloat16_keeps_the_exponent_and_eight_bits_of_the_mantissa():
+    values = np.array([1e-30, 3.14159, -2.5e-8, 6.0e4, 0.0], np.float32)
+    back = from_bfloat16(to_bfloat16(values))
+    assert np.allclose(back, values, rtol=2 ** -8, atol=0) and back[0] > 0  # no underflow where float16 would
+
+
+def _model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=2, verbose=0)
+    return model
+
+
+def test_a_saved_state_restores_weights_and_optimizer_into_a_new_network(tmp_path):
+    model = _model()
+    history = [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]
+    save_state(tmp_path / "s.npz", model, 2, {"a": [1, 2]}, history, {"val_loss": 1.0}, "d", model.get_weights(), 2)
+    state = load_state(tmp_path / "s.npz")
+    assert state["epoch"] == 2 and state["history"] == history and state["settings"] == {"a": [1, 2]}
+    assert state["candidate_epoch"] == 2 and len(state["candidate"]) == 4
+    import keras
+
+    fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    fresh.compile(keras.optimizers.Adam(1e-2), "mse")
+    restore(fresh, state)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), model.get_weights()))
+    assert int(fresh.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) == 2
+    moments = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    for old, new in zip(moments, [v for v in fresh.optimizer.variables if v.path in {m.path for m in moments}]):
+        assert np.allclose(old.numpy(), new.numpy(), rtol=2 ** -8)
+
+
+def test_a_damaged_state_and_another_recipe_or_data_are_refused(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"not a state")
+    with pytest.raises(BrainCnnError, match="cannot be read"):
+        load_state(tmp_path / "bad.npz")
+    model = _model()
+    save_state(tmp_path / "s.npz", model, 1, {"epochs": 9, "seed": 1}, [], None, "abc", None, None)
+    state = load_state(tmp_path / "s.npz")
+    check_settings(state, {"epochs": 9, "seed": 1}, "abc", tmp_path)
+    with pytest.raises(BrainCnnError, match="seed 1, now 2"):
+        check_settings(state, {"epochs": 9, "seed": 2}, "abc", tmp_path)
+    with pytest.raises(BrainCnnError, match="other data"):
+        check_settings(state, {"epochs": 9, "seed": 1}, "xyz", tmp_path)
+    assert data_digest(["a", "b"], np.array([0, 1])) != data_digest(["a", "b"], np.array([0, 2]))
+
+
+def _pairs(labels, sources, files):
+    n = len(labels)
+    return DecodedPairs(np.zeros((n, 4, 4, 1), np.uint8), np.zeros((n, 4, 4, 1), np.uint8), np.array(labels),
+                        np.ones(n, bool), sources, files, [])
+
+
+def test_draws_balance_the_cells_and_give_the_pasted_slices_their_share():
+    pairs = _pairs([0, 0, 0, 2, 0, 2, 0], ["a", "a", "a", "a", "b", "b (tumour pasted)", "b (tumour pasted)"],
+                   ["1", "2", "3", "4", "5", "6#pasted", "7#pasted"])
+    weights = draw_weights(pairs, 0.2)
+    assert np.isclose(weights.sum(), 1) and np.isclose(weights[5:].sum(), 0.2)
+    assert np.isclose(weights[:3].sum(), weights[3]) and np.isclose(weights[3], weights[4])  # three cells of 0.8/3
+    assert np.isclose(weights[5], weights[6])
+    with pytest.raises(ValueError, match="last"):
+        draw_weights(_pairs([0, 0], ["a", "a"], ["1#pasted", "2"]), 0.2)
+
+
+def test_each_epochs_draws_depend_on_the_seed_and_the_epoch_alone():
+    weights = np.full(10, 0.1)
+    whole = epoch_draws(weights, 3, 4, seed=5, first=0, last=4)
+    resumed = epoch_draws(weights, 3, 4, seed=5, first=2, last=4)
+    assert whole.shape == (12, 4) and np.array_equal(whole[6:], resumed)
+    assert not np.array_equal(whole[:3], whole[3:6])
+    assert epoch_draws(weights, 3, 4, seed=5, first=4, last=4).shape == (0, 4)
