@@ -12,25 +12,33 @@ an URL path [...] sometimes it completely switch back to MPAv1").
 
 import streamlit as st
 
+from brain_cnn.app_access import admit, sidebar_identity
 from brain_cnn.app_support import DISCLAIMER, choose_model, keep_models_between_reruns, model_service
 
 keep_models_between_reruns()
 st.set_page_config(page_title="brain-cnn", page_icon=":material/neurology:", layout="wide")
+granted = admit()  # the login, or the local single-user mode; stops here for anyone not let in
 
-pages = [
-    st.Page("app_pages/diagnose.py", title="Diagnose", icon=":material/radiology:", default=True),
-    st.Page("app_pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
-    st.Page("app_pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
-    st.Page("app_pages/model_card.py", title="Model card", icon=":material/description:"),
-    st.Page("app_pages/audit_log.py", title="Audit log", icon=":material/history:"),
-]
-navigation = st.navigation(pages)
+pages = {
+    "diagnose": dict(title="Diagnose", icon=":material/radiology:"),
+    "evaluation": dict(title="Evaluation", icon=":material/monitoring:"),
+    "dataset": dict(title="Dataset", icon=":material/photo_library:"),
+    "model_card": dict(title="Model card", icon=":material/description:"),
+    "audit_log": dict(title="Audit log", icon=":material/history:"),
+}
+shown = granted.pages
+navigation = st.navigation([st.Page(f"app_pages/{page}.py", default=page == shown[0], **pages[page])
+                            for page in shown])
 st.session_state["model_folder"] = choose_model()
-if st.session_state["model_folder"] is not None:
+if st.session_state["model_folder"] is not None and granted.may_see("diagnose"):
     # Loads in the background (once per process) while the user picks a file.
     model_service(str(st.session_state["model_folder"]))
-st.session_state["audit_on"] = st.sidebar.toggle(
-    "Record assessments in the audit log", value=st.session_state.get("audit_on", True),
-    help="Time, input checksum, model and result; never the image or patient data")
+if granted.may_stop_recording:
+    st.session_state["audit_on"] = st.sidebar.toggle(
+        "Record assessments in the audit log", value=st.session_state.get("audit_on", True),
+        help="User, address, time, input checksum, model and result; never the image or patient data")
+else:
+    st.session_state["audit_on"] = True
+sidebar_identity(granted)
 st.sidebar.caption(DISCLAIMER)
 navigation.run()

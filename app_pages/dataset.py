@@ -3,8 +3,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from brain_cnn.app_support import default_data_dir
+from brain_cnn.app_support import PROJECT, default_data_dir, models_dir
 from brain_cnn.data.leakage import KINDS, audit_folders
+from brain_cnn.data.roots import confine, data_roots
 from brain_cnn.data.summary import summarise
 from brain_cnn.errors import BrainCnnError
 
@@ -17,18 +18,27 @@ if folder is not None:
     trained_on = card_for(folder).dataset.get("name")
     if trained_on and (default_data_dir(trained_on)).is_dir():
         suggested = default_data_dir(trained_on)
-path = st.text_input("Data folder (ROOT/<split>/<class>/* or ROOT/<class>/*)", value=str(suggested))
+roots = data_roots([default_data_dir(), PROJECT.parent / "shared" / "data"], models_dir(), PROJECT)
+typed = st.text_input("Data folder (ROOT/<split>/<class>/* or ROOT/<class>/*)", value=str(suggested),
+                      help="A folder in one of this installation's data folders: "
+                           + (", ".join(str(root) for root in roots) or "none (set BRAIN_CNN_DATA)"))
+path = confine(typed, roots)
+if path is None:
+    st.info("No data set to show: only this installation's data folders can be browsed (BRAIN_CNN_DATA, the "
+            "shared data folder, the folders the model cards name).")
+    st.stop()
+path = str(path)
 
 
-@st.cache_data(show_spinner="Reading the folder ...")
+@st.cache_data(show_spinner="Reading the folder ...", max_entries=8, ttl=3600)
 def cached_summary(path: str):
     return summarise(path)
 
 
 try:
     summary = cached_summary(path)
-except BrainCnnError as error:
-    st.info(f"No data set to show: {error}. Set BRAIN_CNN_DATA or type the path of a folder-per-class data set.")
+except BrainCnnError:
+    st.info("No data set to show in that folder: it holds no folder-per-class data set.")
     st.stop()
 
 counts = summary.counts()

@@ -136,12 +136,26 @@ def test_every_page_renders(app):
 def test_dataset_page_with_a_folder(app, tmp_path):
     from conftest import write_class_folder
 
-    write_class_folder(tmp_path / "set", {"notumor": 3, "tumor": 3})
+    write_class_folder(tmp_path / "no-data-here" / "set", {"notumor": 3, "tumor": 3})  # in BRAIN_CNN_DATA
     at = switch(app.run(), "dataset")
-    at.text_input[0].set_value(str(tmp_path / "set")).run()
+    at.text_input[0].set_value(str(tmp_path / "no-data-here" / "set")).run()
     assert not at.exception
     assert "6 images in 2 classes" in at.caption[0].value
     assert {"**notumor**", "**tumor**"} <= {m.value for m in at.markdown}  # example grid headings
+
+
+@pytest.mark.parametrize("typed", ["/", "/etc", "{data}/../..", "{data}/../outside", "relative/path"])
+def test_the_dataset_page_reads_only_the_data_folders(app, tmp_path, typed):
+    from conftest import write_class_folder
+
+    write_class_folder(tmp_path / "outside", {"notumor": 2, "tumor": 2})  # a data set, but not in a data root
+    (tmp_path / "no-data-here").mkdir(exist_ok=True)
+    at = switch(app.run(), "dataset")
+    at.text_input[0].set_value(typed.format(data=tmp_path / "no-data-here")).run()
+    assert not at.exception
+    assert not at.caption or "images in" not in at.caption[0].value
+    shown = " ".join(i.value for i in at.info)
+    assert "only this installation's data folders" in shown and "outside" not in shown
 
 
 def test_no_models_is_a_clear_message(monkeypatch, tmp_path):

@@ -44,13 +44,15 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "-
 
 
 @contextlib.contextmanager
-def streamlit_server(models: Path, audit: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`streamlit run app.py` over the model folders in ``models`` on a free localhost port: (URL, process)."""
-    port = free_port()
+def streamlit_server(models: Path, audit: Path, port: int | None = None,
+                     extra: list[str] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run app.py` over the model folders in ``models`` on a free localhost port (or ``port``), with
+    ``extra`` command-line options: (URL, process)."""
+    port = port or free_port()
     env = {**os.environ, "BRAIN_CNN_MODELS": str(models), "TF_CPP_MIN_LOG_LEVEL": "3", "BRAIN_CNN_AUDIT": str(audit)}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", *extra],
         cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

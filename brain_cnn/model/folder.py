@@ -84,8 +84,15 @@ def _load_members(folder: Path, card: ModelCard) -> Any:
             or disagrees with the ensemble's classes or input size.
     """
     loaded = []
+    home = folder.resolve().parent
     for entry in card.members:
-        member = load_model(folder / entry["folder"])
+        # A card names its members as sibling folders of the same models folder, never anything else on the
+        # server's disk (a crafted card would otherwise load whatever folder it names).
+        place = (folder / str(entry.get("folder", ""))).resolve()
+        if Path(str(entry.get("folder", ""))).is_absolute() or place.parent != home or place == folder.resolve():
+            raise ModelFolderError(f"{folder.name}: an ensemble's members must be folders beside it in the same "
+                                   f"models folder, not {entry.get('folder')!r}")
+        member = load_model(place)
         check_member(card, member.card, entry, folder.name)
         loaded.append(member)
     if members_digest([m.card.sha256 for m in loaded]) != card.sha256:

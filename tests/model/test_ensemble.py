@@ -154,3 +154,18 @@ def test_tumour_map_networks_are_refused_as_members(tiny_map_model, tmp_path):
     second = shutil.copytree(tiny_map_model, tmp_path / "second")
     with pytest.raises(ModelFolderError, match="first is a tumour-map network; an ensemble averages classifiers"):
         make_ensemble([first, second], tmp_path / "both")
+
+
+@pytest.mark.parametrize("member", ["/etc", "../../outside", "../both", "../first/../../outside"])
+def test_a_card_naming_members_outside_its_models_folder_is_refused(tiny_model, tmp_path, member):
+    models = tmp_path / "models"
+    models.mkdir()
+    first = shutil.copytree(tiny_model, models / "first")
+    second = shutil.copytree(tiny_model, models / "second")
+    both = make_ensemble([first, second], models / "both")
+    shutil.copytree(tiny_model, tmp_path / "outside")  # a valid model folder, but not in the models folder
+    card = json.loads((both / CARD_FILE).read_text())
+    card["members"][1]["folder"] = member
+    (both / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelFolderError, match="beside it in the same models folder"):
+        load_model(both)
