@@ -48,7 +48,7 @@ from brain_cnn.model.tumour_maps import CLASSES, PROBABILITIES, TUMOUR_MAP
 from brain_cnn.scan.sequences import sequence_of
 from brain_cnn.training.tumour_maps import SOURCES_FILE, decode_pairs, mapped_pairs
 
-__all__ = ["resolution_ceiling", "removal", "decision_of",
+__all__ = ["resolution_ceiling", "removal", "outline_agreement", "decision_of",
            "measure_tumour_maps"]
 
 NOTUMOR = CLASSES.index("notumor")
@@ -149,11 +149,15 @@ def _screening(decoded, outputs: tuple[np.ndarray, np.ndarray], by_sequence: boo
     result = {"overall": group_screening(kinds, called, score), "left_out_as_copies": int((~keep).sum()),
               "map_peak_rule": group_screening(kinds, peak > 0.5, peak)}
     if by_sequence:
-        folders = [Path(f).parent.name for f in decoded.files]
-        sequences = np.array([sequence_of(folder) or "unstated" for folder in folders])[keep]
+        sequences = _sequences(decoded)[keep]
         result["by_sequence"] = {s: group_screening(kinds[sequences == s], called[sequences == s],
                                                     score[sequences == s]) for s in sorted(set(sequences))}
     return result
+
+
+def _sequences(decoded) -> np.ndarray:
+    """Each decoded image's MRI sequence, from its class folder's name ("unstated" where it says none)."""
+    return np.array([sequence_of(Path(f).parent.name) or "unstated" for f in decoded.files])
 
 
 def _seen(record: dict[str, Any], data: Path) -> ImageHashes:
@@ -170,6 +174,37 @@ def _unseen(root: Path, decoded, seen: ImageHashes) -> np.ndarray:
     paths = [f.split("/", 1)[1] for f in decoded.files]
     copies = files_with_copies(hash_samples(root, [Sample(path, "") for path in paths]), seen)
     return np.array([path not in copies for path in paths])
+
+
+def outline_agreement(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+                      keep: np.ndarray | None = None) -> dict[str, Any]:
+    """Whether the outline (the map at 0.5, brought up to the input) agrees with the truth, per group (sequence).
+
+    On no-tumour slices: the share with any outline at all (an outline drawn where the data says there is no
+    tumour: ventricles, fat, skull). On tumour slices with a non-empty expert mask: the share with no outline,
+    and the share whose outline covers no masked pixel (it circles something else).
+    """
+    keep = np.ones(len(labels), bool) if keep is None else keep
+    groups = np.full(len(labels), "all") if groups is None else np.asarray(groups)
+    side = masks.shape[1]
+    outlined, misses = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
+    for i, found in enumerate(maps[..., 0]):
+        full = cv2.resize(found, (side, side), interpolation=cv2.INTER_LINEAR) > 0.5
+        outlined[i] = full.any()
+        misses[i] = outlined[i] and not (full & (masks[i, ..., 0] > 127)).any()
+    normal = labels == NOTUMOR
+    masked = ~normal & (masks.reshape(len(masks), -1).max(axis=1) > 127)
+
+    def share(flags, among):
+        return {"share": round(float(flags[among].mean()), 4) if among.any() else None, "of": int(among.sum())}
+
+    out = {}
+    for group in sorted(set(groups[keep].tolist())):
+        here = keep & (groups == group)
+        out[group] = {"no_tumour_slices_with_an_outline": share(outlined, here & normal),
+                      "masked_tumours_without_an_outline": share(~outlined, here & masked),
+                      "masked_tumours_whose_outline_misses_the_tumour": share(misses, here & masked)}
+    return out
 
 
 def decision_of(run: str | Path) -> str:
@@ -204,6 +239,8 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     report["official_test_masks"] = map_scores(maps[with_mask], decoded.masks[with_mask])
     report["official_test_masks"]["resolution_ceiling"] = resolution_ceiling(decoded.masks[with_mask],
                                                                              decoded.labels[with_mask])
+    report["official_test_outlines"] = outline_agreement(maps, decoded.masks, decoded.labels,
+                                                         keep=with_mask | (decoded.labels == NOTUMOR))
     report["official_test_removal"] = removal(model, decoded.images[with_mask], decoded.masks[with_mask],
                                               decision=decision)
     seen = _seen(record, data)  # every image it trained or validated on, of every source
@@ -220,6 +257,7 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     probabilities, maps = _predict(model, decoded.images)
     report["lgg_test_masks"] = map_scores(maps, decoded.masks)
     report["lgg_test_screening"] = _screening(decoded, (probabilities, maps), True, decision=decision)
+    report["lgg_test_outlines"] = outline_agreement(maps, decoded.masks, decoded.labels, _sequences(decoded))
 
     # The other held-out sources share images with the training sources: count only those with no copy there.
     yes_no = discover(data / "brain-tumor-yes-no")
@@ -229,8 +267,12 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
     c44 = discover(data / "brain-tumor-44c")
     held = set(record["brain-tumor-44c"]["test"])
     decoded = decode_pairs(mapped_pairs(c44.root, [s for s in c44.splits["all"] if s.path in held], "brain-tumor-44c"), size)
-    report["c44_test_screening"] = _screening(decoded, _predict(model, decoded.images), True,
-                                              _unseen(c44.root, decoded, seen), decision)
+    outputs = _predict(model, decoded.images)
+    unseen = _unseen(c44.root, decoded, seen)
+    report["c44_test_screening"] = _screening(decoded, outputs, True, unseen, decision)
+    # No masks here: only the normals tell whether an outline lands on normal anatomy (T2's bright ventricles).
+    report["c44_test_outlines"] = outline_agreement(outputs[1], decoded.masks, decoded.labels, _sequences(decoded),
+                                                    unseen)
     write_json(run / TUMOUR_MAPS_FILE, report)
     if (run / EVALUATION_FILE).is_file():  # a model folder already evaluated: its card's limitations take these in
         record_evaluation(run, read_json(run / EVALUATION_FILE))
@@ -268,7 +310,16 @@ def main(argv: list[str] | None = None) -> int:
         print(_line("all, by the map's peak alone", report[name]["map_peak_rule"]))
         for sequence, group in report[name].get("by_sequence", {}).items():
             print(_line(sequence, group))
+    for name in ("official_test_outlines", "lgg_test_outlines", "c44_test_outlines"):
+        print(f"{name}:")
+        for sequence, group in report[name].items():
+            print("  " + sequence + ": " + "; ".join(f"{key.replace('_', ' ')} {_share(value)}"
+                                                      for key, value in group.items() if value["of"]))
     return 0
+
+
+def _share(value: dict[str, Any]) -> str:
+    return f"{value['share']:.1%} of {value['of']}"
 
 
 if __name__ == "__main__":

@@ -77,3 +77,23 @@ def test_the_removal_test_on_a_network_that_finds_the_lesion(tiny_map_model):
     assert result["call_changed_when_elsewhere_painted_out"] <= 0.25
     medians = result["map_pixels_above_half_median"]
     assert medians["painted_out"] < medians["intact"]
+
+
+def test_outline_agreement_counts_outlines_on_normals_and_outlines_beside_the_tumour():
+    from brain_cnn.evaluation.tumour_maps import outline_agreement
+    from brain_cnn.model.tumour_maps import CLASSES
+
+    normal, glioma = CLASSES.index("notumor"), CLASSES.index("glioma")
+    masks = np.zeros((5, 8, 8, 1), np.uint8)
+    masks[2:, 1:3, 1:3] = 255  # three tumours in the top-left corner
+    maps = np.zeros((5, 4, 4, 1), np.float32)
+    maps[1, 3, 3] = 0.9  # a normal slice outlined
+    maps[2, 0, 0] = 0.9  # on the tumour
+    maps[3, 3, 3] = 0.9  # beside it
+    labels = np.array([normal, normal, glioma, glioma, glioma])
+    found = outline_agreement(maps, masks, labels, np.array(["T2", "T2", "T2", "T2", "T1"]))
+    assert found["T2"]["no_tumour_slices_with_an_outline"] == {"share": 0.5, "of": 2}
+    assert found["T2"]["masked_tumours_whose_outline_misses_the_tumour"] == {"share": 0.5, "of": 2}
+    assert found["T2"]["masked_tumours_without_an_outline"] == {"share": 0.0, "of": 2}
+    assert found["T1"]["masked_tumours_without_an_outline"] == {"share": 1.0, "of": 1}
+    assert found["T1"]["no_tumour_slices_with_an_outline"] == {"share": None, "of": 0}
