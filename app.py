@@ -13,7 +13,18 @@ an URL path [...] sometimes it completely switch back to MPAv1").
 import streamlit as st
 
 from brain_cnn.app_access import admit, sidebar_identity
-from brain_cnn.app_support import DISCLAIMER, choose_model, keep_models_between_reruns, model_service
+from brain_cnn.app_support import DISCLAIMER, audit_identity, choose_model, keep_models_between_reruns, model_service
+from brain_cnn.reports.audit import record_event
+
+
+def record_switch() -> None:
+    """Switching the trail off or on is itself recorded."""
+    on = st.session_state["audit_switch"]
+    try:
+        record_event("recording on" if on else "recording off", **audit_identity())
+    except OSError as error:
+        st.sidebar.warning(f"The audit trail could not be written ({error}).")
+
 
 keep_models_between_reruns()
 st.set_page_config(page_title="brain-cnn", page_icon=":material/neurology:", layout="wide")
@@ -36,6 +47,7 @@ if st.session_state["model_folder"] is not None and granted.may_see("diagnose"):
 if granted.may_stop_recording:
     st.session_state["audit_on"] = st.sidebar.toggle(
         "Record assessments in the audit log", value=st.session_state.get("audit_on", True),
+        on_change=record_switch, key="audit_switch",
         help="User, address, time, input checksum, model and result; never the image or patient data")
 else:
     st.session_state["audit_on"] = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 import sys
 import threading
 from concurrent.futures import Future
@@ -270,6 +271,20 @@ def assess_series_upload(folder: str | Path, files: list[tuple[str, bytes]]) -> 
     return case
 
 
+def audit_identity() -> dict[str, Any]:
+    """Who and from where, for the audit trail: the logged-in user (or the local user), the client's address,
+    this session, and the trail's key from the secrets (``[brain_cnn] audit_key``) where one is set."""
+    from brain_cnn.app_access import app_settings, current_access
+
+    try:  # Streamlit gives None for a connection from this machine (127.0.0.1 or ::1)
+        address = st.context.ip_address or "localhost"
+    except Exception:  # noqa: BLE001  (no request context)
+        address = None
+    session = st.session_state.setdefault("_audit_session", uuid.uuid4().hex[:16])
+    return {"user": current_access().user, "address": address, "session": session,
+            "key": app_settings().get("audit_key")}
+
+
 def _audit_once(folder: str | Path, case: CaseAssessment) -> None:
     """Append the assessment to the audit trail once per session, unless the user switched it off."""
     if not st.session_state.get("audit_on", True):
@@ -280,7 +295,7 @@ def _audit_once(folder: str | Path, case: CaseAssessment) -> None:
     if key in logged:
         return
     try:
-        audit.record(audit_entry(case, card.name, card.sha256))
+        audit.record(audit_entry(case, card.name, card.sha256), **audit_identity())
         logged.add(key)
     except OSError as error:
         st.sidebar.warning(f"The audit trail could not be written ({error}).")

@@ -63,5 +63,8 @@ client_kwargs = {{ scope = "openid email profile" }}
             browser.close()
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
     assessed = [line for line in lines if line.get("user") == user]
-    assert assessed and assessed[-1]["address"] in ("127.0.0.1", "::1")
+    assert assessed and assessed[-1]["address"] == "localhost" and assessed[-1]["session"]
+    from brain_cnn.reports.audit import verify
+
+    assert verify(audit).intact
     assert "phantom-scan" not in audit.read_text()  # a case label, never the file name

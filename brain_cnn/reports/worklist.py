@@ -8,7 +8,17 @@ from typing import Any
 
 from brain_cnn.inference.assessment import CaseAssessment
 
-__all__ = ["worklist_row", "worklist_csv", "audit_entry"]
+__all__ = ["worklist_row", "worklist_csv", "audit_entry", "case_label", "SESSION_ONLY"]
+
+# Columns shown in the session but never written to a download: a file name can carry a patient's name.
+SESSION_ONLY = ("file",)
+# A cell a spreadsheet would run as a formula (OWASP, CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def case_label(case: CaseAssessment) -> str:
+    """How a case is named in what leaves the session: the prefix of its input's SHA-256."""
+    return case.sha256[:12]
 
 
 def worklist_row(case: CaseAssessment) -> dict[str, Any]:
@@ -21,6 +31,7 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
     chosen = case.overall()
     row = {
         "file": case.name,
+        "case": case_label(case),
         "slices": len(case.slices),
         "slice": chosen.label_text if case.is_volume else "",
         "sequence": case.sequence or "",  # a "no tumour" on a sequence the model misses tumours on reads differently
@@ -37,13 +48,22 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
     return row
 
 
+def _cell(value: Any) -> Any:
+    """A value as a CSV cell that no spreadsheet runs: text starting like a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def worklist_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV, without the session-only columns (:data:`SESSION_ONLY`), every column any row has."""
     if not rows:
         return ""
+    fields = [name for name in dict.fromkeys(k for row in rows for k in row) if name not in SESSION_ONLY]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
@@ -51,7 +71,7 @@ def audit_entry(case: CaseAssessment, model_name: str, model_sha256: str) -> dic
     """What the audit trail keeps of an assessment: no image, no identifiers; a tumour-map model's outlined area
     too, as it was shown."""
     row = worklist_row(case)
-    entry = {"input_sha256": case.sha256, "kind": case.kind, "slices": row["slices"], "model": model_name,
+    entry = {"case": case_label(case), "input_sha256": case.sha256, "kind": case.kind, "slices": row["slices"], "model": model_name,
              "model_sha256": model_sha256, "sequence": row["sequence"], "result": row["class"] or "cannot assess",
              "probability": row["probability"], "flags": row["flags"]}
     if case.has_map:
