@@ -280,6 +280,7 @@ def audit_identity() -> dict[str, Any]:
         address = st.context.ip_address or "localhost"
     except Exception:  # noqa: BLE001  (no request context)
         address = None
+    address = address if isinstance(address, str) else None  # AppTest's context is a stand-in object
     session = st.session_state.setdefault("_audit_session", uuid.uuid4().hex[:16])
     return {"user": current_access().user, "address": address, "session": session,
             "key": app_settings().get("audit_key")}
