@@ -84,10 +84,85 @@ def is_nifti(data: bytes, name: str = "") -> bool:
 # --- DICOM -----------------------------------------------------------------
 
 
+_DEFLATED_UID = b"1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
+_CHUNK = 2**20  # inflate ZIP members and deflated DICOM in 1 MB steps, each step counted
+
+
+def _inflated_size(stream: memoryview, limit: int, name: str) -> int:
+    """Bytes a raw deflate stream inflates to, counted in 1 MB steps that are dropped; refused past ``limit``."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    size = 0
+    try:
+        while not inflater.eof:
+            step = inflater.decompress(stream, _CHUNK)
+            if not step:  # all input used and no end of stream
+                raise UnreadableImageError(f"{name}: the deflated DICOM data is truncated (the file was cut off)")
+            size += len(step)
+            if size > limit:
+                raise UnreadableImageError(f"{name}: the deflated DICOM data unpacks to over {limit // 2**20} MB, "
+                                           "over the size limit")
+            stream = inflater.unconsumed_tail
+    except zlib.error:
+        raise UnreadableImageError(f"{name}: the deflated DICOM data is corrupt") from None
+    return size
+
+
+def _inflate_dicom(data: bytes, name: str, limit: int = MAX_BYTES) -> bytes:
+    """A DICOM file in the Deflated Explicit VR Little Endian transfer syntax, inflated against ``limit`` and
+    rewritten as Explicit VR Little Endian; any other file as is.
+
+    pydicom 3 inflates a deflated data set whole with ``zlib.decompress`` and no limit
+    (``filereader.read_partial``): 32 KB can become gigabytes before any size check. Here the stream is first
+    inflated in counted 1 MB steps that are dropped, so a bomb is refused with almost no memory; one within
+    ``limit`` (the limit of an uncompressed upload) is then inflated once, and pydicom gets plain bytes.
+    """
+    if _DEFLATED_UID not in data:  # pydicom compares the UID's bytes: without them it sees no deflated file
+        return data
+    try:  # the File Meta Information reader dcmread itself uses, so both read the same transfer syntax
+        from pydicom.filereader import _read_file_meta_info, read_preamble
+        from pydicom.filewriter import write_file_meta_info
+        from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+    except ImportError:  # another pydicom: refuse rather than let it inflate without a limit
+        raise UnreadableImageError(f"{name}: a deflated DICOM file cannot be read safely by this version; "
+                                   "export it uncompressed") from None
+
+    def meta_of(raw: bytes):
+        fp = io.BytesIO(raw)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                read_preamble(fp, True)
+                meta = _read_file_meta_info(fp)
+                return meta, meta.get("TransferSyntaxUID"), fp.tell()
+        except Exception:  # noqa: BLE001 - dcmread would fail on the same bytes
+            raise UnreadableImageError(f"{name}: not a readable DICOM file (its file meta information is corrupt)") \
+                from None
+
+    meta, syntax, start = meta_of(data)
+    if syntax != DeflatedExplicitVRLittleEndian:
+        return data
+    stream = memoryview(data)[start:]
+    size = _inflated_size(stream, limit, name)
+    dataset = zlib.decompressobj(-zlib.MAX_WBITS).decompress(stream, max(size, 1))
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    header = io.BytesIO()
+    try:
+        write_file_meta_info(header, meta, enforce_standard=False)
+    except Exception:  # noqa: BLE001 - a file meta pydicom cannot write back
+        raise UnreadableImageError(f"{name}: not a readable DICOM file (its file meta information is corrupt)") \
+            from None
+    preamble = data[:132] if data[128:132] == b"DICM" else b""
+    rebuilt = b"".join([preamble, header.getvalue(), dataset])
+    if meta_of(rebuilt)[1] == DeflatedExplicitVRLittleEndian:  # never hand pydicom a stream it would inflate
+        raise UnreadableImageError(f"{name}: not a readable DICOM file (its file meta information is corrupt)")
+    return rebuilt
+
+
 def _dcmread(data: bytes, name: str):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    data = _inflate_dicom(data, name)
     try:
         with warnings.catch_warnings():  # pydicom warns about every oddity of a forced read
             warnings.simplefilter("ignore")
@@ -141,10 +216,9 @@ def _sequence(ds) -> HeaderSequence | None:
     return sequence_from_header({keyword: ds.get(keyword) for keyword in SEQUENCE_TAGS})
 
 
-def _dicom_values(ds, name: str) -> np.ndarray:
-    """Pixel values after the modality LUT: (frames, rows, cols) float32."""
-    from pydicom.pixels import apply_modality_lut
-
+def _image_size(ds, name: str) -> tuple[int, int, int]:
+    """(frames, rows, columns) from the header, refused when there is no image or it is over the size limits;
+    nothing of the pixel data is decoded."""
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         kind = str(ds.get("Modality", "")) or "this object"
         raise UnreadableImageError(
@@ -160,6 +234,14 @@ def _dicom_values(ds, name: str) -> np.ndarray:
         raise UnreadableImageError(f"{name}: the DICOM header is corrupt ({samples} samples of {bits} bits per pixel)")
     if rows * cols * frames * samples * max(1, bits // 8) > 2 * MAX_BYTES:
         raise UnreadableImageError(f"{name}: {frames} frames of {cols}x{rows} pixels is over the size limit")
+    return frames, rows, cols
+
+
+def _dicom_values(ds, name: str) -> np.ndarray:
+    """Pixel values after the modality LUT: (frames, rows, cols) float32."""
+    from pydicom.pixels import apply_modality_lut
+
+    frames, rows, cols = _image_size(ds, name)
     try:
         pixels = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad pixel data
@@ -272,8 +354,17 @@ def read_study(files: list[tuple[str, bytes]]) -> Scan:
 
 
 def _read_study(files: list[tuple[str, bytes]]) -> Scan:
-    datasets, notes = [], []
+    datasets, notes, unpacked = [], [], 0
     for name, data in files:
+        try:
+            data = _inflate_dicom(data, name)
+        except UnreadableImageError as error:
+            notes.append(f"skipped {error}")
+            continue
+        unpacked += len(data)  # what pydicom holds of the whole series, deflated files inflated
+        if unpacked > 2 * MAX_BYTES:
+            raise UnreadableImageError(f"the series holds over {2 * MAX_BYTES // 2**20} MB of DICOM data once "
+                                       "unpacked; upload fewer files at a time")
         try:
             datasets.append((name, _dcmread(data, name)))
         except UnreadableImageError as error:
@@ -283,16 +374,29 @@ def _read_study(files: list[tuple[str, bytes]]) -> Scan:
         raise UnreadableImageError(
             f"the files belong to {len(series)} different series; upload one series at a time"
         )
-    frames = []
+    # The whole series' size from the headers, before any pixel is decoded: small compressed files of large
+    # flat frames would otherwise each become a float32 array first.
+    sized = []
     for name, ds in datasets:
+        try:
+            sized.append((name, ds, _image_size(ds, name)))
+        except UnreadableImageError as error:  # one bad slice does not sink the series
+            notes.append(f"skipped {error}")
+    slice_count = sum(frames for _, _, (frames, _, _) in sized)
+    voxels = sum(frames * rows * cols for _, _, (frames, rows, cols) in sized)
+    if slice_count > MAX_SLICES:
+        raise UnreadableImageError(f"{slice_count} slices is over the {MAX_SLICES}-slice limit")
+    if voxels > MAX_VOXELS:
+        raise UnreadableImageError(f"the series' {slice_count} slices hold {voxels / 1e6:.0f} million pixels, over "
+                                   f"the {MAX_VOXELS // 1_000_000} million limit; upload fewer slices at a time")
+    frames = []
+    for name, ds, _ in sized:
         try:
             frames.append((name, ds, _dicom_values(ds, name)))
         except UnreadableImageError as error:  # one bad slice does not sink the series
             notes.append(f"skipped {error}")
     if not frames:
         raise UnreadableImageError("the series holds no readable DICOM image" + (f" ({'; '.join(notes)})" if notes else ""))
-    if len(frames) > MAX_SLICES:
-        raise UnreadableImageError(f"{len(frames)} slices is over the {MAX_SLICES}-slice limit")
 
     def order(item):
         name, ds, _ = item
@@ -326,7 +430,8 @@ def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+                readable = _inflate_dicom(data, name)  # never let pydicom inflate a deflated file unbounded
+                header = pydicom.dcmread(io.BytesIO(readable), stop_before_pixels=True, force=True)
             uid = str(header.get("SeriesInstanceUID", "")) or None
         except Exception:  # noqa: BLE001 - its own reading will say what is wrong
             uid = None
