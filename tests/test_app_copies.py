@@ -13,9 +13,10 @@ from conftest import write_slices
 pytestmark = pytest.mark.slow
 
 
-def page(models, name: str, monkeypatch, tmp_path) -> AppTest:
+def page(models, name: str, monkeypatch, tmp_path, data=None) -> AppTest:
     monkeypatch.setenv("BRAIN_CNN_MODELS", str(models))
-    monkeypatch.setenv("BRAIN_CNN_DATA", str(tmp_path / "no-data-here"))
+    # The Dataset page browses only this installation's data folders: the test's own folder is made one.
+    monkeypatch.setenv("BRAIN_CNN_DATA", str(data or tmp_path / "no-data-here"))
     monkeypatch.setenv("BRAIN_CNN_AUDIT", str(tmp_path / "audit.jsonl"))
     monkeypatch.chdir(PROJECT)
     at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120).run()
@@ -54,7 +55,7 @@ def test_dataset_page_shows_copies_by_kind_side_by_side(tiny_model, monkeypatch,
     (root / "Testing" / "yes" / "mirror.png").write_bytes(encode(np.ascontiguousarray(np.fliplr(planted))))
     models = tmp_path / "models"
     shutil.copytree(tiny_model, models / tiny_model.name)
-    at = page(models, "dataset", monkeypatch, tmp_path)
+    at = page(models, "dataset", monkeypatch, tmp_path, data=tmp_path)
     at.text_input[0].set_value(str(root)).run()
     at.toggle(key="audit_copies").set_value(True).run()
     assert not at.exception
