@@ -14,10 +14,12 @@ import streamlit as st
 from brain_cnn.app_support import (
     DISCLAIMER,
     OUTLINE_VIEW,
+    apply_case_labels,
     assess_series_upload,
     assess_upload,
     digest,
     draws_tumour_maps,
+    keep_case_label,
     map_now,
     maps_ahead,
     predictor_for,
@@ -30,9 +32,11 @@ from brain_cnn.explain.overlay import overlay_heatmap
 from brain_cnn.inference.assessment import OUTLINE_CAPTION, RANKINGS
 from brain_cnn.reports.dashboards import slice_profile_figure
 from brain_cnn.model.card import TUMOUR_MAPS_FILE
+from brain_cnn.reports.deidentify import LABEL_HELP, case_label, clean_label
 from brain_cnn.reports.pdf import case_report_pdf
 from brain_cnn.reports.sentences import outline_note, trust_note
 from brain_cnn.reports.worklist import worklist_csv, worklist_row
+from brain_cnn.scan.limits import within_session_limits
 from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
 
 st.title("Diagnose")
@@ -68,7 +72,10 @@ except BrainCnnError as error:
     st.error(f"The model {folder.name} cannot be loaded: {error}", icon=":material/error:")
     st.stop()
 
-files = [(u.name, u.getvalue()) for u in uploads]
+read, over_limit = within_session_limits([u.size for u in uploads])
+if over_limit:
+    st.warning(over_limit, icon=":material/warning:")
+files = [(u.name, u.getvalue()) for u in uploads[:read]]
 dicoms = [(n, d) for n, d in files if is_dicom(d, n)]
 as_series = len(dicoms) > 1 and st.toggle(
     "Read DICOM files of the same series as one study", value=True,
@@ -98,6 +105,7 @@ for name, reason in failures:
 if not cases:
     st.stop()
 
+apply_case_labels(cases)
 case = cases[0]
 if len(cases) > 1:  # every call in the worklist; the details of one case at a time below it
     st.subheader("Worklist")
@@ -113,6 +121,12 @@ if len(cases) > 1:  # every call in the worklist; the details of one case at a t
 
 st.divider()
 st.subheader(case.name)
+label_key = f"label-{case.sha256}"
+typed = st.text_input("Case label for the PDF and the worklist (optional)", value=case.label or "", key=label_key,
+                      placeholder=case_label(case), help=LABEL_HELP, on_change=keep_case_label,
+                      args=(case, label_key))
+if typed.strip() and clean_label(typed) is None:
+    st.error(f"That label is not used. {LABEL_HELP}", icon=":material/error:")
 # The digest is how the audit log names this input; it lets a reader match the two.
 st.caption(f"Input SHA-256 {case.sha256[:16]}"
            + "".join(f" | {k}: {v}" for k, v in case.header.items()))
@@ -193,7 +207,7 @@ if not chosen.refused:  # native bars: drawn at once, with no charting library f
         chart.progress(min(1.0, max(0.0, p)), text=f"{name}: {p:.1%}")
     if note := chosen.decision_note():  # the card's rule (tumour first) called another class than the largest
         chart.caption(note)
-chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case.sha256[:12]}-{index + 1}.pdf",
+chart.download_button("PDF report", pdf_report, f"brain-cnn-report-{case_label(case).replace(' ', '_')}-{index + 1}.pdf",
                       "application/pdf", key="pdf", on_click="ignore")
 
 # Last, so everything above is on screen while the costly map is computed; a rerun meanwhile

@@ -40,6 +40,7 @@ from brain_cnn.model.card import EVALUATION_FILE, HISTORY_FILE, load_card
 from brain_cnn.model.engines import background, limit_tensorflow_threads
 from brain_cnn.model.folder import DEFAULT_MODEL, list_model_folders
 from brain_cnn.reports import audit
+from brain_cnn.reports.deidentify import clean_label
 from brain_cnn.reports.worklist import audit_entry
 
 __all__ = [
@@ -300,6 +301,30 @@ def _audit_once(folder: str | Path, case: CaseAssessment) -> None:
         logged.add(key)
     except OSError as error:
         st.sidebar.warning(f"The audit trail could not be written ({error}).")
+
+
+LABELS = "_case_labels"  # input SHA-256 -> the label the user typed, kept while cases come and go
+
+
+def apply_case_labels(cases: list[CaseAssessment]) -> None:
+    """Give each case the label typed for it in this session (they name it in the PDF and the worklist)."""
+    for case in cases:
+        case.label = st.session_state.get(LABELS, {}).get(case.sha256)
+
+
+def keep_case_label(case: CaseAssessment, widget_key: str) -> None:
+    """Keep the label typed for ``case`` (a widget's own state is dropped when another case is shown) and
+    record it in the audit trail, so the trail links the label to the input's checksum."""
+    label = clean_label(st.session_state.get(widget_key))
+    labels = st.session_state.setdefault(LABELS, {})
+    if label == labels.get(case.sha256):
+        return
+    labels[case.sha256] = label
+    if label and st.session_state.get("audit_on", True):
+        try:
+            audit.record({"event": "case label", "case": label, "input_sha256": case.sha256}, **audit_identity())
+        except OSError as error:
+            st.sidebar.warning(f"The audit trail could not be written ({error}).")
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

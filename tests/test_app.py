@@ -111,7 +111,7 @@ def test_worklist_and_volumes(app):
     assert any(sub.value == "3-file series" for sub in at.subheader)
     assert not any(sub.value == "a.png" for sub in at.subheader)
     # The series' header says contrast-enhanced T1, and the page says what is known of the model on such scans.
-    assert any(w.value.startswith("T1C+ scan (series description 'AX T1 POST'). This model has not been screened")
+    assert any(w.value.startswith("T1C+ scan (the series description). This model has not been screened")
                for w in at.warning)
     assert any(s.label == "Slice" for s in at.slider)
     # The NIfTI volume can be re-sliced along another plane.
@@ -301,3 +301,32 @@ def test_a_tumour_first_call_says_why_it_is_not_the_largest_class_and_the_card_s
     assert not at.exception
     assert any(m.value.startswith("**Decision rule** (tumour first). Tumour first: a slice is called a tumour")
                for m in at.markdown)
+
+
+def test_a_session_reads_uploads_up_to_its_limits_and_says_so(app, monkeypatch):
+    import brain_cnn.scan.limits as limits
+
+    monkeypatch.setattr(limits, "MAX_SESSION_FILES", 2)
+    at = app.run()
+    at = upload(at, [(f"s{i}.png", encode(phantom(96, seed=i), "PNG"), "image/png") for i in range(3)])
+    assert not at.exception
+    assert any(w.value.startswith("1 of the 3 uploads were not read") for w in at.warning)
+    assert len(at.dataframe[0].value) == 2  # the first two are assessed
+
+
+def test_a_typed_case_label_names_the_case_in_the_worklist_and_the_audit_trail(app, tmp_path):
+    import json
+
+    at = app.run()
+    at = upload(at, [("DOE_JANE.png", encode(phantom(96, seed=1), "PNG"), "image/png"),
+                     ("b.png", encode(phantom(96, seed=2), "PNG"), "image/png")])
+    label = at.text_input(key=next(k.key for k in at.text_input if k.key.startswith("label-")))
+    label.set_value("=cmd|x").run()
+    assert any(e.value.startswith("That label is not used") for e in at.error)
+    label = at.text_input(key=label.key)
+    label.set_value("ACC 2024-113").run()
+    assert not at.exception
+    assert "ACC 2024-113" in list(at.dataframe[0].value["case"])
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert any(line.get("event") == "case label" and line["case"] == "ACC 2024-113" for line in lines)
+    assert "DOE" not in (tmp_path / "audit.jsonl").read_text()

@@ -169,6 +169,8 @@ class CaseAssessment:
     header: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sequence: str | None = None  # the MRI sequence, where a DICOM header tells it ("T2", "T1C+", ...)
+    file_names: list[str] = field(default_factory=list)  # never written out of the session (see Scan)
+    label: str | None = None  # a case label the user typed, for what leaves the session
 
     @property
     def is_volume(self) -> bool:
@@ -237,7 +239,8 @@ def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
         notes.append(sequence_note(scan.sequence.name, scan.sequence.evidence, read_external(predictor.loaded.folder),
                                    predictor.card.trained_data_sets()))
     return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes,
-                          scan.sequence.name if scan.sequence is not None else None)
+                          scan.sequence.name if scan.sequence is not None else None,
+                          list(dict.fromkeys([name, *scan.file_names])))
 
 
 def assess(predictor, data: bytes, name: str, axis: int = AXES["axial"]) -> CaseAssessment:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from brain_cnn.inference.assessment import OUTLINE_CAPTION, CaseAssessment, SliceAssessment
+from brain_cnn.reports.deidentify import case_label, redact
 
 __all__ = ["case_report_pdf"]
 
@@ -53,23 +54,27 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 10, "brain-cnn case report", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
-    # File names can carry patient names, so the input is identified by its digest only.
-    pdf.multi_cell(0, 5, _latin1(f"Created {when.strftime('%Y-%m-%d %H:%M:%S %Z')}. Input SHA-256: {case.sha256}"
-                                 + (f"; slice {chosen.label_text} of {len(case.slices)}" if case.is_volume else "")),
+    # File names can carry patient names: the case is its label, and every text below is written without them.
+    def text(line: str) -> str:
+        return _latin1(redact(line, case))
+
+    pdf.multi_cell(0, 5, text(f"Case {case_label(case)}. Created {when.strftime('%Y-%m-%d %H:%M:%S %Z')}. "
+                              f"Input SHA-256: {case.sha256}"
+                              + (f"; slice {chosen.label_text} of {len(case.slices)}" if case.is_volume else "")),
                    new_x="LMARGIN", new_y="NEXT")
     pdf.set_fill_color(255, 243, 205)
     pdf.set_font("Helvetica", "B", 10)
     pdf.multi_cell(0, 6, _latin1(DISCLAIMER), fill=True, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 12)
-    pdf.multi_cell(0, 7, _latin1(chosen.summary()), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 7, text(chosen.summary()), new_x="LMARGIN", new_y="NEXT")
     if chosen.has_map:  # the area goes with the call
-        pdf.multi_cell(0, 7, _latin1(chosen.outline_text() + "."), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 7, text(chosen.outline_text() + "."), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     for warning in chosen.warnings:
-        pdf.multi_cell(0, 5, _latin1("Warning: " + warning), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, text("Warning: " + warning), new_x="LMARGIN", new_y="NEXT")
     for note in case.notes:  # what the reader decided, and how far the model goes on this kind of scan
-        pdf.multi_cell(0, 5, _latin1("Note: " + note), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, text("Note: " + note), new_x="LMARGIN", new_y="NEXT")
     explained = list(chosen.probabilities)[chosen.class_index]
     images = [(chosen.display, "Scan, cropped to the head")]
     if chosen.has_map:
@@ -108,7 +113,7 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
         pdf.cell(0, 7, "Scan (de-identified)", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "", 9)
         for key, value in case.header.items():
-            pdf.cell(0, 5, _latin1(f"{key}: {value}"), new_x="LMARGIN", new_y="NEXT")
+            pdf.cell(0, 5, text(f"{key}: {value}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "", 8)
     pdf.multi_cell(0, 4, _latin1(f"Model: {model_name}, SHA-256 {model_sha256}"), new_x="LMARGIN", new_y="NEXT")

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from brain_cnn.inference.assessment import CaseAssessment
+from brain_cnn.reports.deidentify import case_label, redact
 
 __all__ = ["worklist_row", "worklist_csv", "audit_entry", "case_label", "SESSION_ONLY"]
 
@@ -14,11 +15,6 @@ __all__ = ["worklist_row", "worklist_csv", "audit_entry", "case_label", "SESSION
 SESSION_ONLY = ("file",)
 # A cell a spreadsheet would run as a formula (OWASP, CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def case_label(case: CaseAssessment) -> str:
-    """How a case is named in what leaves the session: the prefix of its input's SHA-256."""
-    return case.sha256[:12]
 
 
 def worklist_row(case: CaseAssessment) -> dict[str, Any]:
@@ -33,7 +29,7 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
         "file": case.name,
         "case": case_label(case),
         "slices": len(case.slices),
-        "slice": chosen.label_text if case.is_volume else "",
+        "slice": redact(chosen.label_text, case) if case.is_volume else "",
         "sequence": case.sequence or "",  # a "no tumour" on a sequence the model misses tumours on reads differently
         "class": chosen.label or "",
         "probability": round(chosen.confidence, 4) if chosen.confidence is not None else None,

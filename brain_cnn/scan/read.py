@@ -38,11 +38,12 @@ MAX_SLICES = 2000
 # Voxels of one volume: 2000 slices of 224x224 fit; a header that claims more
 # (a corrupt or hostile file) is refused before any memory is allocated.
 MAX_VOXELS = 120_000_000
-# Header elements safe to show; nothing that identifies a patient.
+# Header elements safe to show: coded values and numbers only. Nothing that identifies a patient, and no
+# free text (SeriesDescription, ProtocolName, ContrastBolusAgent: typed by a person, they can name one; the
+# basic profile of PS3.15 Annex E removes them). The sequence derived from them is shown instead.
 _SAFE_HEADER = {
     "Modality": "modality",
     "BodyPartExamined": "body part",
-    "SeriesDescription": "series",
     "SliceThickness": "slice thickness (mm)",
     "PixelSpacing": "pixel spacing (mm)",
     "MagneticFieldStrength": "field strength (T)",
@@ -64,6 +65,9 @@ class Scan:
     colourfulness: float = 0.0  # of the original file; greyscale formats are 0
     sequence: HeaderSequence | None = None  # the MRI sequence, where a DICOM header tells it
     pixel_spacing: tuple[float, float] | None = None  # (row, column) mm, where the file tells it
+    # Every file name the upload carried (the file, a series' files, a ZIP's members): a name can name a
+    # patient, so what leaves the session is written without them (:mod:`brain_cnn.reports.deidentify`).
+    file_names: list[str] = field(default_factory=list)
 
     @property
     def is_volume(self) -> bool:
@@ -176,27 +180,54 @@ def _dcmread(data: bytes, name: str):
 
 def _first(value) -> float:
     """First value of a possibly multi-valued DICOM number."""
+    if isinstance(value, (str, bytes)):
+        return float(value)
     try:
         return float(value[0])
     except TypeError:
         return float(value)
 
 
+# The defined terms shown as they are (PS3.3 C.7.3.1.1.1 modalities, PS3.16 Annex L body parts, the ones a
+# scan uploaded here is likely to carry); a code string can hold any text, so any other value is "other".
+_CODES = {
+    "Modality": {"MR", "CT", "PT", "NM", "CR", "DX", "MG", "US", "XA", "RF", "OT", "SC", "SR", "SEG", "PR", "RTSTRUCT"},
+    "BodyPartExamined": {"BRAIN", "HEAD", "HEADNECK", "SKULL", "NECK", "CSPINE", "TSPINE", "LSPINE", "SPINE",
+                         "WHOLEBODY", "CHEST", "THORAX", "ABDOMEN", "PELVIS", "BREAST", "KNEE", "HAND", "FOOT",
+                         "SHOULDER", "HIP", "EXTREMITY", "HEART", "LUNG", "LIVER", "KIDNEY", "PROSTATE"},
+}
+
+
 def _header(ds) -> dict[str, str]:
+    """The de-identified header summary: coded values as codes, numbers as numbers, anything else left out;
+    with the sequence derived from the header (not the descriptions it was derived from)."""
     summary = {}
     for keyword, label in _SAFE_HEADER.items():
         value = ds.get(keyword)
-        if value not in (None, ""):
+        if value in (None, ""):
+            continue
+        try:
             if keyword == "PixelSpacing":
-                summary[label] = ", ".join(str(v) for v in value)
-            elif keyword in ("RepetitionTime", "EchoTime"):
-                try:
-                    summary[label] = f"{_first(value):g}"  # "4000", not pydicom's "4000.0"
-                except ValueError:
-                    summary[label] = str(value)
+                summary[label] = ", ".join(f"{float(v):g}" for v in value)
+            elif keyword in _CODES:
+                summary[label] = str(value) if str(value).strip().upper() in _CODES[keyword] else "other"
             else:
-                summary[label] = str(value)
+                summary[label] = f"{_first(value):g}"  # "4000", not pydicom's "4000.0"
+        except (TypeError, ValueError):
+            continue  # a malformed number is not shown rather than shown as the text it holds
+    sequence = _sequence(ds)
+    if sequence is not None:
+        summary["sequence"] = sequence.name
     return summary
+
+
+# PS3.3 C.7.6.1.1.7: YES when text such as the patient's name is burned into the pixels themselves.
+BURNED_IN = ("The file says that text is burned into the image (BurnedInAnnotation YES): the image itself may "
+             "show the patient's name or other identifiers, and so may the report made from it.")
+
+
+def _burned_in(ds) -> list[str]:
+    return [BURNED_IN] if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES" else []
 
 
 def _pixel_spacing(ds) -> tuple[float, float] | None:
@@ -340,7 +371,8 @@ def _read_dicom(data: bytes, name: str) -> Scan:
     values = _dicom_values(ds, name)
     slices = _dicom_display(ds, values)
     labels = [f"frame {i + 1}" for i in range(len(slices))] if len(slices) > 1 else [name]
-    return Scan(name, "dicom", slices, labels, _header(ds), sequence=_sequence(ds), pixel_spacing=_pixel_spacing(ds))
+    return Scan(name, "dicom", slices, labels, _header(ds), _burned_in(ds), sequence=_sequence(ds),
+                pixel_spacing=_pixel_spacing(ds))
 
 
 def read_study(files: list[tuple[str, bytes]]) -> Scan:
@@ -416,8 +448,10 @@ def _read_study(files: list[tuple[str, bytes]]) -> Scan:
         position = _slice_position(ds)
         base = f"{position:.1f} mm" if position is not None else f"#{ds.get('InstanceNumber', '?')}"
         labels += [base] if len(v) == 1 else [f"{base} frame {i + 1}" for i in range(len(v))]
+    if any(_burned_in(ds) for _, ds, _ in frames):
+        notes.append(BURNED_IN)
     return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes, sequence=_sequence(first),
-                pixel_spacing=_pixel_spacing(first))
+                pixel_spacing=_pixel_spacing(first), file_names=[name for name, _ in files])
 
 
 def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
@@ -442,22 +476,53 @@ def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]
     return list(groups.values()) + alone
 
 
-@_guarded("ZIP")
-def _read_zip(data: bytes, name: str) -> Scan:
+# ZIP methods read with a bounded output per step: zipfile's deflate reader passes its read size to zlib
+# as the output limit, while its bzip2 and LZMA readers inflate each 4 KB of input whole (bzip2 runs turn a
+# few KB into hundreds of MB); a DICOM export uses stored or deflate.
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+MAX_ZIP_MEMBERS = MAX_SLICES
+
+
+def _unzip(data: bytes, name: str, budget: int = 2 * MAX_BYTES) -> list[tuple[str, bytes]]:
+    """The files of a ZIP archive, each read in counted 1 MB steps against one running ``budget`` of
+    bytes; refused at the first step past it (what the members declare is checked first, but not trusted)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
         raise UnreadableImageError(f"{name}: the ZIP archive is corrupt") from None
     members = [m for m in archive.infolist() if not m.is_dir() and not Path(m.filename).name.startswith(".")
                and "__MACOSX" not in m.filename]
-    if sum(m.file_size for m in members) > MAX_BYTES * 2:
-        raise UnreadableImageError(f"{name}: the archive unpacks to over {2 * MAX_BYTES // 2**20} MB")
-    files = [(m.filename, archive.read(m)) for m in members]
-    dicoms = [(n, d) for n, d in files if is_dicom(d, n)]
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise UnreadableImageError(f"{name}: the archive holds {len(members)} files, over the "
+                                   f"{MAX_ZIP_MEMBERS}-file limit; upload one series at a time")
+    odd = sorted({m.compress_type for m in members} - set(_ZIP_METHODS))
+    if odd:
+        raise UnreadableImageError(f"{name}: the archive uses a compression method this reader does not open "
+                                   f"(method {', '.join(map(str, odd))}); make the ZIP with ordinary (deflate) "
+                                   "compression")
+    if sum(m.file_size for m in members) > budget:  # an honest archive too large is refused before reading
+        raise UnreadableImageError(f"{name}: the archive unpacks to over {budget // 2**20} MB")
+    files, used = [], 0
+    for member in members:
+        steps = []
+        with archive.open(member) as stream:
+            while step := stream.read(_CHUNK):
+                used += len(step)
+                if used > budget:
+                    raise UnreadableImageError(f"{name}: the archive unpacks to over {budget // 2**20} MB")
+                steps.append(step)
+        files.append((member.filename, b"".join(steps)))
+    return files
+
+
+@_guarded("ZIP")
+def _read_zip(data: bytes, name: str) -> Scan:
+    dicoms = [(n, d) for n, d in _unzip(data, name) if is_dicom(d, n)]
     if not dicoms:
         raise UnreadableImageError(f"{name}: the ZIP archive holds no DICOM files")
     scan = read_study(dicoms)
     scan.name = name
+    scan.file_names = [name, *scan.file_names]
     return scan
 
 
@@ -540,11 +605,13 @@ def read_scan(data: bytes, name: str = "upload", axis: int = AXES["axial"]) -> S
         raise UnreadableImageError(f"{name}: the file is {len(data) / 2**20:.0f} MB, over the "
                                    f"{MAX_BYTES // 2**20} MB limit")
     if is_nifti(data, name):
-        return _read_nifti(data, name, axis)
-    if is_dicom(data, name):
-        return _read_dicom(data, name)
-    if data[:4] == b"PK\x03\x04" and name.lower().endswith(".zip"):
-        return _read_zip(data, name)
-    grey, colour = decode_image_with_colour(data, name)
-    return Scan(name, "image", grey[None], [name], colourfulness=colour)
-
+        scan = _read_nifti(data, name, axis)
+    elif is_dicom(data, name):
+        scan = _read_dicom(data, name)
+    elif data[:4] == b"PK\x03\x04" and name.lower().endswith(".zip"):
+        scan = _read_zip(data, name)
+    else:
+        grey, colour = decode_image_with_colour(data, name)
+        scan = Scan(name, "image", grey[None], [name], colourfulness=colour)
+    scan.file_names = list(dict.fromkeys([name, *scan.file_names]))
+    return scan

@@ -27,10 +27,13 @@ class HeaderSequence:
     """The MRI sequence of a DICOM image and what in its header says so."""
 
     name: str  # "T1", "T1C+", "T2", "FLAIR", "PD", "T2*", "DWI": T1, T1C+ and T2 as the 44-class folders name them
-    evidence: str  # e.g. "series description 'AX T2 FSE'", "TR 4000 ms, TE 100 ms"
+    # What says so, never the header's free text (which can name a person, PS3.15 Annex E): "the series
+    # description", "TR 4000 ms, TE 100 ms", "...; a contrast agent recorded".
+    evidence: str
 
 
-# The header elements read; none identifies a patient.
+# The header elements read. The descriptions and the agent are free text a technologist typed, which can
+# name a person: they are matched here and never copied out (PS3.15 Annex E, clean descriptors).
 SEQUENCE_TAGS = ("SeriesDescription", "ProtocolName", "RepetitionTime", "EchoTime", "InversionTime",
                  "ContrastBolusAgent")
 
@@ -96,7 +99,7 @@ def sequence_from_header(values: dict[str, Any]) -> HeaderSequence | None:
         if found == "FLAIR" and re.search(r"T1", upper):
             found = "T1"  # T1-FLAIR is a T1-weighted sequence
         if found:
-            name, evidence = found, f"{'series' if key == 'SeriesDescription' else 'protocol'} description '{text}'"
+            name, evidence = found, f"the {'series' if key == 'SeriesDescription' else 'protocol'} description"
             break
     if name is None:
         tr, te, ti = (_number(values.get(k)) for k in ("RepetitionTime", "EchoTime", "InversionTime"))
@@ -107,7 +110,7 @@ def sequence_from_header(values: dict[str, Any]) -> HeaderSequence | None:
     if name == "T1":
         described = " ".join(text.upper() for _, text in texts)
         if agent:
-            name, evidence = "T1C+", f"{evidence}; contrast agent {agent}"
+            name, evidence = "T1C+", f"{evidence}; a contrast agent recorded"
         elif _CONTRAST.search(described) and "PRE" not in described.split():
             name = "T1C+"
     return HeaderSequence(name, evidence)

@@ -74,7 +74,7 @@ def test_a_file_and_a_volume_are_assessed_through_the_predictor(tiny_model):
     assert len(series.sha256) == 64
     assert series.sequence == "T1C+" and case.sequence is None  # an image file has no header
     # The series says it is a contrast-enhanced T1; the tiny model was screened on no other source.
-    assert series.notes == ["T1C+ scan (series description 'AX T1 POST'). This model has not been screened on T1C+ "
+    assert series.notes == ["T1C+ scan (the series description). This model has not been screened on T1C+ "
                             "slices of another source, so how well it finds tumours on them is not known."]
 
 

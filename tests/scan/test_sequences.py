@@ -36,7 +36,7 @@ def test_sequence_from_header(values, name):
 
 def test_the_evidence_says_what_decided():
     assert sequence_from_header({"SeriesDescription": "AX T2 FSE", "EchoTime": 3}).evidence == \
-        "series description 'AX T2 FSE'"
+        "the series description"  # what decided, never the free text, which can name a person
     assert sequence_from_header({"RepetitionTime": 4000, "EchoTime": 100}).evidence == "TR 4000 ms, TE 100 ms"
     assert sequence_from_header({"RepetitionTime": 500, "EchoTime": 12, "ContrastBolusAgent": "Gd"}).evidence == \
-        "TR 500 ms, TE 12 ms; contrast agent Gd"
+        "TR 500 ms, TE 12 ms; a contrast agent recorded"
