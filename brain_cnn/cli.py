@@ -222,6 +222,61 @@ class _MapFiles:
         return str(path)
 
 
+def _study_model(given: str | None) -> Path:
+    """The model ``study`` measures with: the one given, else the default when it draws tumour maps, else the
+    bundled tumour-map network."""
+    from brain_cnn.inference.study import STUDY_MODEL
+
+    if given:
+        return Path(given)
+    default = Path("models") / DEFAULT_MODEL
+    return default if load_card(default).training.get("tumour_map") else Path("models") / STUDY_MODEL
+
+
+def _study_lines(measure) -> list[str]:
+    unit = measure.units
+    lines = [f"volume: {measure.volume_ml:.2f} mL ({measure.voxels} voxels)" if measure.volume_ml is not None
+             else f"volume: {measure.voxels} voxels (no slice spacing)"]
+    if measure.largest_slice is None:
+        lines.append("no tumour outlined")
+    else:
+        longest, perpendicular = measure.diameters
+        lines += [f"largest on slice {measure.largest_slice + 1} of {measure.slices}",
+                  f"diameters: {longest:.1f} x {perpendicular:.1f} {unit} (product {measure.product:.0f} {unit}²)"]
+    return lines + [f"note: {note}" for note in measure.notes]
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from brain_cnn.inference.study import assess_study, compare, measure_case, study_files
+    from brain_cnn.scan.read import AXES
+
+    model = _study_model(args.model)
+    predictor = Predictor(model)
+    if not predictor.has_map:
+        raise BrainCnnError(f"{model} draws no tumour map; a study is measured with a tumour-map model")
+    axis = AXES[args.plane]
+    current = measure_case(assess_study(predictor, study_files(args.scan), axis))
+    result = {"model": model.name, **current.as_json()}
+    if args.prior:
+        prior = measure_case(assess_study(predictor, study_files(args.prior), axis))
+        change = compare(current, prior, same_patient_confirmed=args.same_patient)
+        result |= {"prior": prior.as_json(), "change": change.as_json()}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"model: {model.name}")
+    print("\n".join(_study_lines(current)))
+    if args.prior:
+        print("prior study:\n  " + "\n  ".join(_study_lines(prior)))
+        said = [f"volume {change.volume_percent:+.1f}%" if change.volume_percent is not None else None,
+                f"product {change.product_percent:+.1f}%" if change.product_percent is not None else None]
+        print(f"change: {', '.join(s for s in said if s) or 'no percentage (nothing outlined before)'}; "
+              f"{change.category} by RANO's thresholds on the product (a measurement aid, not the RANO assessment)")
+        for warning in change.warnings:
+            print(f"warning: {warning}")
+    return 0
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     def show(what: str, found: dict) -> None:
         kinds = ", ".join(f"{n} {k}" for k, n in found["by_kind"].items()) or "none"
@@ -456,6 +511,29 @@ def _add_predict_command(commands) -> None:
     predict.set_defaults(run=_cmd_predict)
 
 
+def _add_study_command(commands) -> None:
+    """``brain-cnn study``."""
+    study = commands.add_parser(
+        "study",
+        help="measure a study's tumour (volume, RANO diameters) and its change since a prior study",
+        description="Measure the tumour of one study: a NIfTI volume, a DICOM file, a ZIP of a DICOM series or a "
+        "folder holding one series. Prints the volume (mL from the header's spacing, else voxels), the slice "
+        "where the tumour is largest, its longest diameter and the longest perpendicular to it (RANO's "
+        "bidimensional measurement) and their product; with --prior, the same for the prior study and the "
+        "change, with the category RANO's thresholds give (a measurement aid, not the RANO assessment).",
+    )
+    study.add_argument("scan", metavar="SCAN", help="the current study")
+    study.add_argument("--prior", metavar="SCAN", help="an earlier study of the same patient")
+    study.add_argument("--model", help="a tumour-map model folder (default: the default model if it draws tumour "
+                       "maps, else models/brain-tumor-maps)")
+    study.add_argument("--plane", choices=["axial", "coronal", "sagittal"], default="axial",
+                       help="NIfTI volumes: the plane to slice along (default axial)")
+    study.add_argument("--same-patient", action="store_true",
+                       help="compare even though the DICOM headers name different patients")
+    study.add_argument("--json", action="store_true", help="print one JSON object")
+    study.set_defaults(run=_cmd_study)
+
+
 def _add_audit_command(commands) -> None:
     """``brain-cnn audit``."""
     audit = commands.add_parser(
@@ -560,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_evaluate_command(commands)
     _add_predict_command(commands)
+    _add_study_command(commands)
     _add_audit_command(commands)
     _add_explain_eval_command(commands)
     _add_loso_command(commands)

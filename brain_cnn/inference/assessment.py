@@ -171,6 +171,9 @@ class CaseAssessment:
     sequence: str | None = None  # the MRI sequence, where a DICOM header tells it ("T2", "T1C+", ...)
     file_names: list[str] = field(default_factory=list)  # never written out of the session (see Scan)
     label: str | None = None  # a case label the user typed, for what leaves the session
+    slice_spacing: float | None = None  # mm between slices, where the file tells it (see Scan)
+    spacing_note: str | None = None
+    patient_key: str | None = None  # this process's keyed hash of the DICOM PatientID (see Scan)
 
     @property
     def is_volume(self) -> bool:
@@ -240,7 +243,8 @@ def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
                                    predictor.card.trained_data_sets()))
     return CaseAssessment(name, scan.kind, sha, slices, scan.header, notes,
                           scan.sequence.name if scan.sequence is not None else None,
-                          list(dict.fromkeys([name, *scan.file_names])))
+                          list(dict.fromkeys([name, *scan.file_names])), slice_spacing=scan.slice_spacing,
+                          spacing_note=scan.spacing_note, patient_key=scan.patient_key)
 
 
 def assess(predictor, data: bytes, name: str, axis: int = AXES["axial"]) -> CaseAssessment:

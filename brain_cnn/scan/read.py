@@ -18,7 +18,9 @@ then sliced along the chosen axis and shown in radiological convention.
 
 from __future__ import annotations
 
+import hmac
 import io
+import os
 import warnings
 import zipfile
 import zlib
@@ -68,6 +70,13 @@ class Scan:
     # Every file name the upload carried (the file, a series' files, a ZIP's members): a name can name a
     # patient, so what leaves the session is written without them (:mod:`brain_cnn.reports.deidentify`).
     file_names: list[str] = field(default_factory=list)
+    # mm from one slice to the next, where the file tells it and the slices are evenly spaced; None otherwise,
+    # with ``spacing_note`` saying why (a study's volume then counts voxels, not mL).
+    slice_spacing: float | None = None
+    spacing_note: str | None = None
+    # A keyed hash of the DICOM PatientID, to tell two studies of different patients apart without keeping
+    # or showing the ID: the key is this process's own, so the hash means nothing outside it.
+    patient_key: str | None = None
 
     @property
     def is_volume(self) -> bool:
@@ -343,6 +352,42 @@ def _slice_position(ds) -> float | None:
     return float(np.dot(np.cross(orientation[:3], orientation[3:]), position))
 
 
+_PATIENT_KEY = os.urandom(32)
+
+
+def _patient_key(ds) -> str | None:
+    patient = str(ds.get("PatientID", "") or "").strip()
+    return hmac.new(_PATIENT_KEY, patient.encode(), "sha256").hexdigest() if patient else None
+
+
+def _positional_spacing(positions: list[float | None], name: str) -> tuple[float | None, str | None]:
+    """The spacing of sorted slice positions (mm), or None and why: missing positions, or uneven gaps."""
+    if len(positions) < 2:
+        return None, None
+    if any(p is None for p in positions):
+        return None, f"{name}: some slices have no position, so the distance between slices is not known"
+    gaps = np.diff(np.asarray(positions, float))
+    if np.any(gaps <= 0):
+        return None, f"{name}: two slices lie at the same position, so the distance between slices is not known"
+    # Rounding in the headers makes gaps differ by hundredths of a mm; more than 10 % is a gap or another stack.
+    if gaps.max() - gaps.min() > 0.1 * float(np.median(gaps)):
+        return None, (f"{name}: the slices are unevenly spaced ({gaps.min():.2f} to {gaps.max():.2f} mm apart), "
+                      "so a volume cannot be measured from them")
+    return float(np.mean(gaps)), None
+
+
+def _header_spacing(ds) -> float | None:
+    """SpacingBetweenSlices (else SliceThickness) of a multi-frame file, in mm; None when absent."""
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        try:
+            value = abs(_first(ds.get(keyword)))
+        except (TypeError, ValueError):
+            continue
+        if value > 0 and np.isfinite(value):
+            return value
+    return None
+
+
 def _guarded(kind: str):
     """Turn any error a third-party reader raises on malformed data into a clear UnreadableImageError."""
     import functools
@@ -371,8 +416,12 @@ def _read_dicom(data: bytes, name: str) -> Scan:
     values = _dicom_values(ds, name)
     slices = _dicom_display(ds, values)
     labels = [f"frame {i + 1}" for i in range(len(slices))] if len(slices) > 1 else [name]
+    spacing = _header_spacing(ds) if len(slices) > 1 else None
     return Scan(name, "dicom", slices, labels, _header(ds), _burned_in(ds), sequence=_sequence(ds),
-                pixel_spacing=_pixel_spacing(ds))
+                pixel_spacing=_pixel_spacing(ds), slice_spacing=spacing,
+                spacing_note=None if spacing or len(slices) == 1 else
+                f"{name}: the file gives no distance between its frames",
+                patient_key=_patient_key(ds))
 
 
 def read_study(files: list[tuple[str, bytes]]) -> Scan:
@@ -450,8 +499,16 @@ def _read_study(files: list[tuple[str, bytes]]) -> Scan:
         labels += [base] if len(v) == 1 else [f"{base} frame {i + 1}" for i in range(len(v))]
     if any(_burned_in(ds) for _, ds, _ in frames):
         notes.append(BURNED_IN)
-    return Scan(f"{len(frames)}-file series", "dicom", slices, labels, _header(first), notes, sequence=_sequence(first),
-                pixel_spacing=_pixel_spacing(first), file_names=[name for name, _ in files])
+    title = f"{len(frames)}-file series"
+    if all(len(v) == 1 for _, _, v in frames):
+        spacing, spacing_note = _positional_spacing([_slice_position(ds) for _, ds, _ in frames], title)
+    else:
+        spacing, spacing_note = None, f"{title}: a series of multi-frame files has no single distance between slices"
+    patients = {_patient_key(ds) for _, ds, _ in frames}
+    return Scan(title, "dicom", slices, labels, _header(first), notes, sequence=_sequence(first),
+                pixel_spacing=_pixel_spacing(first), file_names=[name for name, _ in files],
+                slice_spacing=spacing, spacing_note=spacing_note,
+                patient_key=patients.pop() if len(patients) == 1 else None)
 
 
 def group_series(files: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
@@ -581,8 +638,10 @@ def _read_nifti(data: bytes, name: str, axis: int) -> Scan:
     # _orient transposes each plane: its rows run along the second remaining axis.
     across, down = (float(z) for i, z in enumerate(zooms[:3]) if i != axis)
     spacing = (down, across) if down > 0 and across > 0 else None
+    between = float(zooms[axis])
     return Scan(name, "nifti", slices, [f"{plane_name} {i + 1}" for i in range(len(slices))], header,
-                pixel_spacing=spacing)
+                pixel_spacing=spacing, slice_spacing=between if between > 0 and spacing else None,
+                spacing_note=None if between > 0 and spacing else f"{name}: the header gives no voxel size")
 
 
 # --- any file --------------------------------------------------------------

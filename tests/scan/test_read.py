@@ -123,3 +123,16 @@ def test_pixel_spacing_from_dicom_and_nifti():
     assert read_scan(encode(phantom(64)), "c.png").pixel_spacing is None
     nifti = read_scan(make_nifti(np.stack([phantom(32)] * 4, axis=-1)), "d.nii", AXES["axial"])
     assert nifti.pixel_spacing == (1.0, 1.0)
+
+
+def test_a_series_knows_its_slice_spacing_and_says_why_when_it_cannot():
+    even = [(f"{z}.dcm", make_dicom(ramp(32, 32), position=2.5 * z, instance=z)) for z in range(4)]
+    scan = read_study(even)
+    assert scan.slice_spacing == pytest.approx(2.5) and scan.spacing_note is None
+    uneven = [(f"{z}.dcm", make_dicom(ramp(32, 32), position=p, instance=z)) for z, p in enumerate((0, 2.5, 5, 10))]
+    scan = read_study(uneven)
+    assert scan.slice_spacing is None and "unevenly spaced (2.50 to 5.00 mm apart)" in scan.spacing_note
+    unplaced = [(f"{z}.dcm", make_dicom(ramp(32, 32), instance=z)) for z in range(3)]
+    assert "no position" in read_study(unplaced).spacing_note
+    volume = read_scan(make_nifti(np.zeros((8, 8, 5))), "v.nii")
+    assert volume.slice_spacing == 1.0
