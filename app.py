@@ -32,6 +32,7 @@ granted = admit()  # the login, or the local single-user mode; stops here for an
 
 pages = {
     "diagnose": dict(title="Diagnose", icon=":material/radiology:"),
+    "follow_up": dict(title="Follow-up", icon=":material/timeline:"),
     "evaluation": dict(title="Evaluation", icon=":material/monitoring:"),
     "dataset": dict(title="Dataset", icon=":material/photo_library:"),
     "model_card": dict(title="Model card", icon=":material/description:"),

@@ -84,6 +84,7 @@ def deflated_dicom(size: int) -> bytes:
     header = io.BytesIO()
     write_file_meta_info(header, meta)
     # (0009,0010) OB with a 4-byte length: a private element holding the zeros.
+    size = min(size, 2**32 - 2) // 2 * 2  # a 4-byte, even length
     element = b"\x09\x00\x10\x00OB\x00\x00" + size.to_bytes(4, "little")
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     chunk, parts = bytes(2**24), [compressor.compress(element)]
@@ -124,7 +125,7 @@ def peak_of(command: list[str]) -> tuple[float, float, str]:
     probe = ("import resource, subprocess, sys, time; t = time.time(); "
              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.time() - t); "
-             "print(((r.stdout + r.stderr).strip().splitlines() or [''])[-1])")
+             "print((r.stdout.strip().splitlines() or r.stderr.strip().splitlines() or [''])[-1])")
     done = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True)
     figures, said = done.stdout.splitlines()[:2]
     peak, seconds = map(float, figures.split())
@@ -154,7 +155,8 @@ def main() -> None:
             peak, seconds, said = peak_of([sys.executable, "-m", "brain_cnn", "predict", "--model", args.model,
                                            "--json", str(path)])
             try:
-                said = json.loads(said).get("error") or json.loads(said).get("class") or said
+                line = json.loads(said)
+                said = line.get("error") or line.get("cannot_assess") or line.get("label") or said
             except (json.JSONDecodeError, AttributeError):
                 pass
             rows.append((label, path.stat().st_size, peak, seconds, said))

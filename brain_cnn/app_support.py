@@ -272,6 +272,30 @@ def assess_series_upload(folder: str | Path, files: list[tuple[str, bytes]]) -> 
     return case
 
 
+def study_model_folder(folder: str | Path | None) -> Path | None:
+    """The model a follow-up is measured with: the chosen one when it draws tumour maps, else the bundled
+    tumour-map network (:data:`~brain_cnn.inference.study.STUDY_MODEL`) where it is installed."""
+    from brain_cnn.inference.study import STUDY_MODEL
+
+    if folder is not None and draws_tumour_maps(folder):
+        return Path(folder)
+    bundled = models_dir() / STUDY_MODEL
+    return bundled if bundled.is_dir() and draws_tumour_maps(bundled) else None
+
+
+def assess_study_upload(folder: str | Path, files: list[tuple[str, bytes]]) -> CaseAssessment:
+    """A study uploaded as one file or one series' files, assessed (cached and audited as on Diagnose)."""
+    if len(files) == 1:
+        name, data = files[0]
+        return assess_upload(folder, data, name)
+    from brain_cnn.scan.read import is_dicom
+
+    dicoms = [(n, d) for n, d in files if is_dicom(d, n)]
+    if not dicoms:
+        raise BrainCnnError("a study of several files must be one DICOM series; these hold no DICOM file")
+    return assess_series_upload(folder, dicoms)
+
+
 def audit_identity() -> dict[str, Any]:
     """Who and from where, for the audit trail: the logged-in user (or the local user), the client's address,
     this session, and the trail's key from the secrets (``[brain_cnn] audit_key``) where one is set."""

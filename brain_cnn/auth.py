@@ -35,6 +35,7 @@ ROLES = (CLINICIAN, AUDITOR, ENGINEER)
 # auditors read the trail; ML engineers look at data sets and models, not at patients' scans.
 PAGES: dict[str, frozenset[str]] = {
     "diagnose": frozenset({CLINICIAN}),
+    "follow_up": frozenset({CLINICIAN}),
     "evaluation": frozenset({CLINICIAN, ENGINEER}),
     "model_card": frozenset({CLINICIAN, AUDITOR, ENGINEER}),
     "dataset": frozenset({ENGINEER}),

@@ -86,3 +86,30 @@ def test_a_volumes_slices_rank_by_probability_or_tumour_area_and_the_worklist_ha
     jumps = [b.label for b in at.button if b.label.startswith("slice ")]
     assert jumps and all(label.endswith(" mm²)") or label.endswith(" pixels)") for label in jumps)
     assert {int(label.split()[1]) for label in jumps[:2]} == {3, 6}  # the slices with a lesion come first
+
+
+def test_follow_up_measures_both_studies_and_refuses_another_patient_until_confirmed(app):
+    def series(patient: str):
+        return [(f"{patient}{z}.dcm", make_dicom(phantom(64, lesion=True, seed=z).astype(np.uint16) * 4,
+                                                 position=2.0 * z, instance=z + 1, series=f"1.2.{ord(patient)}",
+                                                 PatientID=f"P-{patient}"), "application/dicom") for z in range(4)]
+
+    at = app.run()
+    at.switch_page("app_pages/follow_up.py")
+    at = at.run()
+    assert not at.exception and at.title[0].value == "Follow-up"
+    at.file_uploader(key="current-study").set_value(series("A"))
+    at = at.run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["measure"])[0] == "tumour volume"
+    at.file_uploader(key="prior-study").set_value(series("A"))
+    at = at.run()
+    assert not at.exception
+    assert any(s.value.startswith(("Stable", "No tumour outlined in either study")) for s in at.success)
+    assert set(at.dataframe[0].value.columns) == {"measure", "prior", "current", "change"}
+    at.file_uploader(key="prior-study").set_value(series("B"))
+    at = at.run()
+    assert any("different patients" in e.value for e in at.error)
+    at.checkbox(key="same-patient").check().run()
+    assert any("user confirmed" in w.value for w in at.warning)
+    assert at.get("download_button")

@@ -24,7 +24,7 @@ def test_with_a_login_each_role_sees_its_pages():
     assert access("127.0.0.1", True, {}).mode == LOGIN  # a login configured is asked for locally too
     clinician = access("0.0.0.0", True, {"is_logged_in": True, "email": "a@h.org", "groups": ["clinician"]})
     assert clinician.mode == SIGNED_IN and clinician.user == "a@h.org"
-    assert clinician.pages == ["diagnose", "evaluation", "model_card"] and not clinician.may_stop_recording
+    assert clinician.pages == ["diagnose", "follow_up", "evaluation", "model_card"] and not clinician.may_stop_recording
     auditor = access("0.0.0.0", True, {"is_logged_in": True, "email": "b@h.org", "groups": "auditor"})
     assert auditor.pages == ["model_card", "audit_log"] and auditor.may_stop_recording
     engineer = access("0.0.0.0", True, {"is_logged_in": True, "sub": "c", "groups": [ENGINEER]})
