@@ -21,7 +21,7 @@ from brain_cnn.reports.sentences import decision_note, sequence_note
 from brain_cnn.scan.preprocess import prepare_slice
 from brain_cnn.scan.read import AXES, Scan, read_scan, read_study
 
-__all__ = ["SliceAssessment", "CaseAssessment", "assess", "assess_series", "LOW_CONFIDENCE", "CLOSE_CALL_MARGIN",
+__all__ = ["SliceAssessment", "CaseAssessment", "assess", "assess_series", "assess_stack", "LOW_CONFIDENCE", "CLOSE_CALL_MARGIN",
            "RANKINGS", "OUTLINE_CAPTION"]
 
 # Below this top-class probability the app warns that the call is uncertain.
@@ -245,6 +245,11 @@ def _assess_scan(predictor, scan: Scan, name: str, sha: str) -> CaseAssessment:
                           scan.sequence.name if scan.sequence is not None else None,
                           list(dict.fromkeys([name, *scan.file_names])), slice_spacing=scan.slice_spacing,
                           spacing_note=scan.spacing_note, patient_key=scan.patient_key)
+
+
+def assess_stack(predictor, scan: Scan) -> CaseAssessment:
+    """Classify the slices of a :class:`Scan` made in code (a data set's slices stacked as one study)."""
+    return _assess_scan(predictor, scan, scan.name, hashlib.sha256(scan.slices.tobytes()).hexdigest())
 
 
 def assess(predictor, data: bytes, name: str, axis: int = AXES["axial"]) -> CaseAssessment:

@@ -1,0 +1,132 @@
+"""How well a study's tumour is measured (:mod:`brain_cnn.inference.study`), against expert masks.
+
+Each LGG test patient's slices of one sequence (held out by patient in the model's ``sources.json``) are
+stacked in slice order as one study; the model's tumour is measured as the app measures it, and the expert
+masks (FLAIR abnormality, one mask for the three co-registered sequences) with the same code and the same
+spacing. The LGG slices carry no spacing (shrunk from 256 to 192 px, the ends of each volume left out), so
+lengths are in the 192-px slice's pixels and volumes in voxels: the volume error is a ratio, and so is
+independent of the spacing.
+
+    python -m brain_cnn.evaluation.follow_up models/brain-tumor-maps [--data ../shared/data]
+
+writes ``follow_up.json`` in the model folder and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brain_cnn.files import read_json, write_json
+
+__all__ = ["lgg_studies", "measure_lgg_studies"]
+
+FILE = "follow_up.json"
+_SLICE = re.compile(r"^(?P<case>.+)_(?P<slice>\d+)\.\w+$")
+
+
+def lgg_studies(data: Path, test_paths: list[str]) -> dict[tuple[str, str], list[tuple[int, Path, Path | None]]]:
+    """(patient, sequence) -> [(slice number, image, mask or None)] in slice order, for the held-out paths
+    (``"glioma FLAIR/<case>_<slice>.jpg"``)."""
+    studies = defaultdict(list)
+    for relative in test_paths:
+        folder, name = relative.split("/", 1)
+        found = _SLICE.match(name)
+        if not found:
+            continue
+        sequence = folder.split()[-1]
+        mask = data / "brain-tumor-lgg-masks" / f"{found['case']}_{found['slice']}.png"
+        studies[(found["case"], sequence)].append((int(found["slice"]), data / "brain-tumor-lgg" / relative,
+                                                   mask if folder.startswith("glioma") else None))
+    return {key: sorted(value) for key, value in sorted(studies.items())}
+
+
+def _summary(errors: list[float]) -> dict[str, Any]:
+    if not errors:
+        return {"count": 0}
+    values = np.asarray(errors, float)
+    return {"count": len(values), "median_abs": float(np.median(np.abs(values))),
+            "worst_abs": float(np.max(np.abs(values))), "median": float(np.median(values))}
+
+
+def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") -> dict[str, Any]:
+    """Per study and per sequence: volume error (%), longest and perpendicular diameter error (pixels)."""
+    from brain_cnn.inference.assessment import assess_stack
+    from brain_cnn.inference.predictor import Predictor
+    from brain_cnn.inference.study import measure_case, measure_masks
+    from brain_cnn.scan.decode import decode_image
+    from brain_cnn.scan.read import Scan
+
+    model, data = Path(model), Path(data)
+    held = read_json(model / "sources.json")["brain-tumor-lgg"]["test"]
+    predictor = Predictor(model)
+    rows = []
+    for (case, sequence), slices in lgg_studies(data, held).items():
+        images = np.stack([decode_image(path.read_bytes(), path.name) for _, path, _ in slices])
+        truth = np.stack([decode_image(mask.read_bytes(), mask.name) > 127 if mask is not None
+                          else np.zeros(images.shape[1:], bool) for _, _, mask in slices])
+        numbers = [n for n, _, _ in slices]
+        scan = Scan(f"{case} {sequence}", "image", images, [str(n) for n in numbers], pixel_spacing=(1.0, 1.0),
+                    slice_spacing=1.0)
+        found = measure_case(assess_stack(predictor, scan))
+        expert = measure_masks(truth, (1.0, 1.0), 1.0, min_slices=1)  # the expert's mask is the truth, all of it
+        row = {"case": case, "sequence": sequence, "slices": len(slices),
+               "gaps": int(numbers[-1] - numbers[0] + 1 - len(numbers)),
+               "voxels": found.voxels, "expert_voxels": expert.voxels,
+               "diameters": list(found.diameters) if found.diameters else None,
+               "expert_diameters": list(expert.diameters) if expert.diameters else None,
+               "left_out": sum("left out" in n for n in found.notes)}
+        if expert.voxels:
+            row["volume_error_percent"] = 100.0 * (found.voxels - expert.voxels) / expert.voxels
+        if found.diameters and expert.diameters:
+            row["longest_error"] = found.diameters[0] - expert.diameters[0]
+            row["perpendicular_error"] = found.diameters[1] - expert.diameters[1]
+        rows.append(row)
+        print(f"{case} {sequence}: {found.voxels} voxels against {expert.voxels}", file=sys.stderr, flush=True)
+    by_sequence = {}
+    for sequence in sorted({r["sequence"] for r in rows}):
+        mine = [r for r in rows if r["sequence"] == sequence]
+        by_sequence[sequence] = {
+            "studies": len(mine),
+            "with_tumour": sum(r["expert_voxels"] > 0 for r in mine),
+            "volume_error_percent": _summary([r["volume_error_percent"] for r in mine if "volume_error_percent" in r]),
+            "longest_error_pixels": _summary([r["longest_error"] for r in mine if "longest_error" in r]),
+            "perpendicular_error_pixels": _summary([r["perpendicular_error"] for r in mine
+                                                    if "perpendicular_error" in r]),
+            "tumour_missed": sum(r["expert_voxels"] > 0 and not r["voxels"] for r in mine),
+            "tumour_where_none": sum(not r["expert_voxels"] and r["voxels"] > 0 for r in mine),
+        }
+    return {"data": "brain-tumor-lgg test patients (the model's sources.json), one study per patient and sequence",
+            "units": "pixels of the 192-px slice, 1 slice apart (the set gives no spacing)",
+            "by_sequence": by_sequence, "studies": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--data", default="../shared/data")
+    args = parser.parse_args(argv)
+    report = measure_lgg_studies(args.model, args.data)
+    write_json(Path(args.model) / FILE, report)
+    print("| sequence | studies (with tumour) | volume error, median / worst | longest diameter error, median / "
+          "worst | perpendicular, median / worst | tumour missed |")
+    print("|---|---|---|---|---|---|")
+    for sequence, s in report["by_sequence"].items():
+        v, lo, pe = s["volume_error_percent"], s["longest_error_pixels"], s["perpendicular_error_pixels"]
+
+        def pair(summary, unit):
+            return f"{summary['median_abs']:.1f} / {summary['worst_abs']:.1f}{unit}" if summary["count"] else "-"
+
+        print(f"| {sequence} | {s['studies']} ({s['with_tumour']}) | {pair(v, ' %')} | {pair(lo, ' px')} | "
+              f"{pair(pe, ' px')} | {s['tumour_missed']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
