@@ -55,27 +55,69 @@ def _summary(errors: list[float]) -> dict[str, Any]:
             "worst_abs": float(np.max(np.abs(values))), "median": float(np.median(values))}
 
 
+# How much of each tumour is painted away to make a "later" study, as a share of its longest diameter taken
+# off every side: 5 % leaves the product about 20 % smaller (stable), 20 % about 65 % smaller (a partial
+# response), all of it a complete response.
+SHRINKS = {"rim 5 %": 0.05, "rim 20 %": 0.20, "all": None}
+
+
+def shrunk(images: np.ndarray, truth: np.ndarray, diameter: float, share: float | None):
+    """The study with part of its tumour painted out (Telea, from the tissue around it) and the mask of what
+    is left: the rim ``share`` x ``diameter`` deep on every side of every slice's tumour, or all of it."""
+    import cv2
+
+    from brain_cnn.data.painting import TELEA, clear_margin, paint_out
+
+    grow = clear_margin(TELEA) - 1  # paint_out takes this many pixels more, inwards too
+    painted, left = images.copy(), np.zeros_like(truth)
+    depth = None if share is None else max(1, round(share * diameter))
+    for k in range(len(images)):
+        if not truth[k].any():
+            continue
+        if depth is None:
+            core = np.zeros_like(truth[k])
+        else:
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1,) * 2)
+            core = cv2.erode(truth[k].astype(np.uint8), disc).astype(bool)
+        painted[k] = paint_out(images[k][..., None], truth[k] & ~core)[..., 0]
+        if core.any():
+            inner = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+            left[k] = cv2.erode(core.astype(np.uint8), inner).astype(bool)
+    return painted, left
+
+
 def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") -> dict[str, Any]:
     """Per study and per sequence: volume error (%), longest and perpendicular diameter error (pixels)."""
     from brain_cnn.inference.assessment import assess_stack
     from brain_cnn.inference.predictor import Predictor
-    from brain_cnn.inference.study import measure_case, measure_masks
+    from brain_cnn.inference.study import category_of, measure_case, measure_masks
     from brain_cnn.scan.decode import decode_image
     from brain_cnn.scan.read import Scan
 
     model, data = Path(model), Path(data)
     held = read_json(model / "sources.json")["brain-tumor-lgg"]["test"]
     predictor = Predictor(model)
-    rows = []
+    rows, agreement = [], []
+
+    def measured(images, name):
+        scan = Scan(name, "image", images, [str(i) for i in range(len(images))], pixel_spacing=(1.0, 1.0),
+                    slice_spacing=1.0)
+        return measure_case(assess_stack(predictor, scan))
+
     for (case, sequence), slices in lgg_studies(data, held).items():
         images = np.stack([decode_image(path.read_bytes(), path.name) for _, path, _ in slices])
         truth = np.stack([decode_image(mask.read_bytes(), mask.name) > 127 if mask is not None
                           else np.zeros(images.shape[1:], bool) for _, _, mask in slices])
         numbers = [n for n, _, _ in slices]
-        scan = Scan(f"{case} {sequence}", "image", images, [str(n) for n in numbers], pixel_spacing=(1.0, 1.0),
-                    slice_spacing=1.0)
-        found = measure_case(assess_stack(predictor, scan))
+        found = measured(images, f"{case} {sequence}")
         expert = measure_masks(truth, (1.0, 1.0), 1.0, min_slices=1)  # the expert's mask is the truth, all of it
+        for level, share in SHRINKS.items() if expert.voxels else ():
+            painted, left = shrunk(images, truth, expert.diameters[0], share)
+            later, expert_later = measured(painted, f"{case} {sequence} {level}"), measure_masks(left, (1.0, 1.0), 1.0,
+                                                                                                min_slices=1)
+            agreement.append({"case": case, "sequence": sequence, "shrink": level,
+                              "expert": category_of(expert_later.product or 0.0, expert.product),
+                              "found": category_of(later.product or 0.0, found.product or 0.0)})
         row = {"case": case, "sequence": sequence, "slices": len(slices),
                "gaps": int(numbers[-1] - numbers[0] + 1 - len(numbers)),
                "voxels": found.voxels, "expert_voxels": expert.voxels,
@@ -102,9 +144,17 @@ def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") 
             "tumour_missed": sum(r["expert_voxels"] > 0 and not r["voxels"] for r in mine),
             "tumour_where_none": sum(not r["expert_voxels"] and r["voxels"] > 0 for r in mine),
         }
+    for sequence, summary in by_sequence.items():
+        mine = [a for a in agreement if a["sequence"] == sequence]
+        summary["category_agreement"] = {level: {"studies": len(group), "agree": sum(a["expert"] == a["found"]
+                                                                                    for a in group),
+                                                 "expert": sorted({a["expert"] for a in group})}
+                                         for level in SHRINKS if (group := [a for a in mine if a["shrink"] == level])}
     return {"data": "brain-tumor-lgg test patients (the model's sources.json), one study per patient and sequence",
             "units": "pixels of the 192-px slice, 1 slice apart (the set gives no spacing)",
-            "by_sequence": by_sequence, "studies": rows}
+            "shrinks": "a later study made by painting out the tumour's rim (a share of its longest diameter deep) "
+                       "or all of it; the category of the product's change by the network against the masks'",
+            "by_sequence": by_sequence, "studies": rows, "agreement": agreement}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"| {sequence} | {s['studies']} ({s['with_tumour']}) | {pair(v, ' %')} | {pair(lo, ' px')} | "
               f"{pair(pe, ' px')} | {s['tumour_missed']} |")
+    print("\n| sequence | " + " | ".join(f"category agrees, {level} painted out" for level in SHRINKS) + " |")
+    print("|---|" + "---|" * len(SHRINKS))
+    for sequence, s in report["by_sequence"].items():
+        cells = [f"{c['agree']} of {c['studies']} (masks: {', '.join(c['expert'])})"
+                 for c in s["category_agreement"].values()]
+        print(f"| {sequence} | " + " | ".join(cells) + " |")
     return 0
 
 
