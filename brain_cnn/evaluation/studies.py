@@ -7,7 +7,7 @@ spacing. The LGG slices carry no spacing (shrunk from 256 to 192 px, the ends of
 lengths are in the 192-px slice's pixels and volumes in voxels: the volume error is a ratio, and so is
 independent of the spacing.
 
-    python -m brain_cnn.evaluation.follow_up models/brain-tumor-maps [--data ../shared/data]
+    python -m brain_cnn.evaluation.studies models/brain-tumor-maps [--data ../shared/data]
 
 writes ``follow_up.json`` in the model folder and prints the figures.
 """

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from brain_cnn.evaluation.follow_up import lgg_studies
+from brain_cnn.evaluation.studies import lgg_studies
 
 
 def test_held_out_slices_become_one_study_per_patient_and_sequence_in_slice_order():
@@ -18,7 +18,7 @@ def test_held_out_slices_become_one_study_per_patient_and_sequence_in_slice_orde
 def test_a_shrunk_study_paints_out_the_rim_and_knows_what_is_left():
     import numpy as np
 
-    from brain_cnn.evaluation.follow_up import shrunk
+    from brain_cnn.evaluation.studies import shrunk
     from brain_cnn.inference.study import measure_masks
 
     yy, xx = np.mgrid[:96, :96]
