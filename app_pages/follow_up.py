@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-from brain_cnn.app_support import DISCLAIMER, assess_study_upload, predictor_for, study_model_folder
+from brain_cnn.app_support import DISCLAIMER, assess_study_upload, predictor_for, read_report, study_model_folder
 from brain_cnn.errors import BrainCnnError
+from brain_cnn.model.card import STUDIES_FILE
 from brain_cnn.inference.study import DifferentPatients, compare, measure_case
 from brain_cnn.reports.deidentify import case_label
-from brain_cnn.reports.follow_up import RANO_NOTE, change_sentence, follow_up_pdf, largest_slice_image, measure_rows
+from brain_cnn.reports.follow_up import (RANO_NOTE, change_sentence, follow_up_pdf, largest_slice_image, measure_rows,
+                                         trust_sentence)
 from brain_cnn.scan.limits import within_session_limits
 
 st.title("Follow-up")
@@ -18,6 +20,7 @@ if folder is None:
 st.caption(f"Measured with {folder.name}: the tumour map of every slice, regions joined across neighbouring "
            "slices (an outline on one slice alone is left out), the volume from the file's spacing, and on the "
            "slice where the tumour is largest its longest diameter and the longest one perpendicular to it.")
+st.info(trust_sentence(read_report(folder, STUDIES_FILE)), icon=":material/straighten:")
 
 HELP = "A NIfTI volume, a ZIP of a DICOM series, or the DICOM files of one series"
 left, right = st.columns(2)
@@ -78,7 +81,8 @@ card = predictor_for(folder).card
 
 
 def pdf() -> bytes:
-    return follow_up_pdf(studies["current"], studies["prior"] if change else None, change, card.name, card.sha256)
+    return follow_up_pdf(studies["current"], studies["prior"] if change else None, change, card.name, card.sha256,
+                         trust=trust_sentence(read_report(folder, STUDIES_FILE)))
 
 
 st.download_button("PDF report", pdf, f"brain-cnn-follow-up-{case_label(current_case).replace(' ', '_')}.pdf",

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from brain_cnn.files import read_json, write_json
+from brain_cnn.model.card import STUDIES_FILE
 
 __all__ = ["lgg_studies", "measure_lgg_studies"]
 
-FILE = "follow_up.json"
+FILE = STUDIES_FILE
 _SLICE = re.compile(r"^(?P<case>.+)_(?P<slice>\d+)\.\w+$")
 
 

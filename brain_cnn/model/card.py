@@ -28,6 +28,7 @@ EVALUATION_FILE = "evaluation.json"
 SPLIT_FILE = "split.json"
 EXTERNAL_FILE = "external.json"  # screening reports on other data sets (brain_cnn.evaluation.screening)
 LOSO_FILE = "loso.json"  # leave-one-source-out results (brain_cnn.evaluation.loso)
+STUDIES_FILE = "follow_up.json"  # how well it measures a study against expert masks (brain_cnn.evaluation.studies)
 TUMOUR_MAPS_FILE = "tumour_maps.json"  # a tumour-map network's figures on held-out data (brain_cnn.evaluation.tumour_maps)
 
 

@@ -14,13 +14,35 @@ from brain_cnn.inference.study import Change, StudyMeasure
 from brain_cnn.reports.deidentify import case_label, redact
 from brain_cnn.reports.pdf import DISCLAIMER, _latin1, _png
 
-__all__ = ["largest_slice_image", "measure_rows", "change_sentence", "follow_up_pdf", "RANO_NOTE"]
+__all__ = ["largest_slice_image", "measure_rows", "change_sentence", "follow_up_pdf", "RANO_NOTE", "trust_sentence"]
 
 RANO_NOTE = ("The category follows RANO's thresholds on the product of the two diameters (at least 25 % larger: "
              "progression; at least 50 % smaller: partial response; gone: complete response; else stable). It is "
              "a measurement aid, not the RANO assessment, which also weighs new lesions, non-enhancing disease, "
              "steroid dose and the clinical state.")
 OUTLINE, LONGEST, ACROSS = (255, 210, 0), (255, 80, 80), (80, 200, 255)
+
+
+def trust_sentence(report: dict[str, Any] | None) -> str:
+    """How far this model's measurements can be trusted, from its ``follow_up.json``
+    (:mod:`brain_cnn.evaluation.studies`), in one sentence."""
+    if not report or not report.get("by_sequence"):
+        return "How well this model measures a study has not been measured against expert masks."
+    parts = []
+    for sequence, figures in report["by_sequence"].items():
+        volume = figures.get("volume_error_percent", {})
+        if volume.get("count"):
+            parts.append(f"{sequence} {volume['median']:+.0f} % (worst {volume['worst_abs']:.0f} % off)")
+    agreement = [c for f in report["by_sequence"].values() for level, c in f.get("category_agreement", {}).items()
+                 if level == "all"]
+    text = (f"Against expert masks on {report['by_sequence'][next(iter(report['by_sequence']))]['studies']} LGG "
+            f"test patients, this model's tumour volumes differed from the experts' by a median of "
+            f"{', '.join(parts)}.")
+    if agreement:
+        agree, total = sum(c["agree"] for c in agreement), sum(c["studies"] for c in agreement)
+        text += (f" With the whole tumour painted out of a study, it called a complete response in {agree} of "
+                 f"{total} comparisons: read its change with the images, never alone.")
+    return text
 
 
 def largest_slice_image(case: CaseAssessment, measure: StudyMeasure) -> np.ndarray | None:
@@ -91,7 +113,8 @@ def change_sentence(change: Change) -> str:
 
 
 def follow_up_pdf(current: tuple[CaseAssessment, StudyMeasure], prior: tuple[CaseAssessment, StudyMeasure] | None,
-                  change: Change | None, model_name: str, model_sha256: str, when: datetime | None = None) -> bytes:
+                  change: Change | None, model_name: str, model_sha256: str, when: datetime | None = None,
+                  trust: str | None = None) -> bytes:
     """A one-page PDF of the follow-up: the largest slices with outline and diameters, the measures, the change.
     Cases are named by their labels; nothing that names a patient is written."""
     from fpdf import FPDF
@@ -149,5 +172,7 @@ def follow_up_pdf(current: tuple[CaseAssessment, StudyMeasure], prior: tuple[Cas
         for note in measure.notes:
             pdf.multi_cell(0, 4, _latin1(redact(f"{title}: {note}", case)), new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 4, _latin1(RANO_NOTE), new_x="LMARGIN", new_y="NEXT")
+    if trust:
+        pdf.multi_cell(0, 4, _latin1(trust), new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 4, _latin1(f"Model: {model_name}, SHA-256 {model_sha256}"), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

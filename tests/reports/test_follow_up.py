@@ -46,3 +46,16 @@ def test_the_table_and_the_pdf_carry_the_change_and_no_file_name(tmp_path):
                                    text=True).stdout.split())
     assert "Partial response (product -75.0 %, volume -75.0 %) by RANO's thresholds." in text
     assert "not the RANO assessment" in text and "DOE" not in text
+
+
+def test_the_trust_sentence_reads_the_models_study_figures():
+    import json
+    from pathlib import Path
+
+    from brain_cnn.reports.follow_up import trust_sentence
+
+    assert "has not been measured" in trust_sentence(None)
+    report = json.loads((Path(__file__).parents[2] / "models" / "brain-tumor-maps" / "follow_up.json").read_text())
+    said = trust_sentence(report)
+    assert said.startswith("Against expert masks on 14 LGG test patients")
+    assert "FLAIR -24 % (worst 88 % off)" in said and "complete response in 3 of 42" in said
