@@ -13,8 +13,6 @@ __all__ = ["case_label", "clean_label", "redact", "LABEL_HELP"]
 LABEL_HELP = ("Letters, digits, spaces and . _ - only, up to 40 characters; an accession or study number, not the "
               "patient's name. Left empty, the case is named by the start of its input's SHA-256.")
 _LABEL = re.compile(r"[\w .\-]{1,40}")
-# A name's stem shorter than this is left in the text: replacing "a" or "t1" would mangle the sentences.
-_SHORTEST_STEM = 4
 
 
 def clean_label(typed: str | None) -> str | None:
@@ -30,15 +28,9 @@ def case_label(case: CaseAssessment) -> str:
 
 
 def _forms(name: str) -> set[str]:
-    """A file name as it may appear in a message: as given, its last part (a ZIP member's or a Windows
-    path's), and that part's stem."""
-    forms = {name}
-    for path in (PurePosixPath(name), PureWindowsPath(name)):
-        forms.add(path.name)
-        stem = path.name.split(".")[0]
-        if len(stem) >= _SHORTEST_STEM:
-            forms.add(stem)
-    return {f for f in forms if f}
+    """A file name as a message may quote it: as given, and its last part (a ZIP member's or a Windows
+    path's). Not its stem: "scan" of scan.dcm would take the word out of "T2 scan (...)"."""
+    return {f for f in (name, PurePosixPath(name).name, PureWindowsPath(name).name) if f}
 
 
 def redact(text: str, case: CaseAssessment) -> str:
@@ -48,5 +40,6 @@ def redact(text: str, case: CaseAssessment) -> str:
     forms = sorted({f for name in names for f in _forms(name)}, key=len, reverse=True)
     if not forms:
         return text
-    pattern = re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE)
+    # Whole names only: not "a.png" inside "data.png".
+    pattern = re.compile(r"(?<![\w.-])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w.-])", re.IGNORECASE)
     return pattern.sub(f"[case {label}]", text)

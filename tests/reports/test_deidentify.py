@@ -97,6 +97,9 @@ def test_a_typed_label_names_the_case_and_an_unsafe_one_is_not_used(tiny_model):
     for unsafe in ("=HYPERLINK(\"http://x\")", "a/../b", "x" * 41, "", "  "):
         assert clean_label(unsafe) is None
     assert redact(f"skipped {FILE_NAME}: corrupt", case) == "skipped [case ACC 2024-113]: corrupt"
+    case.file_names = ["scan.dcm", "a.png"]
+    note = "T2 scan (the series description); a.png: unreadable; data.png kept"
+    assert redact(note, case) == "T2 scan (the series description); [case ACC 2024-113]: unreadable; data.png kept"
 
 
 def test_burned_in_annotation_is_a_warning(tiny_model):
