@@ -27,6 +27,7 @@ from brain_cnn.model.card import EVALUATION_FILE, load_card
 from brain_cnn.model.export import export_model
 from brain_cnn.model.folder import DEFAULT_MODEL, load_model
 from brain_cnn.reports.tables import loso_table, screening_table, summary_table
+from brain_cnn.training.combined import make_combined
 from brain_cnn.training.ensemble import make_ensemble
 from brain_cnn.training.resume import RESUME_DIR
 from brain_cnn.training.run import train, TrainConfig
@@ -355,8 +356,19 @@ def _add_flip_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    out = make_ensemble(args.members, args.out, args.name)
-    print(f"saved {out} ({len(args.members)} members)", flush=True)
+    if any(load_card(member).training.get("tumour_map") for member in args.members):
+        out = make_combined(args.members, args.out, args.name, args.fit_data, args.batch_size)
+        rule = load_card(out).training["combination"]
+        print(f"saved {out}: {len(args.members)} members; whether there is a tumour = sigmoid("
+              f"{rule['weights'][0]:.3f} x classifiers' log-odds + {rule['weights'][1]:.3f} x map network's + "
+              f"{rule['intercept']:.3f}); the type = softmax({rule['type_weights'][0]:.3f} x classifiers' log "
+              f"probabilities + {rule['type_weights'][1]:.3f} x map network's); fitted on "
+              f"{rule['fitted_on']['images']} validation images", flush=True)
+    else:
+        if args.fit_data:
+            raise BrainCnnError("--fit-data is for a combined model (one member a tumour-map network)")
+        out = make_ensemble(args.members, args.out, args.name)
+        print(f"saved {out} ({len(args.members)} members)", flush=True)
     if not args.no_evaluate:
         print(summary_table(evaluate_model_folder(out, batch_size=args.batch_size, flip=_FLIP[args.flip])))
     return 0
@@ -598,11 +610,15 @@ def _add_ensemble_command(commands) -> None:
     """``brain-cnn ensemble``."""
     ensemble = commands.add_parser(
         "ensemble",
-        help="combine trained models into one that averages their probabilities",
+        help="combine trained models into one: classifiers averaged, or classifiers and a tumour-map network",
         description="Write the model folder OUT for an ensemble of MEMBER folders: the mean of their softmax "
         "probabilities. It holds a card and a split (the members' common validation and test splits, the union "
-        "of their training splits), no weights: loading checks each member's checksum. Then it is evaluated "
-        "like a trained model (flip averaging, temperature and gate chosen on its validation split).",
+        "of their training splits), no weights: loading checks each member's checksum. With one tumour-map "
+        "network among the members it is a combined model: whether there is a tumour comes from the classifiers "
+        "and the map network by a logistic rule fitted on validation images no member trained on (their "
+        "validation splits and --fit-data), the type from the better typer, the outline from the map "
+        "(docs/models.md). Then it is evaluated like a trained model (flip averaging, temperature and gate "
+        "chosen on its validation split).",
     )
     ensemble.add_argument("members", nargs="+", metavar="MEMBER",
                           help="model folders trained with the same classes, input size and validation/test split")
@@ -610,6 +626,9 @@ def _add_ensemble_command(commands) -> None:
     ensemble.add_argument("--name", help="model name (default: the folder's name)")
     ensemble.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     ensemble.add_argument("--no-evaluate", action="store_true", help="only write the folder")
+    ensemble.add_argument("--fit-data", action="append", default=[], metavar="SPLIT_JSON:SPLIT",
+                          help="a combined model: more validation images to fit its rule on, as another model's "
+                          "split, e.g. models/brain-tumor-44c/split.json:validation (repeatable; never a test split)")
     _add_flip_option(ensemble)
     ensemble.set_defaults(run=_cmd_ensemble)
 

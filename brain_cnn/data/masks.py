@@ -16,6 +16,7 @@ What a sample's mask says (:func:`mask_status`):
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -30,14 +31,30 @@ MASK, EMPTY, UNKNOWN = "mask", "empty", "unknown"
 
 
 def mask_folder(data_root: str | Path) -> Path | None:
-    """The ``<data set>-masks/`` folder beside a data set, if there is one."""
+    """The ``<data set>-masks/`` folder beside a data set, if there is one; for a folder of data sets (a model
+    trained on several, its paths "<data set>/..."), the folder itself when some data set in it has masks
+    (:func:`mask_file` then looks in ``<data set>-masks/``)."""
     root = Path(data_root).resolve()
     candidate = root.parent / f"{root.name}-masks"
-    return candidate if candidate.is_dir() else None
+    if candidate.is_dir():
+        return candidate
+    if _holds_mask_folders(root):
+        return root
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _holds_mask_folders(folder: Path) -> bool:
+    return any(c.is_dir() and c.name.endswith("-masks") for c in folder.iterdir()) if folder.is_dir() else False
 
 
 def mask_file(masks: Path, relative: str) -> Path | None:
-    """The mask of the image at ``relative`` (a path inside the data set): mirrored path, else flat by stem."""
+    """The mask of the image at ``relative`` (a path inside the data set): mirrored path, else flat by stem; in a
+    folder of data sets, the same inside ``<data set>-masks/`` for a path "<data set>/..."."""
+    parts = Path(relative).parts
+    if len(parts) > 1 and _holds_mask_folders(masks):  # a folder of data sets: never its images as masks
+        inside = masks / f"{parts[0]}-masks"
+        return mask_file(inside, str(Path(*parts[1:]))) if inside.is_dir() else None
     mirrored = (masks / relative).with_suffix(".png")
     if mirrored.is_file():
         return mirrored

@@ -39,6 +39,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from brain_cnn.model.combined import combined_features_model, is_combined
 from brain_cnn.model.ensemble import members_of
 from brain_cnn.model.network import LAST_CONV_LAYER
 from brain_cnn.model.ood import FEATURE_LAYERS
@@ -188,6 +189,8 @@ def features_model(model):
     from keras import layers
 
 
+    if is_combined(model):  # classifiers and a tumour-map network: the gate on the map network's features
+        return combined_features_model(model, features_model)
     members = members_of(model)
     if members:  # an ensemble: the mean of the members' probabilities, the gate on the first member's features
         image = keras.Input(shape=tuple(model.input_shape[1:]), name="image")

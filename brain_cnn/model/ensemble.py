@@ -24,7 +24,11 @@ from typing import Any
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.model.card import ModelCard
 
-__all__ = ["ensemble_network", "members_of", "members_digest", "check_member", "check_compatible"]
+# A member entry's role in a combined folder's card (brain_cnn.model.combined): the tumour-map network; the
+# others are classifiers.
+MAP_ROLE = "tumour map"
+
+__all__ = ["MAP_ROLE", "ensemble_network", "members_of", "members_digest", "check_member", "check_compatible"]
 
 
 def ensemble_network(models: list) -> Any:
@@ -65,11 +69,12 @@ def check_member(ensemble: ModelCard, member: ModelCard, entry: dict[str, str], 
             f"(expected {str(entry.get('sha256'))[:12]}..., found {member.sha256[:12]}...); "
             "make and evaluate the ensemble again"
         )
-    check_compatible(ensemble, member, entry["folder"], name)
+    # The map network of a combined model sees the input shrunk to its own size inside the graph.
+    check_compatible(ensemble, member, entry["folder"], name, same_size=entry.get("role") != MAP_ROLE)
 
 
-def check_compatible(first: ModelCard, other: ModelCard, name: str, ensemble: str) -> None:
-    for what in ("classes", "image_size", "channels", "preprocessing_version"):
+def check_compatible(first: ModelCard, other: ModelCard, name: str, ensemble: str, same_size: bool = True) -> None:
+    for what in ("classes", "channels", "preprocessing_version") + (("image_size",) if same_size else ()):
         if getattr(first, what) != getattr(other, what):
             raise ModelFolderError(f"{ensemble}: member {name} has {what} {getattr(other, what)!r}, "
                                    f"the others {getattr(first, what)!r}")

@@ -17,9 +17,12 @@ from typing import Any
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.files import sha256_file
 from brain_cnn.model.card import CARD_FILE, MODEL_FILE, ModelCard, load_card
-from brain_cnn.model.tumour_maps import class_output
-from brain_cnn.model.ensemble import check_member, ensemble_network, members_digest
+from brain_cnn.model.tumour_maps import CLASSES, NORMAL, class_output
+from brain_cnn.model.combined import combined_network, check_rule
+from brain_cnn.model.ensemble import MAP_ROLE, check_member, ensemble_network, members_digest
 from brain_cnn.model.ood import GATE_FILE, Gate
+
+NORMAL_CLASS = CLASSES[NORMAL]
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "load_model", "list_model_folders"]
 
@@ -97,7 +100,14 @@ def _load_members(folder: Path, card: ModelCard) -> Any:
         loaded.append(member)
     if members_digest([m.card.sha256 for m in loaded]) != card.sha256:
         raise ModelFolderError(f"{folder.name}: the card's checksum does not match its members'")
-    return ensemble_network([m.model for m in loaded])
+    maps = [m for entry, m in zip(card.members, loaded) if entry.get("role") == MAP_ROLE]
+    if not maps:
+        return ensemble_network([m.model for m in loaded])
+    classifiers = [m.model for entry, m in zip(card.members, loaded) if entry.get("role") != MAP_ROLE]
+    if len(maps) != 1 or not classifiers:
+        raise ModelFolderError(f"{folder.name}: a combined model needs one tumour-map member and classifiers")
+    rule = check_rule(card.training.get("combination"), f"{folder.name}: card.json")
+    return combined_network(classifiers, maps[0].model, rule, card.classes.index(NORMAL_CLASS))
 
 
 def _load_gate(folder: Path, card: ModelCard):

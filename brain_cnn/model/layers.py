@@ -16,7 +16,8 @@ from keras import ops
 
 from brain_cnn.scan.preprocess import HEAD_LEVEL, RIM
 
-__all__ = ["BrainOnly", "CallFromMap", "MaskedPooling", "StandardiseHead"]
+__all__ = ["AreaResize", "BrainOnly", "CallFromMap", "CombinedCall", "MaskedPooling", "StandardiseHead",
+           "area_matrix"]
 
 # Grey level (of 255) above which a pixel counts as head for StandardiseHead.
 HEAD_PIXEL = 10.0
@@ -149,3 +150,90 @@ class CallFromMap(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "normal": self.normal}
+
+
+def area_matrix(size: int, side: int):
+    """(side, size) weights of an area-average resize of ``size`` pixels to ``side``: each output pixel is the
+    mean of the input it covers, partial pixels by their share (OpenCV's ``INTER_AREA`` when shrinking)."""
+    import numpy as np
+
+    scale = size / side
+    weights = np.zeros((side, size), np.float32)
+    for out in range(side):
+        start, stop = out * scale, (out + 1) * scale
+        for pixel in range(int(start), min(size, int(np.ceil(stop)))):
+            weights[out, pixel] = (min(stop, pixel + 1) - max(start, pixel)) / scale
+    return weights
+
+
+@keras.saving.register_keras_serializable(package="brain_cnn")
+class AreaResize(keras.layers.Layer):
+    """Shrink a one-channel square batch (B, S, S, 1) to (B, side, side, 1) by area averaging.
+
+    The preprocessing shrinks a head crop with ``INTER_AREA``; a network of a
+    smaller input inside a larger model (:mod:`brain_cnn.model.combined`)
+    should see the same kind of image, not the aliased one a bilinear resize
+    gives. Two matrix products, so every engine (ONNX included) runs it.
+    """
+
+    def __init__(self, side: int, **kwargs):
+        super().__init__(**kwargs)
+        self.side = int(side)
+
+    def build(self, input_shape):
+        self.matrix = ops.convert_to_tensor(area_matrix(int(input_shape[1]), self.side))
+
+    def call(self, images):
+        rows = ops.matmul(self.matrix, images[..., 0])  # (B, side, S)
+        return ops.matmul(rows, ops.transpose(self.matrix))[..., None]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.side, self.side, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "side": self.side}
+
+
+@keras.saving.register_keras_serializable(package="brain_cnn")
+class CombinedCall(keras.layers.Layer):
+    """Class probabilities (B, K) from a classifier's and a tumour-map network's, by a fitted rule.
+
+    Whether there is a tumour: ``sigmoid(a * logit(t_classifier) + b * logit(t_map) + c)``, where ``t`` is a
+    network's probability of a tumour (1 - P(no tumour)). Which type: ``softmax(d * log p_classifier + e * log
+    p_map)`` over the tumour classes, a weighted geometric mean of the two networks' type probabilities (``d = 1,
+    e = 0`` is the classifier's alone). The rule's numbers come from the model card (:mod:`brain_cnn.model.combined`).
+    """
+
+    def __init__(self, normal: int, weights: tuple[float, float], intercept: float,
+                 type_weights: tuple[float, float] = (1.0, 0.0), **kwargs):
+        super().__init__(**kwargs)
+        self.normal = int(normal)
+        self.rule_weights = (float(weights[0]), float(weights[1]))
+        self.intercept = float(intercept)
+        self.type_weights = (float(type_weights[0]), float(type_weights[1]))
+
+    def call(self, inputs):
+        eps = 1e-4  # the same clip as the fit (brain_cnn.model.combined.presence_inputs)
+
+        def logit(probabilities):
+            tumour = ops.clip(1.0 - probabilities[:, self.normal : self.normal + 1], eps, 1.0 - eps)
+            return ops.log(tumour) - ops.log(1.0 - tumour)
+
+        def log_types(probabilities):
+            types = ops.concatenate([probabilities[:, : self.normal], probabilities[:, self.normal + 1 :]], axis=-1)
+            return ops.log(ops.clip(types, 1e-12, 1.0))
+
+        classifier, tumour_maps = inputs
+        score = self.rule_weights[0] * logit(classifier) + self.rule_weights[1] * logit(tumour_maps) + self.intercept
+        tumour = ops.sigmoid(score)
+        types = ops.softmax(self.type_weights[0] * log_types(classifier) + self.type_weights[1] * log_types(tumour_maps),
+                            axis=-1)
+        return ops.concatenate([tumour * types[:, : self.normal], 1.0 - tumour, tumour * types[:, self.normal :]],
+                               axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "normal": self.normal, "weights": list(self.rule_weights),
+                "intercept": self.intercept, "type_weights": list(self.type_weights)}

@@ -45,3 +45,15 @@ def test_unreadable_masks_are_refused(tmp_path):
         read_mask(tmp_path / "bad.png")
     (tmp_path / "grey.png").write_bytes(encode(np.array([[0, 100], [200, 255]], np.uint8)))
     assert read_mask(tmp_path / "grey.png").tolist() == [[0, 0], [255, 255]]
+
+
+def test_a_folder_of_data_sets_finds_each_sets_masks_and_never_its_images(tmp_path):
+    (tmp_path / "set" / "Testing" / "glioma").mkdir(parents=True)
+    (tmp_path / "set-masks" / "Testing" / "glioma").mkdir(parents=True)
+    (tmp_path / "set-masks" / "Testing" / "glioma" / "a.png").write_bytes(encode(np.zeros((8, 8), np.uint8)))
+    (tmp_path / "other" / "glioma").mkdir(parents=True)
+    (tmp_path / "other" / "glioma" / "b.png").write_bytes(encode(phantom(32)))  # a PNG image, not a mask
+    masks = mask_folder(tmp_path)
+    assert masks == tmp_path.resolve()
+    assert mask_status(masks, "set/Testing/glioma/a.jpg", False) == (MASK, masks / "set-masks/Testing/glioma/a.png")
+    assert mask_status(masks, "other/glioma/b.png", False) == (UNKNOWN, None)

@@ -1,0 +1,150 @@
+"""The combined model: classifiers and a tumour-map network as one folder, its rule fitted on validation images."""
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from brain_cnn.errors import DatasetError, ModelFolderError
+from brain_cnn.model.card import CARD_FILE, SPLIT_FILE
+from brain_cnn.model.combined import combine, map_member, presence_inputs
+from brain_cnn.model.folder import load_model
+from brain_cnn.training.combined import PRESENCE_ONLY, fit_rule, make_combined
+
+from conftest import encode, phantom, train_tiny_map_model, write_class_folder
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """A 4-class classifier (64 px) and a tumour-map network (48 px) on the same phantom split."""
+    from brain_cnn.training.run import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("four") / "phantoms"
+    write_class_folder(root / "Training", {c: 20 for c in CLASSES})
+    write_class_folder(root / "Testing", {c: 4 for c in CLASSES}, start_seed=1000)
+    models = tmp_path_factory.mktemp("models")
+    classifier = train(TrainConfig(data=str(root), out=str(models / "classifier"), epochs=1, image_size=64, width=4,
+                                   depth=2, batch_size=8, max_steps=2, seed=1))
+    maps = train_tiny_map_model(models / "maps")
+    shutil.copy(classifier / SPLIT_FILE, maps / SPLIT_FILE)  # validated and tested on the same images
+    return classifier, maps
+
+
+@pytest.fixture(scope="module")
+def combined(members):
+    classifier, maps = members
+    return make_combined([classifier, maps], classifier.parent / "combined")
+
+
+def batch(size: int) -> np.ndarray:
+    return np.stack([phantom(size, lesion=bool(s % 2), seed=s) for s in range(6)])[..., None].astype(np.float32)
+
+
+def test_the_combined_folder_answers_by_its_rule_on_every_engine(members, combined):
+    from brain_cnn.model.engines import forward
+    from brain_cnn.model.layers import AreaResize
+
+    classifier, maps = (load_model(m) for m in members)
+    loaded = load_model(combined)
+    rule = loaded.card.training["combination"]
+    x = batch(64)
+    found = maps.model(AreaResize(48)(x))
+    expected = combine(classifier.model(x).numpy(), found["probabilities"].numpy(), rule, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed ONNX conversion only warns and falls back: make it fail here
+        for engine in ("onnxruntime", "tensorflow"):
+            features, probabilities, tumour_map = forward(loaded.model, engine)(x)
+            np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+            np.testing.assert_allclose(tumour_map, found["tumour_map"].numpy(), atol=1e-5)
+            assert features.shape[0] == len(x)  # the gate's features: the map network's
+    card = json.loads((combined / CARD_FILE).read_text())
+    assert [m.get("role") for m in card["members"]] == [None, "tumour map"]
+    assert card["decision"] == "tumour first" and card["flip_averaging"]
+    assert len(rule["weights"]) == 2 and len(rule["type_weights"]) == 2
+    assert rule["fitted_on"]["images"] > 0 and "validation" in rule
+
+
+def test_the_rule_is_read_from_the_card(combined, tmp_path):
+    folder = shutil.copytree(combined, tmp_path / "combined")
+    for member in ("classifier", "maps"):
+        shutil.copytree(combined.parent / member, tmp_path / member)
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["training"]["combination"].update(weights=[0.0, 0.0], intercept=np.log(0.3 / 0.7), type_weights=[0.0, 0.0])
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    probabilities = load_model(folder).model(batch(64))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities[:, 2], 0.7, atol=1e-5)  # P(tumour) = sigmoid(intercept) = 0.3
+    np.testing.assert_allclose(probabilities[:, [0, 1, 3]], 0.1, atol=1e-5)  # no type weight: the types alike
+    card["training"]["combination"] = {"weights": [1.0]}
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelFolderError, match="combination rule"):
+        load_model(folder)
+
+
+def test_its_split_holds_the_fitted_images_and_the_members_test_split(members, combined):
+    from brain_cnn.data.dataset import SplitManifest
+
+    split = SplitManifest.load(combined / SPLIT_FILE)
+    member = SplitManifest.load(members[0] / SPLIT_FILE)
+    assert {s.path.split("/", 1)[-1] for s in split.splits["test"]} == {s.path for s in member.splits["test"]}
+    fitted = {s.path for s in split.splits["validation"] + split.splits[PRESENCE_ONLY]}
+    assert not fitted & {s.path for s in split.splits["train"]}
+
+
+def test_the_combined_folder_predicts_with_maps(combined, tmp_path):
+    from brain_cnn.inference.predictor import Predictor
+
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(encode(phantom(96, lesion=True)))
+    [result] = Predictor(combined).predict_files([scan], maps=True)
+    assert result["tumour_map"].shape == (96, 96) and abs(sum(result["probabilities"].values()) - 1) < 1e-4
+
+
+def test_a_combined_model_needs_one_map_network_and_a_classifier(members, tmp_path):
+    classifier, maps = members
+    with pytest.raises(ModelFolderError, match="exactly one tumour-map network"):
+        make_combined([classifier], tmp_path / "x")
+    twin = shutil.copytree(maps, tmp_path / "maps2")
+    with pytest.raises(ModelFolderError, match="exactly one tumour-map network"):
+        make_combined([classifier, maps, twin], tmp_path / "x")
+    with pytest.raises(DatasetError, match="never fitted on"):
+        make_combined([classifier, maps], tmp_path / "x", fit_data=[f"{classifier / SPLIT_FILE}:test"])
+
+
+def test_the_fit_trusts_the_network_that_separates_the_validation_slices():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.where(rng.random(n) < 0.5, 0, 2)  # glioma or no tumour
+    tumour = labels != 2
+
+    def probabilities(p_tumour):
+        out = np.zeros((n, 4))
+        out[:, 0], out[:, 2] = p_tumour, 1 - p_tumour
+        return out
+
+    informative = probabilities(np.where(tumour, rng.uniform(0.6, 1, n), rng.uniform(0, 0.4, n)))
+    noise = probabilities(rng.uniform(0, 1, n))
+    rule = fit_rule(noise, informative, labels, np.array(["a", "b"] * (n // 2)), 2)
+    assert rule["weights"][1] > 5 * abs(rule["weights"][0])
+    combined = combine(noise, informative, rule, 2)
+    assert ((combined[:, 2] < 0.5) == tumour).mean() > 0.95
+    np.testing.assert_allclose(combined.sum(axis=1), 1, atol=1e-9)
+    assert presence_inputs(noise, informative, 2).shape == (n, 2)
+
+
+def test_the_type_fit_weighs_the_network_that_names_the_type():
+    from brain_cnn.training.combined import _fit_type_weights
+
+    rng = np.random.default_rng(1)
+    n = 300
+    labels = rng.choice([0, 1, 3], n)  # tumours of a known type
+    right = np.full((n, 4), 0.05)
+    right[np.arange(n), labels] = 0.85
+    wrong = rng.dirichlet(np.ones(4), n)
+    d, e = _fit_type_weights(wrong, right, labels, np.array(["a", "b", "c"] * (n // 3)), 2)
+    assert e > 1 and abs(d) < e / 5
