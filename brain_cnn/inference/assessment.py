@@ -14,7 +14,8 @@ from functools import cached_property
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
-from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, draw_outline, map_on_slice, map_on_square, tumour_area
+from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, draw_outline, map_on_slice, map_on_square, \
+    outline_doubt, tumour_area
 from brain_cnn.inference.predictor import SliceCall
 from brain_cnn.model.card import read_external
 from brain_cnn.reports.sentences import decision_note, sequence_note
@@ -62,11 +63,27 @@ class SliceAssessment:
         shape = self.slice_shape or self.display.shape
         return map_on_slice(self.call.tumour_map, self.offset, self.display.shape[0], shape)
 
-    @cached_property  # the map resized to the whole slice: counted once, as a study's ranking asks every slice
-    def tumour_area(self) -> TumourArea | None:
-        """Area inside the outline, counted on the slice (mm² with a pixel spacing); None without a map or when refused."""
+    @cached_property
+    def outline_doubt(self) -> str | None:
+        """Why the map's outline is not shown as the tumour (:func:`~brain_cnn.inference.outline.outline_doubt`):
+        it contradicts the call, or lies where maps fire on normal anatomy; None when it is shown (or absent)."""
         if not self.has_map or self.refused:
             return None
+        from brain_cnn.data.painting import brain_region
+
+        square = map_on_square(self.call.tumour_map, self.model_input.shape[0])
+        if not (square >= OUTLINE_LEVEL).any():  # nothing outlined: no brain mask needed
+            return None
+        return outline_doubt(square, brain_region(self.model_input[..., 0]), not is_no_tumour(self.label))
+
+    @cached_property  # the map resized to the whole slice: counted once, as a study's ranking asks every slice
+    def tumour_area(self) -> TumourArea | None:
+        """Area inside the outline, counted on the slice (mm² with a pixel spacing); none for a doubtful outline
+        (:attr:`outline_doubt`); None without a map or when refused."""
+        if not self.has_map or self.refused:
+            return None
+        if self.outline_doubt:
+            return TumourArea(0, None if self.pixel_spacing is None else 0.0)
         return tumour_area(self.map_on_slice(), self.pixel_spacing)
 
     def outline_text(self) -> str | None:
@@ -79,15 +96,18 @@ class SliceAssessment:
             return None
         if self.refused:
             return "No tumour outline: the model cannot assess this slice"
+        if self.outline_doubt:
+            return f"Outline uncertain, not drawn as the tumour: {self.outline_doubt}"
         area = self.tumour_area
         return f"Tumour outline: {area}" if area.pixels else "No tumour outlined"
 
     def outline_image(self) -> np.ndarray | None:
-        """The head crop (RGB) with the tumour map's outline on it; none drawn on a refused slice; None without a map."""
+        """The head crop (RGB) with the tumour map's outline on it; none drawn on a refused slice or for a doubtful
+        outline (:attr:`outline_doubt`); None without a map."""
         full = self.map_on_display()
         if full is None:
             return None
-        return draw_outline(self.display, np.zeros_like(full) if self.refused else full)
+        return draw_outline(self.display, np.zeros_like(full) if self.refused or self.outline_doubt else full)
 
     @property
     def probabilities(self) -> dict[str, float]:

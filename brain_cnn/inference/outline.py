@@ -15,11 +15,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["OUTLINE_LEVEL", "TumourArea", "map_on_square", "map_on_slice", "outline", "tumour_area", "draw_outline",
-           "map_png"]
+__all__ = ["OUTLINE_LEVEL", "OFF_BRAIN", "MIRRORED", "TumourArea", "map_on_square", "map_on_slice", "outline",
+           "outline_doubt", "tumour_area", "draw_outline", "map_png"]
 
 # Where the outline is drawn, and what the area and Dice count: the map at even odds.
 OUTLINE_LEVEL = 0.5
+# An outline is not drawn as the tumour when it lands where a map fires on normal anatomy (outline_doubt): more
+# than this share of it outside the brain (skull, scalp fat, background) ...
+OFF_BRAIN = 0.5
+# ... or in two or more parts that lie alike on both sides of the midline (the overlap, intersection over union,
+# of the outlined region and its mirror image about the brain's midline at least this): the lateral ventricles,
+# bright on T2, are paired and symmetric; a tumour seldom is. A single part across the midline (a pituitary
+# tumour) is not doubted.
+MIRRORED = 0.3
 
 
 def map_on_square(tumour_map: np.ndarray, side: int) -> np.ndarray:
@@ -51,6 +59,38 @@ def outline(full_map: np.ndarray, level: float = OUTLINE_LEVEL) -> list[np.ndarr
     found = (np.asarray(full_map) >= level).astype(np.uint8)
     contours, _ = cv2.findContours(found, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return list(contours)
+
+
+def outline_doubt(square_map: np.ndarray, brain: np.ndarray | None, called_tumour: bool,
+                  level: float = OUTLINE_LEVEL) -> str | None:
+    """Why the outline of ``square_map`` (the map over the model input, (S, S)) should not be shown as the tumour;
+    None when it can be (or when there is nothing outlined).
+
+    ``brain``: the brain mask of the same input (:func:`brain_cnn.data.painting.brain_region`), None when no head
+    was found; ``called_tumour``: whether the call is a tumour (an outline beside a "no tumour" call contradicts it).
+    """
+    found = np.asarray(square_map) >= level
+    if not found.any():
+        return None
+    if not called_tumour:
+        return "the tumour map marks a region, but the call is no tumour"
+    side = found.shape[1]
+    if brain is not None and brain.shape == found.shape:
+        if (found & ~brain).sum() > OFF_BRAIN * found.sum():
+            return "most of it lies outside the brain (skull, scalp or background), where normal tissue is often bright"
+        columns = np.flatnonzero(brain.any(axis=0))
+        midline = (columns[0] + columns[-1]) / 2
+    else:
+        midline = (side - 1) / 2
+    parts, _ = cv2.connectedComponents(found.astype(np.uint8))
+    if parts - 1 >= 2:
+        source = np.rint(2 * midline - np.arange(side)).astype(int)  # the column each column mirrors
+        inside = (source >= 0) & (source < side)
+        mirror = np.zeros_like(found)
+        mirror[:, inside] = found[:, source[inside]]
+        if (found & mirror).sum() >= MIRRORED * (found | mirror).sum():
+            return "it lies alike on both sides of the midline, as the ventricles do"
+    return None
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,45 @@ def test_area_in_pixels_or_mm2_and_the_outline():
     assert rgb.shape == (100, 100, 3)
     coloured = (rgb[..., 0] != rgb[..., 2])
     assert coloured[18:32, 38:62].any() and not coloured[50:, :].any() and not coloured[24:26, 48:52].any()
+
+
+def _brain(side: int = 64) -> np.ndarray:
+    yy, xx = np.mgrid[0:side, 0:side]
+    return ((yy - side / 2) / (0.42 * side)) ** 2 + ((xx - side / 2) / (0.36 * side)) ** 2 <= 1
+
+
+def _blob(square: np.ndarray, y: int, x: int, r: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:square.shape[0], 0:square.shape[1]]
+    square[(yy - y) ** 2 + (xx - x) ** 2 <= r * r] = 0.9
+    return square
+
+
+def test_an_outline_is_doubted_where_maps_fire_on_normal_anatomy():
+    from brain_cnn.inference.outline import outline_doubt
+
+    brain, empty = _brain(), np.zeros((64, 64), np.float32)
+    assert outline_doubt(empty, brain, True) is None  # nothing outlined
+    one_side = _blob(empty.copy(), 30, 20, 6)
+    assert outline_doubt(one_side, brain, True) is None  # a tumour on one side
+    assert "call is no tumour" in outline_doubt(one_side, brain, False)
+    ventricles = _blob(_blob(empty.copy(), 28, 26, 4), 28, 38, 4)  # paired, mirror images about the midline x = 32
+    assert "both sides of the midline" in outline_doubt(ventricles, brain, True)
+    assert outline_doubt(_blob(empty.copy(), 40, 32, 6), brain, True) is None  # one part across the midline: sella
+    assert outline_doubt(_blob(_blob(empty.copy(), 20, 22, 4), 44, 40, 4), brain, True) is None  # two, not mirrored
+    rim = empty.copy()
+    rim[~brain] = 0.9
+    rim[:, :4] = rim[:4, :] = 0  # skull and scalp around the brain
+    assert "outside the brain" in outline_doubt(rim, brain, True)
+    assert outline_doubt(ventricles, None, True) is not None  # no head found: the midline is the input's centre
+
+
+def test_a_doubtful_outline_is_said_not_drawn_and_not_measured():
+    from conftest import mapped_slice
+
+    shown = mapped_slice(6, tumour=0.9)
+    assert shown.outline_doubt is None and shown.tumour_area.pixels > 0
+    contradicted = mapped_slice(6, tumour=0.1)  # the call is no tumour, the map marks a square
+    assert contradicted.outline_text().startswith("Outline uncertain")
+    assert contradicted.tumour_area.pixels == 0
+    drawn = contradicted.outline_image()
+    assert (drawn == drawn[..., :1]).all()  # grey only: no outline drawn
