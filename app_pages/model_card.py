@@ -4,7 +4,7 @@ import streamlit as st
 
 from brain_cnn.app_support import card_for
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.reports.sentences import decision_rule
+from brain_cnn.reports.sentences import combination_text, decision_rule
 
 st.title("Model card")
 folder = st.session_state.get("model_folder")
@@ -68,7 +68,12 @@ if teacher:
                 f"probabilities (weight {card.training.get('teacher_weight')}, temperature "
                 f"{card.training.get('teacher_temperature')}). SHA-256 of the teacher's weights: `{teacher['sha256']}`")
 st.markdown(f"Created {card.created}; libraries: " + ", ".join(f"{k} {v}" for k, v in card.versions.items()))
-if card.members:
+rule = card.training.get("combination")
+if card.members and rule:
+    st.markdown(combination_text(rule) + " SHA-256 of each member's model.keras:")
+    st.code("\n".join(f"{m['folder']}  {m['sha256']}  {m.get('role', 'classifier')}" for m in card.members),
+            language=None)
+elif card.members:
     st.markdown("**An ensemble**: the mean of its members' probabilities. SHA-256 of each member's model.keras:")
     st.code("\n".join(f"{m['folder']}  {m['sha256']}" for m in card.members), language=None)
 else:

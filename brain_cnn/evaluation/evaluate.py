@@ -27,6 +27,7 @@ from brain_cnn.inference.calibration import apply_temperature, fit_temperature
 from brain_cnn.inference.decision import TOP_CLASS, check_decision, decide
 from brain_cnn.inference.predictor import predict_all, predict_outputs
 from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
+from brain_cnn.model.combined import gate_split, is_combined
 from brain_cnn.model.folder import load_model
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 
@@ -249,14 +250,17 @@ def _choose_flip(model, validation, batch_size: int) -> bool:
 def _refit_gate(folder: Path, card: ModelCard, decoded, validation_features, batch_size, model, flip: bool):
     """Fit the out-of-distribution gate on training features, threshold on validation; save it; return it."""
     train_features, _ = predict_outputs(model, decoded.images, batch_size, flip)
-    gate = fit_gate(train_features, decoded.labels, validation_features)
+    split = gate_split(model) if is_combined(model) else 0
+    gate = fit_gate(train_features, decoded.labels, validation_features, split=split)
     gate.save(folder / GATE_FILE)
     record_gate(folder, {
         "file": GATE_FILE,
         "sha256": sha256_file(folder / GATE_FILE),
         "method": "min class Mahalanobis distance of the globally pooled outputs of layers "
                   f"{', '.join(FEATURE_LAYERS)}, concatenated (shared Ledoit-Wolf covariance)"
-                  + (" of the first member" if card.members else ""),
+                  + (f"; two parts, each refusing: the tumour-map network's {split} features and the first "
+                     f"classifier's {train_features.shape[1] - split}" if split else
+                     " of the first member" if card.members else ""),
         "fitted_on": f"{len(decoded.labels)} training images; threshold at the "
                      f"{gate.percentile}th percentile of validation distances",
         "threshold": round(gate.threshold, 3),

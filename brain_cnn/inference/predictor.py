@@ -10,6 +10,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import list_images
 from brain_cnn.errors import ModelFolderError, UnreadableImageError
 from brain_cnn.inference.calibration import apply_temperature
@@ -182,8 +183,12 @@ class Predictor:
     def _result(name: str, call: SliceCall) -> dict[str, Any]:
         if call.refusal:
             return {"file": name, "label": None, "cannot_assess": call.refusal}
-        return {"file": name, "label": call.label,
-                "probabilities": {c: round(p, 6) for c, p in call.probabilities.items()}}
+        result = {"file": name, "label": call.label,
+                  "probabilities": {c: round(p, 6) for c, p in call.probabilities.items()}}
+        negative = [c for c in call.probabilities if is_no_tumour(c)]
+        if negative and len(negative) < len(call.probabilities):  # the question that matters first, answered
+            result["tumour_probability"] = round(1.0 - sum(call.probabilities[c] for c in negative), 6)
+        return result
 
     def predict_bytes(self, data: bytes, name: str = "upload") -> dict[str, Any]:
         """Classify one single-slice file's bytes (for volumes use :meth:`predict_files`).
@@ -200,7 +205,8 @@ class Predictor:
                       maps: bool = False) -> Iterator[dict[str, Any]]:
         """Classify files in order, ``batch_size`` files at a time, so memory stays bounded.
 
-        Yields one dict per slice: ``{"file", "label", "probabilities"}``, or
+        Yields one dict per slice: ``{"file", "label", "probabilities"}`` (and ``"tumour_probability"``, 1 -
+        P(no tumour), for a model with tumour and no-tumour classes), or
         ``{"file", "label": None, "cannot_assess"}`` for a slice the gate refuses
         (plus ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM,
         NIfTI, and ``"sequence"``, e.g. "T2", where a DICOM header tells it), or

@@ -82,17 +82,34 @@ def image_check(grey: np.ndarray, colourfulness: float = 0.0) -> str | None:
 
 @dataclass
 class Gate:
-    """Fitted feature-distance gate."""
+    """Fitted feature-distance gate.
+
+    A gate may have a ``second`` part, fitted on other columns of the same features (from ``split`` on): a
+    combined model's features are its map network's and then a classifier's (:mod:`brain_cnn.model.combined`).
+    Either part can refuse; :meth:`distances` reports the larger of the two, in the first part's units (the
+    second's distance scaled by the ratio of the thresholds), so refusing stays ``distance > threshold``.
+    """
 
     means: np.ndarray  # (K, D) class means of training features
     precision: np.ndarray  # (D, D) inverse of the shared covariance
     threshold: float
     percentile: float
+    second: Gate | None = None
+    split: int = 0
     _projected: np.ndarray | None = field(default=None, init=False, repr=False)  # precision @ means, once
     _offsets: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def distances(self, features: np.ndarray) -> np.ndarray:
-        """Smallest squared Mahalanobis distance to any class mean, per row of ``features`` (N, D)."""
+        """Smallest squared Mahalanobis distance to any class mean, per row of ``features`` (N, D) (with a second
+        part, the larger of the two parts' in this part's units)."""
+        if self.second is not None:
+            features = np.asarray(features)
+            own = self._distances(features[:, : self.split])
+            other = self.second.distances(features[:, self.split :]) * (self.threshold / self.second.threshold)
+            return np.maximum(own, other)
+        return self._distances(features)
+
+    def _distances(self, features: np.ndarray) -> np.ndarray:
         # (f - m)' P (f - m) = f'Pf - 2 (Pm)'f + m'Pm: one D x D product per image instead of one
         # per class. einsum, not BLAS: BLAS threads fight the inference engine's for the cores
         # (benchmarks/latency.py on a 2-core CPU: p50 32.0 ms a slice with BLAS against 10.7 ms).
@@ -108,19 +125,36 @@ class Gate:
         return self.distances(features) > self.threshold
 
     def save(self, path: str | Path) -> None:
+        second = {} if self.second is None else {
+            "second_means": self.second.means, "second_precision": self.second.precision,
+            "second_threshold": self.second.threshold, "split": self.split}
         np.savez(path, means=self.means, precision=self.precision, threshold=self.threshold,
-                 percentile=self.percentile)
+                 percentile=self.percentile, **second)
 
     @classmethod
     def load(cls, path: str | Path) -> Gate:
         with np.load(path, allow_pickle=False) as arrays:
-            return cls(arrays["means"], arrays["precision"], float(arrays["threshold"]), float(arrays["percentile"]))
+            percentile = float(arrays["percentile"])
+            second = (cls(arrays["second_means"], arrays["second_precision"], float(arrays["second_threshold"]),
+                          percentile) if "second_means" in arrays else None)
+            return cls(arrays["means"], arrays["precision"], float(arrays["threshold"]), percentile, second,
+                       int(arrays["split"]) if second is not None else 0)
 
 
 def fit_gate(train_features: np.ndarray, train_labels: np.ndarray, validation_features: np.ndarray,
-             percentile: float = 99.5) -> Gate:
-    """Fit class means and a shared covariance on training features; set the threshold on validation."""
+             percentile: float = 99.5, split: int = 0) -> Gate:
+    """Fit class means and a shared covariance on training features; set the threshold on validation.
+
+    ``split`` > 0: two parts, on the columns before and from ``split``, each with its threshold at ``percentile``
+    (either refuses: see :class:`Gate`).
+    """
     from sklearn.covariance import LedoitWolf
+
+    if split:
+        gate = fit_gate(train_features[:, :split], train_labels, validation_features[:, :split], percentile)
+        gate.second = fit_gate(train_features[:, split:], train_labels, validation_features[:, split:], percentile)
+        gate.split = split
+        return gate
 
     train_labels = np.asarray(train_labels, dtype=int)
     classes = np.unique(train_labels)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["GOAL", "shown_figures", "sequence_note", "validation_statements", "limitations", "trust_note", "outline_note",
-           "DECISION_RULES", "decision_rule", "decision_note"]
+           "DECISION_RULES", "decision_rule", "decision_note", "combination_text"]
 
 GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
 
@@ -24,6 +24,17 @@ DECISION_RULES = {
                     "no-tumour class. A tumour is not called \"no tumour\" only because no tumour is the single "
                     "largest class.",
 }
+
+
+def combination_text(rule: dict) -> str:
+    """How a combined model (:mod:`brain_cnn.model.combined`) joins its members, for the model card."""
+    a, b = rule["weights"]
+    d, e = rule["type_weights"]
+    fitted = rule.get("fitted_on", {})
+    return (f"**A combined model**: whether there is a tumour = sigmoid({a:.3f} × the classifiers' tumour log-odds + "
+            f"{b:.3f} × the tumour-map network's + {rule['intercept']:.3f}); the type from both networks' type "
+            f"probabilities (weights {d:.3f} and {e:.3f}, a weighted geometric mean); the outline from the map. "
+            f"Fitted on {fitted.get('images', 'its')} validation images no member trained on.")
 
 
 def decision_rule(rule: str) -> str:

@@ -47,3 +47,22 @@ def test_gate_distances_are_the_mahalanobis_distances_to_the_nearest_mean():
     direct = [min(float((f - m) @ precision @ (f - m)) for m in means) for f in features.astype(np.float64)]
     assert np.allclose(gate.distances(features), direct, rtol=1e-9)
     assert np.allclose(gate.distances(features[:1]), direct[:1], rtol=1e-9)  # the cached products are reused
+
+
+def test_a_two_part_gate_refuses_what_either_part_refuses(tmp_path):
+    from brain_cnn.model.ood import Gate, fit_gate
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(400, 6))
+    labels = rng.integers(0, 2, 400)
+    validation = rng.normal(size=(200, 6))
+    gate = fit_gate(train, labels, validation, split=2)
+    assert gate.second is not None and gate.split == 2
+    assert gate.refuse(validation).mean() <= 0.02  # each part refuses about 0.5 % of validation
+    far_first, far_second = np.zeros((1, 6)), np.zeros((1, 6))
+    far_first[0, 0] = 50.0
+    far_second[0, 5] = 50.0
+    assert gate.refuse(far_first)[0] and gate.refuse(far_second)[0] and not gate.refuse(np.zeros((1, 6)))[0]
+    gate.save(tmp_path / "ood.npz")
+    again = Gate.load(tmp_path / "ood.npz")
+    np.testing.assert_allclose(again.distances(validation), gate.distances(validation))

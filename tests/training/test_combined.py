@@ -96,12 +96,20 @@ def test_its_split_holds_the_fitted_images_and_the_members_test_split(members, c
     assert not fitted & {s.path for s in split.splits["train"]}
 
 
-def test_the_combined_folder_predicts_with_maps(combined, tmp_path):
+def test_the_combined_folder_is_evaluated_and_predicts_with_maps(combined, tmp_path):
+    from brain_cnn.evaluation.evaluate import evaluate_model_folder
     from brain_cnn.inference.predictor import Predictor
 
+    folder = shutil.copytree(combined, tmp_path / "combined")
+    for member in ("classifier", "maps"):
+        shutil.copytree(combined.parent / member, tmp_path / member)
+    report = evaluate_model_folder(folder, flip=True)
+    assert "tumour_maps" not in report["splits"]["test"]  # phantoms have no masks
+    gate = load_model(folder).gate
+    assert gate.second is not None and "two parts" in load_model(folder).card.gate["method"]
     scan = tmp_path / "scan.png"
     scan.write_bytes(encode(phantom(96, lesion=True)))
-    [result] = Predictor(combined).predict_files([scan], maps=True)
+    [result] = Predictor(folder).predict_files([scan], maps=True)
     assert result["tumour_map"].shape == (96, 96) and abs(sum(result["probabilities"].values()) - 1) < 1e-4
 
 
@@ -148,3 +156,22 @@ def test_the_type_fit_weighs_the_network_that_names_the_type():
     wrong = rng.dirichlet(np.ones(4), n)
     d, e = _fit_type_weights(wrong, right, labels, np.array(["a", "b", "c"] * (n // 3)), 2)
     assert e > 1 and abs(d) < e / 5
+
+
+def test_the_app_diagnoses_and_explains_with_a_combined_model(members, combined, monkeypatch, tmp_path):
+    from conftest import app_test
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for folder in (*members, combined):
+        shutil.copytree(folder, models / folder.name)
+    app = app_test(models, monkeypatch, tmp_path, timeout=240)
+    at = app.run()
+    at.sidebar.selectbox[0].set_value("combined").run()
+    at.file_uploader[0].set_value([("scan.png", encode(phantom(128, lesion=True)), "image/png")])
+    at = at.run()
+    assert not at.exception
+    said = [e.value for kind in ("success", "warning", "info") for e in getattr(at, kind)]
+    assert any("Tumour outline" in t or "Outline uncertain" in t or "No tumour outlined" in t for t in said)
+    at.selectbox[0].set_value("Grad-CAM").run()  # the members' maps, each on its own last block, averaged
+    assert not at.exception
