@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from brain_cnn.data.dataset import DataFolder, SplitManifest, discover
+from brain_cnn.data.dataset import DataFolder, Sample, SplitManifest, discover
 from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.pipeline import DecodedSplit, decode_samples, make_dataset, targets
 from brain_cnn.errors import DatasetError, ModelFolderError
@@ -137,7 +137,19 @@ def _split(config: TrainConfig, folder: DataFolder) -> SplitManifest:
         # Copies of one slice (plain or turned) and the slices of one patient stay on one side of each carved split.
         return grouped_split(folder, config.seed, config.validation_fraction, config.test_fraction)
     manifest = SplitManifest.load(config.split)
-    if Path(manifest.root).resolve() != folder.root.resolve():
+    root, data = Path(manifest.root).resolve(), folder.root.resolve()
+    if root != data and root in data.parents:
+        # A split over a folder of data sets (a tumour-map network's): its images of this data set, re-rooted,
+        # so that a classifier can be trained on the same carve.
+        prefix = data.relative_to(root).as_posix() + "/"
+        splits = {name: [Sample(s.path[len(prefix):], s.label) for s in samples if s.path.startswith(prefix)]
+                  for name, samples in manifest.splits.items()}
+        if not splits.get("train"):
+            raise DatasetError(f"the split {config.split} holds no training image of {folder.root}")
+        return SplitManifest(root=str(config.data), classes=list(manifest.classes), seed=manifest.seed,
+                             splits={k: v for k, v in splits.items() if v},
+                             origin=f"the {data.name} images of {config.split} ({manifest.origin})")
+    if root != data:
         raise DatasetError(f"the split {config.split} was made for {manifest.root}, not {folder.root}")
     return manifest
 

@@ -48,3 +48,30 @@ def test_weight_averaging_ships_the_weights_it_validated(split_dataset, tmp_path
     card = json.loads((folder / "card.json").read_text())
     assert card["training"]["ema_momentum"] == 0.8
     assert "weight averaging" in card["training"]["optimizer"]
+
+
+def test_a_split_over_a_folder_of_data_sets_gives_its_carve_of_one(tmp_path):
+    from brain_cnn.data.dataset import Sample, discover
+    from brain_cnn.errors import DatasetError
+    from brain_cnn.training.run import _split
+
+    from conftest import write_class_folder
+
+    data = tmp_path / "data"
+    write_class_folder(data / "four" / "Training", {"notumor": 3, "tumor": 3})
+    write_class_folder(data / "other", {"tumor": 2})
+    images = sorted(p.relative_to(data).as_posix() for p in (data / "four").rglob("*.jpg"))
+    manifest = SplitManifest(root=str(data), classes=["notumor", "tumor"], seed=1, origin="a carve of two sets",
+                             splits={"train": [Sample(p, p.split("/")[2]) for p in images[:4]] +
+                                              [Sample("other/tumor/img_000.jpg", "tumor")],
+                                     "validation": [Sample(p, p.split("/")[2]) for p in images[4:]]})
+    manifest.save(tmp_path / "split.json")
+    config = TrainConfig(data=str(data / "four"), out=str(tmp_path / "out"), split=str(tmp_path / "split.json"))
+    carved = _split(config, discover(data / "four"))
+    assert [s.path for s in carved.splits["train"]] == [p[len("four/"):] for p in images[:4]]
+    assert [s.path for s in carved.splits["validation"]] == [p[len("four/"):] for p in images[4:]]
+    assert carved.root == str(data / "four") and "four" in carved.origin
+    elsewhere = tmp_path / "elsewhere"
+    write_class_folder(elsewhere, {"tumor": 2})
+    with pytest.raises(DatasetError, match="was made for"):  # a data folder outside the split's
+        _split(TrainConfig(data=str(elsewhere), out="x", split=str(tmp_path / "split.json")), discover(elsewhere))
