@@ -27,7 +27,8 @@ from brain_cnn.inference.calibration import apply_temperature, fit_temperature
 from brain_cnn.inference.decision import TOP_CLASS, check_decision, decide
 from brain_cnn.inference.predictor import predict_all, predict_outputs
 from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
-from brain_cnn.model.combined import gate_split, is_combined
+from brain_cnn.model.combined import is_combined
+from brain_cnn.model.engines import gate_split
 from brain_cnn.model.folder import load_model
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 

@@ -37,7 +37,7 @@ import numpy as np
 from brain_cnn.errors import ModelFolderError
 
 __all__ = ["MAP_MEMBER", "EPS", "combined_network", "is_combined", "map_member",
-           "classifier_members", "combined_features_model", "gate_split", "presence_inputs", "combine", "type_probabilities",
+           "classifier_members", "combined_features_model", "presence_inputs", "combine", "type_probabilities",
            "check_rule"]
 
 MAP_MEMBER = "tumour_maps"  # the map network's name inside the combined graph
@@ -119,7 +119,7 @@ def classifier_members(model) -> list:
 
 def combined_features_model(model, features_model):
     """The engines' model for a combined network: the gate's features (the map network's, then the first
-    classifier's: :func:`gate_split`), the combined probabilities, the map (``features_model`` builds a member's)."""
+    classifier's: :func:`brain_cnn.model.engines.gate_split`), the combined probabilities, the map (``features_model`` builds a member's)."""
     import keras
     from keras import layers
 
@@ -135,13 +135,6 @@ def combined_features_model(model, features_model):
     # training); the classifier's can. The gate has a part for each (brain_cnn.model.ood.Gate).
     both = layers.Concatenate()([features, first_features])
     return keras.Model(image, [both, model.get_layer(PROBABILITIES)([classified, found]), tumour_map])
-
-
-def gate_split(model) -> int:
-    """How many of a combined model's gate features are the map network's; the rest are the first classifier's."""
-    from brain_cnn.model.engines import features_model
-
-    return int(features_model(map_member(model)).outputs[0].shape[-1])
 
 
 def presence_inputs(classifiers: np.ndarray, tumour_maps: np.ndarray, normal: int) -> np.ndarray:

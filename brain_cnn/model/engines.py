@@ -39,14 +39,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from brain_cnn.model.combined import combined_features_model, is_combined
+from brain_cnn.model.combined import combined_features_model, is_combined, map_member
 from brain_cnn.model.ensemble import members_of
 from brain_cnn.model.network import LAST_CONV_LAYER
 from brain_cnn.model.ood import FEATURE_LAYERS
 from brain_cnn.model.tumour_maps import class_output, map_output
 
 __all__ = ["ENGINES", "ENGINE_ENV", "SLOTS_ENV", "INFERENCE", "InferenceGate", "background", "engine_name", "forward",
-           "features_model", "limit_tensorflow_threads", "mixed_precision_copy", "usable_cpus"]
+           "features_model", "gate_split", "limit_tensorflow_threads", "mixed_precision_copy", "usable_cpus"]
 
 ENGINES = ("tensorflow", "onnxruntime")
 ENGINE_ENV = "BRAIN_CNN_ENGINE"
@@ -221,6 +221,11 @@ def features_model(model):
     probabilities, tumour_map = class_output(model), map_output(model)
     features = layers.Concatenate(name=fresh("gate_features"))(pooled) if len(pooled) > 1 else (pooled[0] if pooled else probabilities)
     return keras.Model(model.inputs, [features, probabilities] + ([tumour_map] if tumour_map is not None else []))
+
+
+def gate_split(model) -> int:
+    """How many of a combined model's gate features are its map network's; the rest are the first classifier's."""
+    return int(features_model(map_member(model)).outputs[0].shape[-1])
 
 
 def _tensorflow(both, input_shape) -> Forward:

@@ -45,7 +45,6 @@ from brain_cnn.model.combined import classifier_members, combine, combined_netwo
 from brain_cnn.model.ensemble import MAP_ROLE, check_compatible, members_digest
 from brain_cnn.model.folder import NORMAL_CLASS, load_model
 from brain_cnn.model.tumour_maps import map_output
-from brain_cnn.scan.sequences import sequence_of
 
 __all__ = ["FitImage", "fit_pool", "fit_rule", "make_combined", "PRESENCE_ONLY"]
 

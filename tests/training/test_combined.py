@@ -9,7 +9,7 @@ import pytest
 
 from brain_cnn.errors import DatasetError, ModelFolderError
 from brain_cnn.model.card import CARD_FILE, SPLIT_FILE
-from brain_cnn.model.combined import combine, map_member, presence_inputs
+from brain_cnn.model.combined import combine, presence_inputs
 from brain_cnn.model.folder import load_model
 from brain_cnn.training.combined import PRESENCE_ONLY, fit_rule, make_combined
 
