@@ -79,8 +79,8 @@ def export_model(model_folder: str | Path, fmt: str, out: str | Path | None = No
         raise BrainCnnError(f"the exported {fmt} model disagrees with the Keras model (max difference {difference:.2g})")
     info = {"format": fmt, "path": str(out), "input": f"(N, {size}, {size}, 1) float32 in 0..255, head-cropped",
             "output": f"softmax probabilities over {loaded.card.classes}" + (
-                f"; {TUMOUR_MAP!r}: the tumour probability map (N, {size // 2}, {size // 2}, 1) over the input"
-                if TUMOUR_MAP in expected else ""),
+                f"; {TUMOUR_MAP!r}: the tumour probability map (N, {expected[TUMOUR_MAP].shape[1]}, "
+                f"{expected[TUMOUR_MAP].shape[2]}, 1) over the input" if TUMOUR_MAP in expected else ""),
             "temperature": loaded.card.temperature, "max_abs_difference": difference,
             "source_sha256": loaded.card.sha256}
     Path(str(out) + ".json").write_text(json.dumps(info, indent=2))

@@ -181,11 +181,14 @@ class AreaResize(keras.layers.Layer):
         self.side = int(side)
 
     def build(self, input_shape):
-        self.matrix = ops.convert_to_tensor(area_matrix(int(input_shape[1]), self.side))
+        self.matrix = area_matrix(int(input_shape[1]), self.side)
 
     def call(self, images):
-        rows = ops.matmul(self.matrix, images[..., 0])  # (B, side, S)
-        return ops.matmul(rows, ops.transpose(self.matrix))[..., None]
+        # A constant of each traced graph (not a tensor captured from outside it, which an exported graph would
+        # expect as a second input).
+        matrix = ops.convert_to_tensor(self.matrix, dtype=images.dtype)
+        rows = ops.matmul(matrix, images[..., 0])  # (B, side, S)
+        return ops.matmul(rows, ops.transpose(matrix))[..., None]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.side, self.side, 1)

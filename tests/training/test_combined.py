@@ -175,3 +175,10 @@ def test_the_app_diagnoses_and_explains_with_a_combined_model(members, combined,
     assert any("Tumour outline" in t or "Outline uncertain" in t or "No tumour outlined" in t for t in said)
     at.selectbox[0].set_value("Grad-CAM").run()  # the members' maps, each on its own last block, averaged
     assert not at.exception
+
+
+def test_a_combined_folder_exports_to_onnx_with_its_map(combined, tmp_path):
+    from brain_cnn.model.export import export_model
+
+    info = export_model(combined, "onnx", tmp_path / "combined.onnx")
+    assert info["max_abs_difference"] < 1e-4 and "tumour probability map (N, 24, 24, 1)" in info["output"]
