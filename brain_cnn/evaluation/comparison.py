@@ -135,11 +135,10 @@ def outline_figures(maps: np.ndarray, images: np.ndarray, masks: np.ndarray | No
     outline before the doubt. On tumour slices with an expert mask (``masked``): the share with none shown, the
     share whose shown outline covers no masked pixel, and the share doubted.
     """
-    from brain_cnn.data.painting import brain_regions
-    from brain_cnn.inference.outline import OUTLINE_LEVEL, map_on_square, outline_doubt
+    from brain_cnn.inference.outline import OUTLINE_LEVEL, brain_mask, map_on_square, outline_doubt
 
     side = images.shape[1]
-    brains = brain_regions(images[..., 0])
+    brains = [brain_mask(image[..., 0]) for image in images]
     shown, found_any, doubted, misses = (np.zeros(len(maps), bool) for _ in range(4))
     for i, tumour_map in enumerate(maps):
         square = map_on_square(tumour_map, side)

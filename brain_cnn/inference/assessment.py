@@ -14,8 +14,8 @@ from functools import cached_property
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
-from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, draw_outline, map_on_slice, map_on_square, \
-    outline_doubt, tumour_area
+from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, brain_mask, draw_outline, map_on_slice, \
+    map_on_square, outline_doubt, tumour_area
 from brain_cnn.inference.predictor import SliceCall
 from brain_cnn.model.card import read_external
 from brain_cnn.reports.sentences import decision_note, sequence_note
@@ -69,12 +69,10 @@ class SliceAssessment:
         it contradicts the call, or lies where maps fire on normal anatomy; None when it is shown (or absent)."""
         if not self.has_map or self.refused:
             return None
-        from brain_cnn.data.painting import brain_region
-
         square = map_on_square(self.call.tumour_map, self.model_input.shape[0])
         if not (square >= OUTLINE_LEVEL).any():  # nothing outlined: no brain mask needed
             return None
-        return outline_doubt(square, brain_region(self.model_input[..., 0]), not is_no_tumour(self.label))
+        return outline_doubt(square, brain_mask(self.model_input[..., 0]), not is_no_tumour(self.label))
 
     @cached_property  # the map resized to the whole slice: counted once, as a study's ranking asks every slice
     def tumour_area(self) -> TumourArea | None:

@@ -86,3 +86,14 @@ def test_a_doubtful_outline_is_said_not_drawn_and_not_measured():
     assert contradicted.tumour_area.pixels == 0
     drawn = contradicted.outline_image()
     assert (drawn == drawn[..., :1]).all()  # grey only: no outline drawn
+
+
+def test_the_fast_brain_mask_is_the_layers():
+    from brain_cnn.data.painting import brain_region
+    from brain_cnn.inference.outline import brain_mask
+
+    for seed, lesion in ((0, True), (1, False), (2, True)):
+        image = prepare_slice(phantom(256, lesion, seed), 160).model_input[..., 0]
+        fast, layer = brain_mask(image), brain_region(image)
+        assert (fast & layer).sum() / (fast | layer).sum() > 0.97
+    assert brain_mask(np.zeros((64, 64), np.uint8)) is None
