@@ -356,7 +356,10 @@ def _add_flip_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
+    flip = _FLIP[args.flip]
     if any(load_card(member).training.get("tumour_map") for member in args.members):
+        # The rule was fitted on each slice and its mirror image, averaged at inference: keep it so unless told.
+        flip = True if flip is None else flip
         out = make_combined(args.members, args.out, args.name, args.fit_data, args.batch_size)
         rule = load_card(out).training["combination"]
         print(f"saved {out}: {len(args.members)} members; whether there is a tumour = sigmoid("
@@ -370,7 +373,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         out = make_ensemble(args.members, args.out, args.name)
         print(f"saved {out} ({len(args.members)} members)", flush=True)
     if not args.no_evaluate:
-        print(summary_table(evaluate_model_folder(out, batch_size=args.batch_size, flip=_FLIP[args.flip])))
+        print(summary_table(evaluate_model_folder(out, batch_size=args.batch_size, flip=flip)))
     return 0
 
 

@@ -182,3 +182,17 @@ def test_a_combined_folder_exports_to_onnx_with_its_map(combined, tmp_path):
 
     info = export_model(combined, "onnx", tmp_path / "combined.onnx")
     assert info["max_abs_difference"] < 1e-4 and "tumour probability map (N, 24, 24, 1)" in info["output"]
+
+
+def test_the_ensemble_command_makes_and_evaluates_a_combined_model(members, capsys):
+    from brain_cnn.cli import main
+
+    classifier, maps = members
+    out = classifier.parent / "combined-cli"
+    assert main(["ensemble", str(classifier), str(maps), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "whether there is a tumour = sigmoid(" in said and "validation images" in said
+    assert load_model(out).card.flip_averaging  # the rule was fitted on slices and their mirror images
+    assert (out / "evaluation.json").is_file()
+    assert main(["ensemble", str(classifier), str(classifier.parent / "maps"), "--out", str(out),
+                 "--fit-data", f"{classifier / SPLIT_FILE}:test"]) == 2  # a test split is never fitted on
