@@ -619,7 +619,7 @@ def _add_ensemble_command(commands) -> None:
         "of their training splits), no weights: loading checks each member's checksum. With one tumour-map "
         "network among the members it is a combined model: whether there is a tumour comes from the classifiers "
         "and the map network by a logistic rule fitted on validation images no member trained on (their "
-        "validation splits and --fit-data), the type from the better typer, the outline from the map "
+        "validation splits and --fit-data), the type from both networks by a fitted blend, the outline from the map "
         "(docs/models.md). Then it is evaluated like a trained model (flip averaging, temperature and gate "
         "chosen on its validation split).",
     )

@@ -77,12 +77,13 @@ def held_out_sets(data: Path, lgg_split: Path, c44_split: Path) -> dict[str, tup
         for sample in samples:
             target = mapping.target(sample.label, classes)
             if target.kind in (TUMOUR, NO_TUMOUR):
-                rows.append((sample.path, target.kind, target.model_class or "", sequence_of(sample.label) or "unstated"))
+                model_class = "notumor" if target.kind == NO_TUMOUR else target.model_class or ""
+                rows.append((sample.path, target.kind, model_class, sequence_of(sample.label) or "unstated"))
         return rows
 
     yes_no = discover(data / "brain-tumor-yes-no")
     c44 = SplitManifest.load(c44_split)
-    c44_root = Path(c44.root) if Path(c44.root).is_absolute() else Path(c44.root)
+    c44_root = Path(c44.root)
     lgg = discover(data / "brain-tumor-lgg")
     held = set(read_json(lgg_split)["brain-tumor-lgg"]["test"])
     four = discover(data / "brain-tumor-mri")
@@ -187,18 +188,18 @@ def compare_models(folders: list[str | Path], data: str | Path = "../shared/data
         loaded = load_model(folder)
         card = loaded.card
         result = {"sha256": card.sha256, "decision": card.decision}
+        normal = card.classes.index("notumor")
+        has_map = map_output(loaded.model) is not None
         for name, (root, _) in sets.items():
             rows = kept_rows[name]
-            samples = [Sample(r[0], r[2] or (card.classes[decide_normal(card.classes)] if r[1] == NO_TUMOUR
-                                             else SOFT_TUMOUR)) for r in rows]
-            has_map = map_output(loaded.model) is not None
+            # A normal slice's model class is "notumor"; a tumour of a type the model does not name is a soft tumour.
+            samples = [Sample(r[0], r[2] or SOFT_TUMOUR) for r in rows]
             masks = mask_folder(root) if has_map else None
             decoded = decode_samples(samples, root, card.classes, card.image_size, masks=masks)
             by_path = {r[0]: r for r in rows}
             kept = [by_path[f] for f in decoded.files]
             features, raw, maps = predict_all(loaded.model, decoded.images, batch_size, card.flip_averaging)
             probs = apply_temperature(raw, card.temperature)
-            normal = decide_normal(card.classes)
             predicted = decide(probs, card.classes, card.decision)
             kinds = np.array([r[1] for r in kept])
             called = predicted != normal
@@ -220,16 +221,12 @@ def compare_models(folders: list[str | Path], data: str | Path = "../shared/data
                 entry["outlines"] = outline_figures(maps, decoded.images, decoded.masks, masked, kinds, called,
                                                     sequences)
             if name == "4-class official test":
-                truth = np.array([card.classes.index(r[2] or "notumor") for r in kept])
+                truth = np.array([card.classes.index(r[2]) for r in kept])
                 entry["accuracy"] = round(float((predicted == truth).mean()), 4)
                 entry["images"] = len(truth)
             result[name] = entry
         report["models"][folder.name] = result
     return report
-
-
-def decide_normal(classes: list[str]) -> int:
-    return classes.index("notumor")
 
 
 def _pct(value) -> str:

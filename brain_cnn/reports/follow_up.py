@@ -12,7 +12,7 @@ import numpy as np
 from brain_cnn.inference.assessment import CaseAssessment
 from brain_cnn.inference.study import Change, StudyMeasure
 from brain_cnn.reports.deidentify import case_label, redact
-from brain_cnn.reports.pdf import DISCLAIMER, _latin1, _png
+from brain_cnn.reports.pdf import DISCLAIMER, _latin1, _png, new_report
 
 __all__ = ["largest_slice_image", "measure_rows", "change_sentence", "follow_up_pdf", "RANO_NOTE", "trust_sentence"]
 
@@ -117,15 +117,8 @@ def follow_up_pdf(current: tuple[CaseAssessment, StudyMeasure], prior: tuple[Cas
                   trust: str | None = None) -> bytes:
     """A one-page PDF of the follow-up: the largest slices with outline and diameters, the measures, the change.
     Cases are named by their labels; nothing that names a patient is written."""
-    from fpdf import FPDF
-
     when = when or datetime.now(timezone.utc)
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=True, margin=12)
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 10, "brain-cnn follow-up report", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf = new_report("brain-cnn follow-up report")
     studies = [("Prior", *prior)] if prior else []
     studies.append(("Current", *current))
     for title, case, _ in studies:

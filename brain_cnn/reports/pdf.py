@@ -18,7 +18,7 @@ from PIL import Image
 from brain_cnn.inference.assessment import OUTLINE_CAPTION, CaseAssessment, SliceAssessment
 from brain_cnn.reports.deidentify import case_label, redact
 
-__all__ = ["case_report_pdf"]
+__all__ = ["case_report_pdf", "new_report"]
 
 DISCLAIMER = ("Decision support, not a diagnosis. This research tool classifies single MRI slices; "
               "a qualified radiologist must read every study.")
@@ -36,6 +36,19 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def new_report(title: str):
+    """An A4 ``FPDF`` document with its first page and ``title``, the font set for the body text."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    return pdf
+
+
 def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.ndarray | None, method: str | None,
                     model_name: str, model_sha256: str, when: datetime | None = None,
                     heat_map_note: str | None = None) -> bytes:
@@ -45,15 +58,8 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
     network shown by its outline) leaves it out. ``heat_map_note`` says what
     the heat map is worth (see :func:`brain_cnn.reports.sentences.trust_note`).
     """
-    from fpdf import FPDF
-
     when = when or datetime.now(timezone.utc)
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=True, margin=12)
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 10, "brain-cnn case report", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf = new_report("brain-cnn case report")
     # File names can carry patient names: the case is its label, and every text below is written without them.
     def text(line: str) -> str:
         return _latin1(redact(line, case))

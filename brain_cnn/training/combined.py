@@ -29,7 +29,7 @@ import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,12 +52,12 @@ __all__ = ["FitImage", "fit_pool", "fit_rule", "make_combined", "PRESENCE_ONLY"]
 PRESENCE_ONLY = "validation_presence_only"
 
 
-class FitImage(tuple):
-    """(absolute path, source, model label: a class, or SOFT_TUMOUR for a tumour of another type)."""
+class FitImage(NamedTuple):
+    """One image the rule may be fitted on."""
 
-    path = property(lambda self: self[0])
-    source = property(lambda self: self[1])
-    label = property(lambda self: self[2])
+    path: str
+    source: str  # the data set it comes from
+    label: str  # a model class, or SOFT_TUMOUR for a tumour of another type
 
 
 def _manifest(folder: Path) -> SplitManifest:
@@ -91,8 +91,9 @@ def _fit_data(spec: str, classes: list[str]) -> tuple[str, list[tuple[str, str]]
         raise DatasetError(f"{path} has no {split!r} split (it has {', '.join(manifest.splits)})")
     if split == "test":
         raise DatasetError("a test split is never fitted on")
-    mapping = None if set(manifest.classes) <= set(classes) | {SOFT_TUMOUR} else bundled_label_map(manifest.root)
-    if mapping is None and not set(manifest.classes) <= set(classes) | {SOFT_TUMOUR}:
+    own_classes = set(manifest.classes) <= set(classes) | {SOFT_TUMOUR}
+    mapping = None if own_classes else bundled_label_map(manifest.root)
+    if mapping is None and not own_classes:
         raise DatasetError(f"{path}: no bundled label map for {Path(manifest.root).name}")
     out = []
     for file, label in _absolute(manifest, split):
@@ -126,7 +127,7 @@ def fit_pool(folders: list[Path], fit_data: list[str], classes: list[str]) -> tu
     copies = files_with_copies(hash_images([Path(p) for p in kept], list(kept)),
                                hash_images([Path(p) for p in sorted(trained)]))
     source = _sourcer(roots)
-    pool = [FitImage((p, source(p), label)) for p, label in kept.items() if p not in copies]
+    pool = [FitImage(p, source(p), label) for p, label in kept.items() if p not in copies]
     left_out = {"in_a_members_training_split": len(in_training),
                 "copies_of_a_training_image": len(kept) - len(pool)}
     return pool, left_out
