@@ -35,7 +35,7 @@ from brain_cnn.model.card import TUMOUR_MAPS_FILE
 from brain_cnn.reports.deidentify import LABEL_HELP, case_label, clean_label
 from brain_cnn.reports.pdf import case_report_pdf
 from brain_cnn.reports.sentences import outline_note, trust_note
-from brain_cnn.reports.worklist import worklist_csv, worklist_row
+from brain_cnn.reports.worklist import ORDERS, sort_rows, worklist_csv, worklist_row
 from brain_cnn.scan.limits import within_session_limits
 from brain_cnn.scan.read import AXES, group_series, is_dicom, is_nifti
 
@@ -109,7 +109,9 @@ apply_case_labels(cases)
 case = cases[0]
 if len(cases) > 1:  # every call in the worklist; the details of one case at a time below it
     st.subheader("Worklist")
-    rows = [worklist_row(c) for c in cases]
+    order = st.selectbox("Order", ORDERS, key="worklist-order",
+                         help="Largest prediction set first: the cases the model could narrow down least")
+    rows = sort_rows([worklist_row(c) for c in cases], order)
     st.dataframe(rows, hide_index=True, column_config={
         "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "tumour probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
@@ -160,6 +162,8 @@ if chosen.refused:
 else:  # a tumour-map network's area goes with its call
     (st.warning if chosen.warnings else st.success)(
         chosen.summary() + (f"  \n{chosen.outline_text()}" if chosen.has_map else ""))
+if said := chosen.set_text():  # the conformal set and what its guarantee means, beside the call
+    st.info(f"**{said}**  \n{chosen.set_note(card.gate.get('threshold'))}", icon=":material/rule:")
 for note in chosen.warnings:
     st.warning(note, icon=":material/warning:")
 

@@ -41,7 +41,7 @@ _SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "calibration", "test")
 
 
 def count_by_class(splits: dict[str, list["Sample"]]) -> dict[str, dict[str, int]]:
@@ -237,7 +237,7 @@ def _stratified(samples: list[Sample], held_count: int, seed: int,
 
 def make_split(
     folder: DataFolder, seed: int = 42, validation_fraction: float = 0.1, test_fraction: float = 0.15,
-    groups: dict[str, str] | None = None,
+    groups: dict[str, str] | None = None, calibration_fraction: float = 0.0,
 ) -> SplitManifest:
     """Train/validation/test split of a discovered folder.
 
@@ -261,6 +261,11 @@ def make_split(
         count = round(validation_fraction * total)
         splits["train"], splits["validation"] = _stratified(splits["train"], count, seed, groups)
         made.append(f"validation {validation_fraction:.0%} carved from train")
+    if calibration_fraction > 0 and "calibration" not in splits:
+        # Images no network trains or picks its checkpoint on, for conformal prediction sets.
+        count = round(calibration_fraction * total)
+        splits["train"], splits["calibration"] = _stratified(splits["train"], count, seed, groups)
+        made.append(f"calibration {calibration_fraction:.0%} carved from train")
     kept = [name for name in folder.splits if name != "all"]
     origin = "; ".join(
         ([f"official {', '.join(kept)} split kept"] if kept else ["no official split"]) + made

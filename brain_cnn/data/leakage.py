@@ -315,7 +315,8 @@ def split_groups(root: str | Path, samples: list[Sample], max_bits: int = COPY_B
 
 
 def grouped_split(folder: DataFolder, seed: int = 42, validation_fraction: float = 0.1,
-                  test_fraction: float = 0.15, max_bits: int = COPY_BITS) -> SplitManifest:
+                  test_fraction: float = 0.15, max_bits: int = COPY_BITS,
+                  calibration_fraction: float = 0.0) -> SplitManifest:
     """:func:`brain_cnn.data.dataset.make_split` with every split it carves keeping copies and patients on one side.
 
     Official splits are kept as they are (their overlap is what the audit and
@@ -323,7 +324,8 @@ def grouped_split(folder: DataFolder, seed: int = 42, validation_fraction: float
     """
     samples = [s for split in ("all", "train") for s in folder.splits.get(split, [])]
     groups = split_groups(folder.root, samples, max_bits)
-    return make_split(folder, seed, validation_fraction, test_fraction, groups=groups)
+    return make_split(folder, seed, validation_fraction, test_fraction, groups=groups,
+                      calibration_fraction=calibration_fraction)
 
 
 def _split_hashes(folder: DataFolder) -> dict[str, ImageHashes]:

@@ -63,8 +63,9 @@ class SourceReport:
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> images
 
 
-def mapped_samples(spec: SourceSpec, root: Path, classes: list[str]) -> tuple[list[Sample], SourceReport]:
-    """Every image of an added data set as a training sample of the model's classes.
+def mapped_samples(spec: SourceSpec, root: Path, classes: list[str],
+                   split: str = "train") -> tuple[list[Sample], SourceReport]:
+    """Every image of an added data set (of a manifest's ``split``) as a sample of the model's classes.
 
     Paths are made relative to the main data ``root`` so the split manifest
     stays one list of files.
@@ -72,7 +73,7 @@ def mapped_samples(spec: SourceSpec, root: Path, classes: list[str]) -> tuple[li
     Raises:
         DatasetError: no label map for the folder, or one that does not fit.
     """
-    source_root, source_samples, name = _source_images(spec.data)
+    source_root, source_samples, name = _source_images(spec.data, split)
     mapping = load_label_map(spec.label_map) if spec.label_map else bundled_label_map(source_root)
     if mapping is None:
         raise DatasetError(f"no bundled label map for {source_root.name}; give one as {spec.data}=MAP.json")
@@ -94,12 +95,16 @@ def mapped_samples(spec: SourceSpec, root: Path, classes: list[str]) -> tuple[li
     return samples, report
 
 
-def _source_images(data: str) -> tuple[Path, list[Sample], str]:
-    """(root, samples, name for the card) of an added data folder, or of a manifest's training split."""
+def _source_images(data: str, split: str = "train") -> tuple[Path, list[Sample], str]:
+    """(root, samples, name for the card) of an added data folder (all of it, for training), or of a
+    manifest's ``split``."""
     found = open_data(data)
     if Path(data).is_file():
-        return found.root, found.splits.get("train", []), f"{found.root.name} (training split of {data})"
-    return found.root, [s for split in found.splits.values() for s in split], found.root.name
+        kind = "training" if split == "train" else split
+        return found.root, found.splits.get(split, []), f"{found.root.name} ({kind} split of {data})"
+    if split != "train":
+        return found.root, [], found.root.name
+    return found.root, [s for part in found.splits.values() for s in part], found.root.name
 
 
 def content_hashes(root: Path, samples: list[Sample]) -> ImageHashes:

@@ -15,15 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from brain_cnn.data.carves import CALIBRATION
 from brain_cnn.data.dataset import SplitManifest, discover
 from brain_cnn.data.leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_samples
 from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.errors import DatasetError
-from brain_cnn.evaluation.findings import record_evaluation, record_gate
+from brain_cnn.evaluation.coverage import set_figures
+from brain_cnn.evaluation.findings import record_conformal, record_evaluation, record_gate
 from brain_cnn.evaluation.metrics import calibration, classification_metrics
 from brain_cnn.evaluation.map_scores import masks_for, split_map_scores
 from brain_cnn.files import read_json, sha256_file, write_json
 from brain_cnn.inference.calibration import apply_temperature, fit_temperature
+from brain_cnn.inference.conformal import CONFORMAL_FILE, DEFAULT_COVERAGE, Conformal
 from brain_cnn.inference.decision import TOP_CLASS, check_decision, decide
 from brain_cnn.inference.predictor import predict_all, predict_outputs
 from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
@@ -116,12 +119,13 @@ def evaluate_model_folder(
         outputs[split] = (decoded, features, probs)
         if masks is not None:
             maps[split] = split_maps
-    gate, temperature = loaded.gate, card.temperature
+    gate, temperature, conformal = loaded.gate, card.temperature, loaded.conformal
     if refit:
         train = decode_samples(_saved_train_samples(folder), root, card.classes, card.image_size)
         decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
         gate = _refit_gate(folder, card, train, features, batch_size, loaded.model, flip)
+        conformal = _refit_conformal(folder, root, card, loaded.model, temperature, flip, batch_size) or conformal
     report: dict[str, Any] = {
         "model": card.name,
         "sha256": card.sha256,
@@ -132,14 +136,14 @@ def evaluate_model_folder(
         "flip_averaging": flip,
         "decision": decision,
         "temperature_fitted_on": "validation" if refit else "taken from the model card",
-        "splits": {split: _split_result(*output, temperature, card.classes, gate, decision)
+        "splits": {split: _split_result(*output, temperature, card.classes, gate, decision, conformal)
                    for split, output in outputs.items()},
     }
     for split, split_maps in maps.items():
         report["splits"][split]["tumour_maps"] = split_map_scores(decoded_splits[split], split_maps, masks)
     if own and "test" in outputs:
         report["splits"]["test"]["unseen"] = _unseen(outputs, root, SplitManifest.load(folder / SPLIT_FILE),
-                                                     temperature, card.classes, card.training, decision)
+                                                     temperature, card.classes, card.training, decision, conformal)
     path = folder / (EVALUATION_FILE if own else f"evaluation-{Path(root).name}.json")
     old = read_json(path, default={})
     if old.get("sha256") == card.sha256 and "explanations" in old:  # keep `explain-eval` results of the same weights
@@ -163,10 +167,13 @@ def _decode(chosen: dict[str, list], root: Path, card: ModelCard, masks: Path | 
 
 
 def _split_result(decoded, features, probs, temperature: float, classes: list[str], gate,
-                  decision: str) -> dict[str, Any]:
-    """One split's metrics after temperature scaling (calls by ``decision``), and what the gate refuses of it."""
+                  decision: str, conformal: Conformal | None = None) -> dict[str, Any]:
+    """One split's metrics after temperature scaling (calls by ``decision``), what the gate refuses of it, and
+    how the conformal sets covered it."""
     calibrated = apply_temperature(probs, temperature)
     result = classification_metrics(decoded.labels, calibrated, classes, decoded.files, decision)
+    if conformal is not None:
+        result["conformal"] = set_figures(conformal, calibrated, decoded.labels, classes)
     result["calibration_before_scaling"] = calibration(decoded.labels, probs)
     if gate is not None:
         refused = gate.refuse(features)
@@ -210,7 +217,8 @@ def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
 
 
 def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, classes: list[str],
-            card_training: dict[str, Any] | None = None, decision: str = TOP_CLASS) -> dict[str, Any]:
+            card_training: dict[str, Any] | None = None, decision: str = TOP_CLASS,
+            conformal: Conformal | None = None) -> dict[str, Any]:
     """Test metrics on the test images with no copy of any kind among what the model trained or validated on."""
     test, _, probs = outputs["test"]
     seen = hash_samples(root, manifest.splits.get("train", []) + manifest.splits.get("validation", []))
@@ -236,6 +244,9 @@ def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, cl
         result.update(accuracy=metrics["accuracy"], macro_f1=metrics["macro"]["f1"], macro=metrics["macro"],
                       weighted=metrics["weighted"], per_class=metrics["per_class"], screening=metrics["screening"],
                       confusion_matrix=metrics["confusion_matrix"])
+        if conformal is not None:
+            result["conformal"] = set_figures(conformal, apply_temperature(probs[keep], temperature),
+                                              test.labels[keep], classes)
     return result
 
 
@@ -267,3 +278,26 @@ def _refit_gate(folder: Path, card: ModelCard, decoded, validation_features, bat
         "threshold": round(gate.threshold, 3),
     })
     return gate
+
+
+def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperature: float, flip: bool,
+                     batch_size: int) -> Conformal | None:
+    """Calibrate the conformal sets on the saved split's calibration images (the model's final, temperature-
+    scaled probabilities); save and record them. None when the split has no calibration images."""
+    samples = SplitManifest.load(folder / SPLIT_FILE).splits.get(CALIBRATION, [])
+    if not samples:
+        return None
+    decoded = decode_samples(samples, root, card.classes, card.image_size)
+    if not len(decoded.labels):
+        raise DatasetError(f"no readable images in the calibration split of {root}")
+    probs = apply_temperature(predict_outputs(model, decoded.images, batch_size, flip)[1], temperature)
+    conformal = Conformal.fit(probs, decoded.labels, card.classes)
+    conformal.save(folder / CONFORMAL_FILE)
+    record_conformal(folder, {
+        "file": CONFORMAL_FILE,
+        "sha256": sha256_file(folder / CONFORMAL_FILE),
+        "fitted_on": f"the {len(decoded.labels)} images of the calibration split (no network of the folder "
+                     "trained or chose its checkpoint on them, nor on a copy of them)",
+        **conformal.summary(DEFAULT_COVERAGE),
+    })
+    return conformal

@@ -16,7 +16,7 @@ from brain_cnn.files import read_json
 from brain_cnn.model.card import CARD_FILE, EVALUATION_FILE, TUMOUR_MAPS_FILE, load_card, read_external, read_loso
 from brain_cnn.reports.sentences import limitations, validation_statements
 
-__all__ = ["record_evaluation", "record_gate", "refresh_card"]
+__all__ = ["record_conformal", "record_evaluation", "record_gate", "refresh_card"]
 
 
 def _headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +61,13 @@ def record_gate(folder: str | Path, gate: dict[str, Any]) -> None:
     """Name the fitted out-of-distribution gate (file, checksum, threshold, how it was fitted) in the card."""
     card = load_card(folder)
     card.gate = gate
+    card.save(folder)
+
+
+def record_conformal(folder: str | Path, conformal: dict[str, Any]) -> None:
+    """Name the conformal calibration (file, checksum, what it was calibrated on, its sizes) in the card."""
+    card = load_card(folder)
+    card.conformal = conformal
     card.save(folder)
 
 

@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from brain_cnn.data.classes import is_no_tumour
+from brain_cnn.inference.conformal import guarantee_note, set_text
 from brain_cnn.inference.outline import OUTLINE_LEVEL, TumourArea, brain_mask, draw_outline, map_on_slice, \
     map_on_square, outline_doubt, tumour_area
 from brain_cnn.inference.predictor import SliceCall
@@ -143,6 +144,23 @@ class SliceAssessment:
         if self.refused or not negative or len(negative) == len(self.probabilities):
             return None
         return 1.0 - sum(self.probabilities[c] for c in negative)
+
+    @property
+    def prediction_set(self) -> list[str] | None:
+        """The conformal set (most likely class first), or None for a refused slice or a model without
+        calibration (:mod:`brain_cnn.inference.conformal`)."""
+        return None if self.refused else self.call.prediction_set
+
+    def set_text(self) -> str | None:
+        """"90% set: glioma or meningioma"; None without a set."""
+        chosen = self.prediction_set
+        return None if chosen is None else set_text(chosen, list(self.probabilities), self.call.coverage)
+
+    def set_note(self, gate_limit: float | None = None) -> str | None:
+        """What the set's guarantee means and when it does not hold, with this slice's gate distance."""
+        if self.prediction_set is None:
+            return None
+        return guarantee_note(self.call.coverage, self.call.distance, gate_limit)
 
     @property
     def warnings(self) -> list[str]:

@@ -14,6 +14,7 @@ from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import list_images
 from brain_cnn.errors import ModelFolderError, UnreadableImageError
 from brain_cnn.inference.calibration import apply_temperature
+from brain_cnn.inference.conformal import DEFAULT_COVERAGE, CoverageError
 from brain_cnn.inference.decision import TOP_CLASS, called_class
 from brain_cnn.inference.outline import map_on_slice
 from brain_cnn.model.engines import forward
@@ -111,6 +112,10 @@ class SliceCall:
     # with one; brain_cnn.inference.outline brings it back to the slice.
     tumour_map: np.ndarray | None = None
     decision: str = TOP_CLASS  # the model card's rule for the call (brain_cnn.inference.decision)
+    # The conformal prediction set (classes, most likely first; brain_cnn.inference.conformal) at ``coverage``;
+    # None when the model has no calibration.
+    prediction_set: list[str] | None = None
+    coverage: float | None = None
 
     @property
     def label(self) -> str | None:
@@ -132,8 +137,32 @@ class Predictor:
         'glioma'
     """
 
-    def __init__(self, model_folder: str | Path | LoadedModel):
+    def __init__(self, model_folder: str | Path | LoadedModel, coverage: float | None = None):
+        """``coverage``: the level of the prediction sets (90 % by default, where the model has a calibration).
+
+        Raises:
+            ModelFolderError: the folder is unusable.
+            CoverageError: a coverage that is no rate, more than the calibration split can give, or asked of
+                a model with no calibration.
+        """
         self.loaded = model_folder if isinstance(model_folder, LoadedModel) else load_model(model_folder)
+        self.conformal = self.loaded.conformal
+        self._every_class = False
+        if self.conformal is not None and coverage is None:
+            # The default level on a calibration too small for it: every class, which covers trivially.
+            self.coverage = DEFAULT_COVERAGE
+            try:
+                self.conformal.check(DEFAULT_COVERAGE)
+            except CoverageError:
+                self.conformal = None
+                self._every_class = True
+        elif self.conformal is not None:
+            self.coverage = self.conformal.check(coverage)
+        elif coverage is not None:
+            raise CoverageError(f"the model {self.loaded.card.name} has no calibration for prediction sets "
+                                "(it was trained without a calibration split: see docs/conformal.md)")
+        else:
+            self.coverage = None
         self.card = self.loaded.card
         self.model = self.loaded.model
         self.gate = self.loaded.gate
@@ -161,6 +190,8 @@ class Predictor:
                                           self.card.flip_averaging, self.card.mixed_precision)
         probs = apply_temperature(raw, self.card.temperature)
         distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
+        sets = (self.conformal.sets(probs, self.coverage) if self.conformal is not None else
+                np.ones(probs.shape, bool) if self._every_class else None)
         results, offset = [], 0
         for scan, inputs in scans:
             calls = []
@@ -171,10 +202,13 @@ class Predictor:
                 if refusal is None and distance is not None and distance > self.gate.threshold:
                     refusal = (f"unlike the brain MRI slices this model was trained on "
                                f"(feature distance {distance:.0f}, limit {self.gate.threshold:.0f})")
+                chosen = None if sets is None else [self.classes[k] for k in np.argsort(-p, kind="stable")
+                                                    if sets[offset + i, k]]
                 calls.append(SliceCall({c: float(v) for c, v in zip(self.classes, p)},
                                        f"cannot assess: {refusal}" if refusal else None,
                                        None if distance is None else float(distance),
-                                       None if maps is None else maps[offset + i], self.card.decision))
+                                       None if maps is None else maps[offset + i], self.card.decision,
+                                       chosen, self.coverage))
             results.append(calls)
             offset += len(inputs)
         return results
@@ -188,6 +222,8 @@ class Predictor:
         negative = [c for c in call.probabilities if is_no_tumour(c)]
         if negative and len(negative) < len(call.probabilities):  # the question that matters first, answered
             result["tumour_probability"] = round(1.0 - sum(call.probabilities[c] for c in negative), 6)
+        # Every line has the keys; null where the model has no calibration.
+        result["prediction_set"], result["coverage"] = call.prediction_set, call.coverage
         return result
 
     def predict_bytes(self, data: bytes, name: str = "upload") -> dict[str, Any]:
@@ -205,8 +241,9 @@ class Predictor:
                       maps: bool = False) -> Iterator[dict[str, Any]]:
         """Classify files in order, ``batch_size`` files at a time, so memory stays bounded.
 
-        Yields one dict per slice: ``{"file", "label", "probabilities"}`` (and ``"tumour_probability"``, 1 -
-        P(no tumour), for a model with tumour and no-tumour classes), or
+        Yields one dict per slice: ``{"file", "label", "probabilities", "prediction_set", "coverage"}`` (the
+        conformal set, most likely class first, and its level; both null for a model without calibration; and
+        ``"tumour_probability"``, 1 - P(no tumour), for a model with tumour and no-tumour classes), or
         ``{"file", "label": None, "cannot_assess"}`` for a slice the gate refuses
         (plus ``"slice"`` and ``"slice_index"`` for volumes: multi-frame DICOM,
         NIfTI, and ``"sequence"``, e.g. "T2", where a DICOM header tells it), or

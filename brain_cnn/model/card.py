@@ -45,6 +45,9 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)  # settings, epochs run, seconds
     metrics: dict[str, Any] = field(default_factory=dict)  # headline test/validation metrics
     gate: dict[str, Any] = field(default_factory=dict)  # out-of-distribution gate: file, sha256, threshold
+    # Conformal prediction sets and screening threshold (brain_cnn.inference.conformal): file, sha256, what
+    # they were calibrated on; empty when the folder has no calibration split.
+    conformal: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0  # softmax temperature fitted on validation (see brain_cnn.inference.calibration)
     flip_averaging: bool = False  # average each input with its mirror image; chosen on validation
     # How a call is made from the probabilities (brain_cnn.inference.decision); cards written before the field

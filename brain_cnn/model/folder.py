@@ -20,6 +20,7 @@ from brain_cnn.model.card import CARD_FILE, MODEL_FILE, ModelCard, load_card
 from brain_cnn.model.tumour_maps import CLASSES, NORMAL, class_output
 from brain_cnn.model.combined import combined_network, check_rule
 from brain_cnn.model.ensemble import MAP_ROLE, check_member, ensemble_network, members_digest
+from brain_cnn.inference.conformal import CONFORMAL_FILE, Conformal
 from brain_cnn.model.ood import GATE_FILE, Gate
 
 NORMAL_CLASS = CLASSES[NORMAL]
@@ -37,6 +38,7 @@ class LoadedModel:
     card: ModelCard
     model: Any  # keras.Model
     gate: Any = None  # brain_cnn.model.ood.Gate, when the folder has a fitted gate
+    conformal: Conformal | None = None  # its calibration for prediction sets, when it has one
 
 
 def load_model(folder: str | Path) -> LoadedModel:
@@ -49,7 +51,8 @@ def load_model(folder: str | Path) -> LoadedModel:
     folder = Path(folder)
     card = load_card(folder)
     network = _load_members(folder, card) if card.members else _load_network(folder, card)
-    return LoadedModel(folder=folder, card=card, model=network, gate=_load_gate(folder, card))
+    return LoadedModel(folder=folder, card=card, model=network, gate=_load_gate(folder, card),
+                       conformal=_load_conformal(folder, card))
 
 
 def _load_network(folder: Path, card: ModelCard) -> Any:
@@ -123,6 +126,24 @@ def _load_gate(folder: Path, card: ModelCard):
         return Gate.load(path)
     except (OSError, ValueError, KeyError) as error:
         raise ModelFolderError(f"{folder.name}: {path.name} cannot be loaded ({error})") from None
+
+
+def _load_conformal(folder: Path, card: ModelCard) -> Conformal | None:
+    """The conformal calibration named by the card, checksum-verified; None if there is none."""
+    if not card.conformal:
+        return None
+    path = folder / card.conformal.get("file", CONFORMAL_FILE)
+    if not path.is_file():
+        raise ModelFolderError(f"{folder.name}: the card names a calibration file {path.name} that is missing")
+    if sha256_file(path) != card.conformal.get("sha256"):
+        raise ModelFolderError(f"{folder.name}: {path.name} does not match the checksum in card.json")
+    try:
+        loaded = Conformal.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelFolderError(f"{folder.name}: {path.name} cannot be loaded ({error})") from None
+    if loaded is None or list(loaded.classes) != list(card.classes):
+        raise ModelFolderError(f"{folder.name}: {path.name} was calibrated for other classes")
+    return loaded
 
 
 def list_model_folders(models_dir: str | Path) -> list[Path]:

@@ -77,6 +77,9 @@ def case_report_pdf(case: CaseAssessment, chosen: SliceAssessment, overlay: np.n
     if chosen.has_map:  # the area goes with the call
         pdf.multi_cell(0, 7, text(chosen.outline_text() + "."), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
+    if said := chosen.set_text():  # the conformal set and what it promises
+        pdf.multi_cell(0, 5, text(f"{said[0].upper()}{said[1:]}. {chosen.set_note()}"), new_x="LMARGIN",
+                       new_y="NEXT")
     for warning in chosen.warnings:
         pdf.multi_cell(0, 5, text("Warning: " + warning), new_x="LMARGIN", new_y="NEXT")
     for note in case.notes:  # what the reader decided, and how far the model goes on this kind of scan

@@ -9,7 +9,7 @@ from typing import Any
 from brain_cnn.inference.assessment import CaseAssessment
 from brain_cnn.reports.deidentify import case_label, redact
 
-__all__ = ["worklist_row", "worklist_csv", "audit_entry", "case_label", "SESSION_ONLY"]
+__all__ = ["worklist_row", "worklist_csv", "audit_entry", "case_label", "sort_rows", "ORDERS", "SESSION_ONLY"]
 
 # Columns shown in the session but never written to a download: a file name can carry a patient's name.
 SESSION_ONLY = ("file",)
@@ -37,11 +37,27 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
         "flags": ", ".join(chosen.flags),
         "refused slices": sum(s.refused for s in case.slices),
     }
+    if chosen.prediction_set is not None:  # a model with a conformal calibration
+        row["prediction set"] = chosen.set_text()
+        row["set size"] = len(chosen.prediction_set)
     if case.has_map:
         area = chosen.tumour_area
         row["tumour area (mm²)"] = round(area.mm2, 1) if area is not None and area.mm2 is not None else None
         row["tumour area (pixels)"] = area.pixels if area is not None else None
     return row
+
+
+# How the worklist can be ordered: as uploaded, the least certain first (the largest conformal sets: the model
+# could narrow these least), or the likeliest tumours first.
+ORDERS = ("as uploaded", "largest prediction set first", "highest tumour probability first")
+
+
+def sort_rows(rows: list[dict[str, Any]], order: str = ORDERS[0]) -> list[dict[str, Any]]:
+    """The rows in ``order`` (:data:`ORDERS`); rows without the value (refused, no calibration) last, stably."""
+    key = {ORDERS[1]: "set size", ORDERS[2]: "tumour probability"}.get(order)
+    if key is None:
+        return list(rows)
+    return sorted(rows, key=lambda row: (row.get(key) is None, -(row.get(key) or 0)))
 
 
 def _cell(value: Any) -> Any:

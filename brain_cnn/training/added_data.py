@@ -37,7 +37,8 @@ def add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tup
                         "excluded_from_validation": from_validation})
         print(f"held out {', '.join(Path(e).name for e in config.exclude)}: {dropped} training and "
               f"{from_validation} validation images of {root.name} dropped as copies", flush=True)
-    held = [s for split in ("validation", "test") for s in manifest.splits.get(split, [])]
+    # A calibration split (brain_cnn.data.carves) is held out as validation and test are.
+    held = [s for split in ("validation", "calibration", "test") for s in manifest.splits.get(split, [])]
     held_hashes = content_hashes(root, held)
     for text in config.add_data:
         samples, report = mapped_samples(parse_source(text), root, manifest.classes)
@@ -47,6 +48,11 @@ def add_sources(config: TrainConfig, root: Path, manifest: SplitManifest) -> tup
         if excluded is not None:  # the hashes of every mapped sample cover the ones still kept
             samples, dropped = drop_near_duplicates(samples, hashes, excluded)
         manifest.splits["train"] += samples
+        # An added manifest's calibration split (brain_cnn.data.carves) is unseen by this run: it joins the
+        # run's calibration split, for conformal prediction sets.
+        calibration, _ = mapped_samples(parse_source(text), root, manifest.classes, "calibration")
+        if calibration:
+            manifest.splits["calibration"] = manifest.splits.get("calibration", []) + calibration
         origins.update((sample.path, report.data_set) for sample in samples)
         reports.append({"name": report.name, "data_set": report.data_set, "label_map": report.label_map,
                         "used": report.used,

@@ -30,6 +30,7 @@ class TrainConfig:
     ema_momentum: float = 0.0
     patience: int = 10
     validation_fraction: float = 0.1
+    calibration_fraction: float = 0.0  # carved from train for conformal prediction sets (brain_cnn.data.carves)
     test_fraction: float = 0.15
     seed: int = 42
     augmentation: str | None = "standard"  # None, "standard", "scanner" or "sequence" (see brain_cnn.data.pipeline)

@@ -11,6 +11,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from brain_cnn.data.carves import CALIBRATION
 from brain_cnn.data.dataset import SplitManifest
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.model.card import SPLIT_FILE, ModelCard, library_versions
@@ -38,7 +39,13 @@ def _union_split(folders: list[Path]) -> SplitManifest:
                     "members validated and tested on the same images (train them with the same --split)"
                 )
     train = list(dict.fromkeys(s for m in manifests for s in m.splits.get("train", [])))
-    splits = {"train": train, **{k: v for k, v in first.splits.items() if k != "train"}}
+    splits = {"train": train, **{k: v for k, v in first.splits.items() if k not in ("train", CALIBRATION)}}
+    # Calibrated on what every member left unseen: the members' calibration images, less any a member trained on.
+    trained = set(train)
+    calibration = [s for s in dict.fromkeys(s for m in manifests for s in m.splits.get(CALIBRATION, []))
+                   if s not in trained]
+    if calibration:
+        splits[CALIBRATION] = calibration
     origins = [m.origin for m in manifests]
     # A member that added data describes the common split and the addition; keep the fullest descriptions.
     origin = "; ".join(o for o in dict.fromkeys(origins) if not any(p != o and p.startswith(o) for p in origins))

@@ -135,7 +135,8 @@ def _split(config: TrainConfig, folder: DataFolder) -> SplitManifest:
     """The saved split the config names, or one carved from the folder."""
     if not config.split:
         # Copies of one slice (plain or turned) and the slices of one patient stay on one side of each carved split.
-        return grouped_split(folder, config.seed, config.validation_fraction, config.test_fraction)
+        return grouped_split(folder, config.seed, config.validation_fraction, config.test_fraction,
+                             calibration_fraction=config.calibration_fraction)
     manifest = SplitManifest.load(config.split)
     root, data = Path(manifest.root).resolve(), folder.root.resolve()
     if root != data and root in data.parents:

@@ -1,0 +1,78 @@
+"""Conformal prediction sets end to end: a calibration split carved at training, fitted by evaluate, printed by
+predict."""
+
+import json
+
+import numpy as np
+import pytest
+
+from brain_cnn.cli import main
+from brain_cnn.inference.conformal import Conformal
+from brain_cnn.model.folder import load_model
+
+from conftest import write_class_folder
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "phantoms"
+    write_class_folder(root / "Training", {"notumor": 30, "tumor": 30})
+    write_class_folder(root / "Testing", {"notumor": 8, "tumor": 8}, start_seed=1000)
+    out = root.parent / "models" / "tiny"
+    code = main(["train", "--data", str(root), "--out", str(out), "--epochs", "2", "--image-size", "48",
+                 "--width", "4", "--depth", "2", "--batch-size", "8", "--max-steps", "3", "--seed", "1",
+                 "--calibration-fraction", "0.25"])
+    assert code == 0
+    return root, out
+
+
+@pytest.mark.slow
+def test_evaluate_calibrates_on_the_calibration_split_only(calibrated):
+    root, out = calibrated
+    split = json.loads((out / "split.json").read_text())["splits"]
+    calibration = {p for p, _ in split["calibration"]}
+    assert 10 <= len(calibration) <= 18  # about a quarter of 60, carved from Training by groups
+    assert not calibration & {p for name in ("train", "validation", "test") for p, _ in split[name]}
+    card = json.loads((out / "card.json").read_text())
+    assert card["conformal"]["calibration_images"] == len(calibration) and card["conformal"]["file"] == "conformal.npz"
+    loaded = load_model(out)
+    assert isinstance(loaded.conformal, Conformal) and len(loaded.conformal.scores) == len(calibration)
+    test = json.loads((out / "evaluation.json").read_text())["splits"]["test"]["conformal"]
+    assert test["images"] == 16 and test["coverage_level"] == 0.9
+    assert 0.0 <= test["coverage"] <= 1.0 and test["per_class"].keys() == {"notumor", "tumor"}
+    # About 7 calibration tumours cannot bound a 5 % missed rate (20 are needed): said, not faked.
+    assert "needs at least 20 calibration tumours" in test["screening"]["unavailable"]
+
+
+@pytest.mark.slow
+def test_predict_prints_the_set_and_refuses_a_level_the_calibration_cannot_give(calibrated, capsys):
+    root, out = calibrated
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "--json", str(root / "Testing")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    accepted = [r for r in lines if r["label"] is not None]
+    assert accepted and all(r["coverage"] == 0.9 for r in accepted)
+    for r in accepted:
+        probabilities = r["probabilities"]
+        assert set(r["prediction_set"]) <= set(probabilities)
+        assert r["prediction_set"] == sorted(r["prediction_set"], key=lambda c: -probabilities[c])
+    assert main(["predict", "--model", str(out), "--json", "--coverage", "0.6", str(root / "Testing")]) == 0
+    lower = {r["file"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    # Nested: a lower level never adds a class.
+    assert all(set(lower[r["file"]]["prediction_set"]) <= set(r["prediction_set"]) for r in accepted)
+    assert main(["predict", "--model", str(out), "--coverage", "0.95", str(root / "Testing")]) != 0
+    said = capsys.readouterr().err
+    assert "needs at least 20" in said and "Traceback" not in said
+    assert main(["predict", "--model", str(out), "--coverage", "1.5", str(root / "Testing")]) != 0
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_plain_output_says_the_set(calibrated, capsys):
+    root, out = calibrated
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), str(root / "Testing" / "tumor")]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert rows and all(any(cell.startswith("90% set: ") for cell in row) or "cannot assess" in "".join(row)
+                        for row in rows)
+    assert np.all([len(row) >= 3 for row in rows])
