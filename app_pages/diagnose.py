@@ -30,6 +30,7 @@ from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
 from brain_cnn.explain.overlay import overlay_heatmap
 from brain_cnn.inference.assessment import OUTLINE_CAPTION, RANKINGS
+from brain_cnn.inference.conformal import DEFAULT_MISSED_RATE, CoverageError, screening_text
 from brain_cnn.reports.dashboards import slice_profile_figure
 from brain_cnn.model.card import TUMOUR_MAPS_FILE
 from brain_cnn.reports.deidentify import LABEL_HELP, case_label, clean_label
@@ -72,6 +73,18 @@ except BrainCnnError as error:
     st.error(f"The model {folder.name} cannot be loaded: {error}", icon=":material/error:")
     st.stop()
 
+screening = None  # the screening mode's threshold on the tumour probability, when it is on
+calibration = predictor_for(folder).loaded.conformal
+if calibration is not None and len(calibration.tumour_scores) and st.toggle(
+        f"Screening mode: flag \"tumour possible\" with at most {DEFAULT_MISSED_RATE:.0%} of tumours missed",
+        key="screening", help="A threshold on the tumour probability set on the model's calibration scans: on scans "
+        "like them, at most this share of tumours falls below it (conformal risk control). Not for scans unlike "
+        "them: another scanner or sequence."):
+    try:
+        screening = calibration.screening_threshold(DEFAULT_MISSED_RATE)
+    except CoverageError as error:
+        st.warning(f"Screening mode is not available for this model: {error}", icon=":material/warning:")
+
 read, over_limit = within_session_limits([u.size for u in uploads])
 if over_limit:
     st.warning(over_limit, icon=":material/warning:")
@@ -111,7 +124,7 @@ if len(cases) > 1:  # every call in the worklist; the details of one case at a t
     st.subheader("Worklist")
     order = st.selectbox("Order", ORDERS, key="worklist-order",
                          help="Largest prediction set first: the cases the model could narrow down least")
-    rows = sort_rows([worklist_row(c) for c in cases], order)
+    rows = sort_rows([worklist_row(c, screening) for c in cases], order)
     st.dataframe(rows, hide_index=True, column_config={
         "probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "tumour probability": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
@@ -162,6 +175,10 @@ if chosen.refused:
 else:  # a tumour-map network's area goes with its call
     (st.warning if chosen.warnings else st.success)(
         chosen.summary() + (f"  \n{chosen.outline_text()}" if chosen.has_map else ""))
+if screening is not None and chosen.tumour_probability is not None:
+    flagged = chosen.tumour_probability >= screening
+    (st.error if flagged else st.info)(screening_text(chosen.tumour_probability, screening, DEFAULT_MISSED_RATE),
+                                       icon=":material/crisis_alert:" if flagged else ":material/check:")
 if said := chosen.set_text():  # the conformal set and what its guarantee means, beside the call
     st.info(f"**{said}**  \n{chosen.set_note(card.gate.get('threshold'))}", icon=":material/rule:")
 for note in chosen.warnings:

@@ -41,3 +41,19 @@ def test_the_set_is_shown_beside_the_call_and_in_the_worklist(monkeypatch, tmp_p
     order = at.selectbox(key="worklist-order")
     order.set_value("largest prediction set first").run()
     assert not at.exception
+
+
+def test_screening_mode_flags_tumour_possible_with_its_bound(monkeypatch, tmp_path):
+    models = tmp_path / "models"
+    _calibrated(constant_model(models / "sets", PROBABILITIES))
+    at = app_test(models, monkeypatch, tmp_path).run()
+    at.file_uploader[0].set_value([(f"s{i}.png", encode(phantom(128, seed=i), "PNG"), "image/png")
+                                   for i in range(2)])
+    at = at.run()
+    assert "screening" not in at.dataframe[0].value  # off until asked for
+    at = at.toggle(key="screening").set_value(True).run()
+    assert not at.exception
+    # The constant answer's tumour probability, 95 %, is above any threshold these calibration scores give.
+    assert any(e.value.startswith("Screening: tumour possible (tumour probability 95.0%") and "at most 5% of tumours"
+               in e.value for e in at.error)
+    assert list(at.dataframe[0].value["screening"]) == ["tumour possible"] * 2

@@ -42,3 +42,25 @@ def test_class_names_are_kept_exactly():
         pytest.skip(f"{root} is absent")
     classes = discover(root).classes
     assert "Astrocitoma T1C+" in classes and "_NORMAL T2" in classes
+
+
+def test_the_shared_carve_holds_out_its_calibration_images_from_the_map_networks_training():
+    """`splits/` (brain_cnn.data.carves) fits the data here: its files exist, and the tumour-map recipe trained on
+    it neither trains nor validates on a calibration image."""
+    from brain_cnn.data.dataset import SplitManifest
+    from brain_cnn.training.tumour_maps import training_samples
+
+    from conftest import PROJECT
+
+    data = shared_data()
+    if not all((data / name).is_dir() for name in ("brain-tumor-mri", "brain-tumor-lgg", "brain-tumor-44c")):
+        pytest.skip(f"the 4-class, LGG and 44-class sets are not all in {data}")
+    carve = PROJECT / "splits"
+    splits, record = training_samples(data, 42, carve)
+    for name in ("brain-tumor-mri", "brain-tumor-lgg", "brain-tumor-44c"):
+        manifest = SplitManifest.load(carve / f"{name}.json")
+        calibration = {s.path for s in manifest.splits["calibration"]}
+        assert calibration and set(record[name]["calibration"]) == calibration
+        assert all((data / name / path).is_file() for path in calibration)
+        used = {p.path for split in splits.values() for p in split if p.source == name}
+        assert not used & calibration, name

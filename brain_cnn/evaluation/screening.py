@@ -33,6 +33,7 @@ from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMa
 from brain_cnn.data.leakage import COPY_BITS, files_with_copies, hash_samples
 from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.errors import DatasetError
+from brain_cnn.evaluation.coverage import set_figures
 from brain_cnn.evaluation.map_scores import masks_for, split_map_scores
 from brain_cnn.evaluation.findings import refresh_card
 from brain_cnn.files import write_json
@@ -222,6 +223,25 @@ def _map_scores(done: Screened, sequences: np.ndarray, unseen: np.ndarray) -> di
     return result
 
 
+def _conformal(conformal, probs: np.ndarray, kept: list, classes: list[str], sequences: np.ndarray,
+               unseen: np.ndarray) -> dict[str, Any]:
+    """How the model's conformal sets and screening threshold did on the images it did not train on, overall and
+    by sequence: on another source the guarantee may not hold, and this says so."""
+    normal = next(i for i, c in enumerate(classes) if is_no_tumour(c))
+    # The true class where the data says it: a normal scan's no-tumour class, a tumour of a type the model names;
+    # -1 for a tumour of another or an unstated type (it counts for tumour / no tumour only).
+    labels = np.array([normal if kind == NO_TUMOUR else classes.index(model_class) if model_class else -1
+                       for _, kind, model_class, _ in kept])
+    # Lesions that are not tumours are neither a missed tumour nor a flagged normal: left out.
+    keep = unseen & np.array([kind in (TUMOUR, NO_TUMOUR) for _, kind, _, _ in kept])
+    result = {"overall": set_figures(conformal, probs[keep], labels[keep], classes)}
+    named = sorted(set(sequences[keep]))
+    if named != ["unstated"]:
+        result["by_sequence"] = {s: set_figures(conformal, probs[keep & (sequences == s)],
+                                                labels[keep & (sequences == s)], classes) for s in named}
+    return result
+
+
 def screening_errors(files: list[str], folders: np.ndarray, sequences: np.ndarray, kinds: np.ndarray,
                      called: np.ndarray, score: np.ndarray, keep: np.ndarray,
                      limit: int = LISTED_ERRORS) -> dict[str, Any]:
@@ -299,6 +319,8 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     }
     if done.masks is not None:
         report["tumour_maps"] = _map_scores(done, sequences, unseen)
+    if loaded.conformal is not None:
+        report["conformal"] = _conformal(loaded.conformal, probs, kept, card.classes, sequences, unseen)
     if seen:
         report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
                                                         folders, unseen)

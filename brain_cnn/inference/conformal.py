@@ -38,7 +38,7 @@ from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.errors import BrainCnnError
 
 __all__ = ["CONFORMAL_FILE", "DEFAULT_COVERAGE", "DEFAULT_MISSED_RATE", "Conformal", "CoverageError",
-           "check_level", "guarantee_note", "set_text", "tumour_probability"]
+           "check_level", "guarantee_note", "screening_text", "set_text", "tumour_probability"]
 
 CONFORMAL_FILE = "conformal.npz"
 DEFAULT_COVERAGE = 0.9
@@ -240,3 +240,12 @@ def guarantee_note(coverage: float, distance: float | None = None, limit: float 
         where = f" (the gate refuses above {limit:.0f})" if limit is not None else ""
         note += f" This slice's distance from the training scans: {distance:.0f}{where}."
     return note
+
+
+def screening_text(tumour_probability: float, threshold: float, missed_rate: float = DEFAULT_MISSED_RATE) -> str:
+    """What the screening mode says of one slice: flagged "tumour possible" at or above the threshold."""
+    bound = (f"the threshold ({threshold:.1%}) lets at most {missed_rate:.0%} of tumours on scans like the "
+             "calibration scans fall below it")
+    if tumour_probability >= threshold - 1e-12:
+        return f"Screening: tumour possible (tumour probability {tumour_probability:.1%}; {bound})."
+    return f"Screening: below the threshold (tumour probability {tumour_probability:.1%}; {bound})."

@@ -17,8 +17,11 @@ SESSION_ONLY = ("file",)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def worklist_row(case: CaseAssessment) -> dict[str, Any]:
+def worklist_row(case: CaseAssessment, screening: float | None = None) -> dict[str, Any]:
     """The case's headline: the single slice, or the most suspicious slice of a volume.
+
+    ``screening``: the screening mode's threshold on the tumour probability
+    (:meth:`brain_cnn.inference.conformal.Conformal.screening_threshold`), for a "screening" column.
 
     A tumour-map network's case also has the area its outline encloses on
     that slice: in mm² where the file gives the pixel spacing (else empty),
@@ -37,6 +40,8 @@ def worklist_row(case: CaseAssessment) -> dict[str, Any]:
         "flags": ", ".join(chosen.flags),
         "refused slices": sum(s.refused for s in case.slices),
     }
+    if screening is not None and chosen.tumour_probability is not None:
+        row["screening"] = "tumour possible" if chosen.tumour_probability >= screening - 1e-12 else "below threshold"
     if chosen.prediction_set is not None:  # a model with a conformal calibration
         row["prediction set"] = chosen.set_text()
         row["set size"] = len(chosen.prediction_set)

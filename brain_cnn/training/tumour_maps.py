@@ -24,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from brain_cnn.data.carves import CALIBRATION
 from brain_cnn.data.dataset import Sample, SplitManifest, discover
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
 from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
 from brain_cnn.data.pasting import INVERTED_SHARE, paste_tumour
-from brain_cnn.data.pipeline import augmenter, intensity_remap, scanner_augment, targets
+from brain_cnn.data.pipeline import SOFT_TUMOUR, augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import UnreadableImageError
+from brain_cnn.files import read_json
 from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, TYPE_FROM, build_segmenter,
                                          call_accuracy, call_loss, call_targets, tumour_map_loss, with_type_from)
 from brain_cnn.scan.preprocess import DECODE_WORKERS, read_file
@@ -83,22 +85,35 @@ def mapped_pairs(root: Path, samples: list[Sample], source: str) -> list[PairSam
     return out
 
 
-def training_samples(data: str | Path, seed: int = 42) -> tuple[dict[str, list[PairSample]], dict]:
+def _carved(carve: Path | None, name: str, made):
+    """The split of data set ``name`` in the shared carve (``carve/<name>.json``, :mod:`brain_cnn.data.carves`),
+    else ``made()``."""
+    path = carve / f"{name}.json" if carve is not None else None
+    return SplitManifest.load(path) if path is not None and path.is_file() else made()
+
+
+def training_samples(data: str | Path, seed: int = 42,
+                     carve: str | Path | None = None) -> tuple[dict[str, list[PairSample]], dict]:
     """The training and validation images of the recipe, and a record of every split made (for ``split.json``).
 
     Held out, never trained or validated on: the 4-class official ``Testing``
     split, the LGG test patients, the 44-class test split (that of
     ``models/brain-tumor-44c/split.json`` when present, so figures compare with
-    the shipped models') and the yes/no set.
+    the shipped models') and the yes/no set. With ``carve`` (a folder of the
+    shared carve, e.g. ``splits/``) each data set's splits are that carve's,
+    and its calibration images are held out too (recorded, for conformal sets).
     """
     data = Path(data)
+    carve = Path(carve) if carve else None
     four = discover(data / "brain-tumor-mri")
-    four_split = grouped_split(four, seed)  # validation carved from Training, copies kept together
+    # Validation carved from Training, copies kept together; LGG by patient (brain-tumor-lgg-masks/cases.csv).
+    four_split = _carved(carve, "brain-tumor-mri", lambda: grouped_split(four, seed))
     lgg = discover(data / "brain-tumor-lgg")
-    lgg_split = grouped_split(lgg, seed)  # by patient (brain-tumor-lgg-masks/cases.csv)
+    lgg_split = _carved(carve, "brain-tumor-lgg", lambda: grouped_split(lgg, seed))
     shipped = Path(__file__).resolve().parents[2] / "models" / "brain-tumor-44c" / "split.json"
     c44_root = data / "brain-tumor-44c"
-    c44 = SplitManifest.load(shipped) if shipped.is_file() else grouped_split(discover(c44_root), seed)
+    c44 = _carved(carve, "brain-tumor-44c", lambda: SplitManifest.load(shipped) if shipped.is_file()
+                  else grouped_split(discover(c44_root), seed))
     splits = {
         "train": (mapped_pairs(four.root, four_split.splits["train"], "brain-tumor-mri")
                   + mapped_pairs(lgg.root, lgg_split.splits["train"], "brain-tumor-lgg")
@@ -108,8 +123,8 @@ def training_samples(data: str | Path, seed: int = 42) -> tuple[dict[str, list[P
     }
     record = {"brain-tumor-mri": {k: [s.path for s in v] for k, v in four_split.splits.items()},
               "brain-tumor-lgg": {k: [s.path for s in v] for k, v in lgg_split.splits.items()},
-              "brain-tumor-44c": {"train": [s.path for s in c44.splits["train"]],
-                                  "test": [s.path for s in c44.splits.get("test", [])]}}
+              "brain-tumor-44c": {k: [s.path for s in c44.splits.get(k, [])] for k in ("train", CALIBRATION, "test")
+                                  if c44.splits.get(k)}}
     return splits, record
 
 
@@ -538,7 +553,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       painted_out: float = 0.0, presence: str = "all", painted_out_elsewhere: float = 0.0,
                       paired: float = 0.0, bar_from: str | Path | None = None,
                       type_from: str | None = None, steps_per_epoch: int | None = None, pasted: float = 0.0,
-                      pasted_slices: int = 6000, state: str | Path | None = None) -> Path:
+                      pasted_slices: int = 6000, state: str | Path | None = None,
+                      carve: str | Path | None = None) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -556,6 +572,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     the model folder's (``shipping.json`` says which; with none, the lowest validation loss, marked as not
     replacing it; with no bar, the lowest validation loss). ``type_from``: what the type head sees
     (:data:`~brain_cnn.model.tumour_maps.TYPE_FROM`; None: the first, or ``start_from``'s own).
+    ``carve``: the folder of the shared carve (:func:`training_samples`).
 
     ``steps_per_epoch``: an epoch is that many batches drawn by the balance (:func:`epoch_draws`), not a pass
     over the data. ``pasted``: the share of the draws that are tumour-free slices with a tumour pasted in
@@ -573,7 +590,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    splits, record = training_samples(data, seed)
+    splits, record = training_samples(data, seed, carve)
     (out / SOURCES_FILE).write_text(json.dumps(record))
     decoded = {name: _decoded(out / f"decoded-{name}.npz", samples, image_size) for name, samples in splits.items()}
     for name, pairs in decoded.items():
@@ -595,6 +612,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
               f"(of {pasted_slices} tried), {pasted:.0%} of the draws", flush=True)
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
+              **({"carve": str(carve)} if carve else {}),
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
@@ -713,12 +731,23 @@ def _manifest(out: Path, data: Path, seed: int) -> SplitManifest:
         with np.load(out / f"decoded-{name}.npz") as saved:
             splits[name] = [Sample(str(f), CLASSES[int(label)]) for f, label in zip(saved["files"], saved["labels"])
                             if label >= 0]
+    calibration = []
+    for name, record in read_json(out / SOURCES_FILE, default={}).items():
+        # A calibration image keeps its data set's folder as its label there; a tumour of an unstated type is
+        # kept (as SOFT_TUMOUR), for the screening threshold.
+        paths = record.get(CALIBRATION, []) if (data / name).is_dir() else []
+        pairs = mapped_pairs(data / name, [Sample(p, Path(p).parent.name) for p in paths], name)
+        calibration += [Sample(f"{name}/{pair.path}", CLASSES[pair.label] if pair.label >= 0 else SOFT_TUMOUR)
+                        for pair in pairs]
+    if calibration:
+        splits[CALIBRATION] = calibration
     if (data / "brain-tumor-mri").is_dir():
         four = discover(data / "brain-tumor-mri")
         splits["test"] = [Sample(f"brain-tumor-mri/{s.path}", s.label) for s in four.splits["test"]]
     return SplitManifest(str(data), list(CLASSES), seed, splits,
                          "4-class Training (validation carved by copies), LGG training patients (validation by "
-                         "patient), 44-class training split; test: the 4-class official Testing split")
+                         "patient), 44-class training split; test: the 4-class official Testing split"
+                         + ("; calibration: the shared carve's (splits/)" if calibration else ""))
 
 
 def _twins_sentence(recipe: dict) -> str:
@@ -744,7 +773,7 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
     out-of-distribution gate on its validation and training images and
     writes the test figures, and the app and ``predict`` can use it.
     """
-    from brain_cnn.files import read_json, sha256_file
+    from brain_cnn.files import sha256_file
     from brain_cnn.inference.decision import TUMOUR_FIRST
     from brain_cnn.model.card import MODEL_FILE, SPLIT_FILE, ModelCard, library_versions
 
@@ -847,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presence", choices=PRESENCE, default="all",
                         help="which training images the call teaches whether there is a tumour, through the map's "
                              "peak: all, or all but the tumours with an expert mask")
+    parser.add_argument("--carve", help="the folder of the shared carve of the data sets (splits/, made by "
+                                        "python -m brain_cnn.data.carves): their splits, and calibration held out")
     args = parser.parse_args(argv)
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name, args.epoch)
@@ -856,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
                       presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere,
                       paired=args.paired_twins, bar_from=args.bar_from,
                       type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
-                      pasted_slices=args.pasted_slices, state=args.state)
+                      pasted_slices=args.pasted_slices, state=args.state, carve=args.carve)
     return 0
 
 

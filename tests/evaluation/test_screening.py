@@ -198,3 +198,26 @@ def test_screening_calls_by_the_cards_rule_or_the_one_given(tmp_path, other_sour
     assert report["operating_point"].startswith("tumour when the tumour classes together" if found else
                                                 "tumour when the top calibrated class")
     assert report["errors"]["missed_count"] == (0 if found else 8)
+
+
+def test_a_calibrated_model_reports_its_sets_and_screening_threshold_on_another_source(folder, other_source):
+    from brain_cnn.files import sha256_file
+    from brain_cnn.inference.conformal import CONFORMAL_FILE, Conformal
+    from brain_cnn.model.card import load_card
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)  # notumor, tumor
+    p_tumour = np.clip(np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.15, 60), 0.01, 0.99)
+    Conformal.fit(np.stack([1 - p_tumour, p_tumour], axis=1), labels, ["notumor", "tumor"]).save(
+        folder / CONFORMAL_FILE)
+    card = load_card(folder)
+    card.conformal = {"file": CONFORMAL_FILE, "sha256": sha256_file(folder / CONFORMAL_FILE)}
+    card.save(folder)
+    root, mapping = other_source
+    report = evaluate_screening(folder, root, mapping)["conformal"]
+    overall = report["overall"]
+    assert overall["images"] == 14  # the two granulomas, lesions, are neither a tumour nor a normal scan
+    assert 0 <= overall["presence_coverage"] <= 1 and set(report["by_sequence"]) == {"T1", "T2"}
+    screening = overall["screening"]
+    assert screening["tumours"] == 8 and screening["normals"] == 6
+    assert screening["missed"] == round(screening["missed_rate"] * 8) and 0 < screening["threshold"] < 1

@@ -169,3 +169,22 @@ def test_a_card_naming_members_outside_its_models_folder_is_refused(tiny_model, 
     (both / CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(ModelFolderError, match="beside it in the same models folder"):
         load_model(both)
+
+
+def test_an_ensemble_calibrates_on_what_every_member_left_unseen(tmp_path):
+    from brain_cnn.data.dataset import Sample, SplitManifest
+    from brain_cnn.training.ensemble import _union_split
+
+    held = {"validation": [Sample("v.png", "a")], "test": [Sample("t.png", "a")]}
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, train, calibration in ((first, ["x.png"], ["c1.png", "c2.png"]),
+                                       (second, ["x.png", "c2.png"], ["c1.png", "c3.png"])):
+        folder.mkdir()
+        SplitManifest(str(tmp_path), ["a"], 42, {"train": [Sample(p, "a") for p in train], **held,
+                                                 "calibration": [Sample(p, "a") for p in calibration]},
+                      "made here").save(folder / SPLIT_FILE)
+    union = _union_split([first, second])
+    # c2 was trained on by the second member, so it calibrates neither; c3 only the second member calibrated on,
+    # and the first never saw it.
+    assert [s.path for s in union.splits["calibration"]] == ["c1.png", "c3.png"]
+    assert union.splits["validation"] == held["validation"] and union.splits["test"] == held["test"]
