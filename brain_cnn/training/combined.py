@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from brain_cnn.data.carves import CALIBRATION
 from brain_cnn.data.dataset import Sample, SplitManifest
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import files_with_copies, hash_images
@@ -131,6 +132,19 @@ def fit_pool(folders: list[Path], fit_data: list[str], classes: list[str]) -> tu
     left_out = {"in_a_members_training_split": len(in_training),
                 "copies_of_a_training_image": len(kept) - len(pool)}
     return pool, left_out
+
+
+def calibration_pool(manifests: list[SplitManifest], fitted: set[str]) -> dict[str, str]:
+    """{path: label} of the members' calibration images that no member trained on (nor on a copy of one) and
+    the rule was not fitted on: the combined folder's calibration split, for conformal sets."""
+    trained = {p for m in manifests for p, _ in _absolute(m, "train")}
+    candidates = {p: label for m in manifests for p, label in _absolute(m, CALIBRATION)
+                  if p not in trained and p not in fitted}
+    if not candidates:
+        return {}
+    copies = files_with_copies(hash_images([Path(p) for p in candidates], list(candidates)),
+                               hash_images([Path(p) for p in sorted(trained)]))
+    return {p: label for p, label in candidates.items() if p not in copies}
 
 
 def _balanced_weights(sources: np.ndarray, tumour: np.ndarray) -> np.ndarray:
@@ -273,7 +287,9 @@ def make_combined(member_folders: list[str | Path], out: str | Path, name: str |
                                "the same images")
 
     pool, left_out = fit_pool(folders, fit_data or [], first.classes)
-    root = _common_root([p for p, *_ in pool] + [p for m in manifests for p, _ in _absolute(m, "train")])
+    calibration = calibration_pool(manifests, {p for p, *_ in pool})
+    root = _common_root([p for p, *_ in pool] + [p for m in manifests for p, _ in _absolute(m, "train")]
+                        + list(calibration))
     samples = [Sample(os.path.relpath(p, root), label) for p, _, label in pool]
     decoded = decode_samples(samples, root, first.classes, first.image_size)
     source_of = {os.path.relpath(image.path, root): image.source for image in pool}
@@ -306,9 +322,12 @@ def make_combined(member_folders: list[str | Path], out: str | Path, name: str |
         root=root, classes=first.classes, seed=manifests[0].seed,
         splits={"train": train, "validation": [s for s in samples if s.path in keep],
                 PRESENCE_ONLY: [s for s in samples if s.path in presence_only],
+                **({CALIBRATION: [Sample(os.path.relpath(p, root), label) for p, label in calibration.items()]}
+                   if calibration else {}),
                 "test": [Sample(os.path.relpath(p, root), label) for p, label in _absolute(manifests[0], "test")]},
         origin="union of the members' training splits; validation: the images the rule was fitted on (validation "
-               "images no member trained on, nor on a copy of them); test: the members' common test split")
+               "images no member trained on, nor on a copy of them); test: the members' common test split"
+               + ("; calibration: the members' calibration images no member trained on" if calibration else ""))
     split.save(out / SPLIT_FILE)
     sources_used = list({s["name"]: s for m in loaded for s in m.card.dataset.get("sources", [])}.values())
     card = ModelCard(

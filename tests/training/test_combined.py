@@ -196,3 +196,21 @@ def test_the_ensemble_command_makes_and_evaluates_a_combined_model(members, caps
     assert (out / "evaluation.json").is_file()
     assert main(["ensemble", str(classifier), str(classifier.parent / "maps"), "--out", str(out),
                  "--fit-data", f"{classifier / SPLIT_FILE}:test"]) == 2  # a test split is never fitted on
+
+
+def test_the_combined_folder_calibrates_on_what_no_member_trained_on_and_the_rule_was_not_fitted_on(tmp_path):
+    from brain_cnn.data.dataset import Sample, SplitManifest
+    from brain_cnn.training.combined import calibration_pool
+
+    write_class_folder(tmp_path / "data", {"glioma": 5}, size=64)
+    names = sorted(p.name for p in (tmp_path / "data" / "glioma").iterdir())
+    a, b, c, d, e = (f"glioma/{n}" for n in names)
+    shutil.copy(tmp_path / "data" / a, tmp_path / "data" / e)  # e: a copy of a training image
+    root = str(tmp_path / "data")
+
+    def manifest(train, calibration):
+        return SplitManifest(root, CLASSES, 42, {"train": [Sample(p, "glioma") for p in train],
+                                                 "calibration": [Sample(p, "glioma") for p in calibration]}, "")
+
+    pool = calibration_pool([manifest([a], [b, c, e]), manifest([a, c], [b, d])], fitted={str(tmp_path / "data" / d)})
+    assert sorted(pool) == [str(tmp_path / "data" / b)]
