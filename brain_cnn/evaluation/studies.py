@@ -119,6 +119,10 @@ def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") 
             agreement.append({"case": case, "sequence": sequence, "shrink": level,
                               "expert": category_of(expert_later.product or 0.0, expert.product),
                               "found": category_of(later.product or 0.0, found.product or 0.0)})
+            # The same pair the other way round is a tumour grown by a known amount: the painted study first.
+            agreement.append({"case": case, "sequence": sequence, "grow": level,
+                              "expert": category_of(expert.product, expert_later.product or 0.0),
+                              "found": category_of(found.product or 0.0, later.product or 0.0)})
         row = {"case": case, "sequence": sequence, "slices": len(slices),
                "gaps": int(numbers[-1] - numbers[0] + 1 - len(numbers)),
                "voxels": found.voxels, "expert_voxels": expert.voxels,
@@ -147,14 +151,16 @@ def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") 
         }
     for sequence, summary in by_sequence.items():
         mine = [a for a in agreement if a["sequence"] == sequence]
-        summary["category_agreement"] = {level: {"studies": len(group), "agree": sum(a["expert"] == a["found"]
-                                                                                    for a in group),
-                                                 "expert": sorted({a["expert"] for a in group})}
-                                         for level in SHRINKS if (group := [a for a in mine if a["shrink"] == level])}
+        for key, name in (("shrink", "category_agreement"), ("grow", "category_agreement_grown")):
+            summary[name] = {level: {"studies": len(group), "agree": sum(a["expert"] == a["found"] for a in group),
+                                     "expert": sorted({a["expert"] for a in group})}
+                             for level in SHRINKS if (group := [a for a in mine if a.get(key) == level])}
     return {"data": "brain-tumor-lgg test patients (the model's sources.json), one study per patient and sequence",
             "units": "pixels of the 192-px slice, 1 slice apart (the set gives no spacing)",
             "shrinks": "a later study made by painting out the tumour's rim (a share of its longest diameter deep) "
                        "or all of it; the category of the product's change by the network against the masks'",
+            "grows": "the same pairs the other way round: the painted study as the prior, the original as the later "
+                     "study, so the tumour grows back by a known amount",
             "by_sequence": by_sequence, "studies": rows, "agreement": agreement}
 
 
@@ -176,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"| {sequence} | {s['studies']} ({s['with_tumour']}) | {pair(v, ' %')} | {pair(lo, ' px')} | "
               f"{pair(pe, ' px')} | {s['tumour_missed']} |")
-    print("\n| sequence | " + " | ".join(f"category agrees, {level} painted out" for level in SHRINKS) + " |")
-    print("|---|" + "---|" * len(SHRINKS))
-    for sequence, s in report["by_sequence"].items():
-        cells = [f"{c['agree']} of {c['studies']} (masks: {', '.join(c['expert'])})"
-                 for c in s["category_agreement"].values()]
-        print(f"| {sequence} | " + " | ".join(cells) + " |")
+    for key, what in (("category_agreement", "painted out"), ("category_agreement_grown", "grown back")):
+        print("\n| sequence | " + " | ".join(f"category agrees, {level} {what}" for level in SHRINKS) + " |")
+        print("|---|" + "---|" * len(SHRINKS))
+        for sequence, s in report["by_sequence"].items():
+            cells = [f"{c['agree']} of {c['studies']} (masks: {', '.join(c['expert'])})" for c in s[key].values()]
+            print(f"| {sequence} | " + " | ".join(cells) + " |")
     return 0
 
 
