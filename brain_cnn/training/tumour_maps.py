@@ -274,10 +274,11 @@ def _weights(pairs: DecodedPairs) -> np.ndarray:
 PASTED = "pasted"  # the file tag of a pasted slice (:func:`pasted_tumours`)
 
 
-def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0) -> np.ndarray:
+def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0, normal_weight: float = 1.0) -> np.ndarray:
     """How likely each training image is drawn (sums to 1): the cells of :func:`_weights`, and the pasted
     slices (:func:`pasted_tumours`, last in ``pairs``) as ``pasted_share`` of the draws, balanced over their own
-    (target source, class) cells."""
+    (target source, class) cells. ``normal_weight``: the real tumour-free slices' cells (not the painted-out
+    twins) weigh that many times their share, against outlines drawn on normal anatomy."""
     pasted = np.array([f.endswith(f"#{PASTED}") for f in pairs.files], bool)
     count = int((~pasted).sum())
     if pasted[:count].any():
@@ -287,6 +288,9 @@ def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0) -> np.ndarray:
                         None if pairs.twin_of is None else pairs.twin_of[:count])
     weights = np.zeros(len(pairs.labels), np.float64)
     weights[:count] = _weights(rest)
+    if normal_weight != 1.0:
+        real = rest.twin_of < 0 if rest.twin_of is not None else np.ones(count, bool)
+        weights[:count][real & (rest.labels == CLASSES.index("notumor"))] *= normal_weight
     weights[:count] /= weights[:count].sum()
     if pasted.any() and pasted_share > 0:
         weights[:count] *= 1 - pasted_share
@@ -554,7 +558,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       paired: float = 0.0, bar_from: str | Path | None = None,
                       type_from: str | None = None, steps_per_epoch: int | None = None, pasted: float = 0.0,
                       pasted_slices: int = 6000, state: str | Path | None = None,
-                      carve: str | Path | None = None) -> Path:
+                      carve: str | Path | None = None, normal_weight: float = 1.0) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -572,7 +576,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     the model folder's (``shipping.json`` says which; with none, the lowest validation loss, marked as not
     replacing it; with no bar, the lowest validation loss). ``type_from``: what the type head sees
     (:data:`~brain_cnn.model.tumour_maps.TYPE_FROM`; None: the first, or ``start_from``'s own).
-    ``carve``: the folder of the shared carve (:func:`training_samples`).
+    ``carve``: the folder of the shared carve (:func:`training_samples`). ``normal_weight``: the tumour-free
+    slices' share of the draws, times (:func:`draw_weights`; needs ``steps_per_epoch``).
 
     ``steps_per_epoch``: an epoch is that many batches drawn by the balance (:func:`epoch_draws`), not a pass
     over the data. ``pasted``: the share of the draws that are tumour-free slices with a tumour pasted in
@@ -584,7 +589,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
 
     from brain_cnn.training import run_state
 
-    if (state or pasted) and not steps_per_epoch:
+    if (state or pasted or normal_weight != 1.0) and not steps_per_epoch:
         raise ValueError("a run kept in a state file, or with pasted tumours, draws its epochs: give steps_per_epoch")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -613,6 +618,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     recipe = {"image_size": image_size, "width": width, "batch_size": batch_size, "learning_rate": learning_rate,
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
               **({"carve": str(carve)} if carve else {}),
+              **({"normal_weight": normal_weight} if normal_weight != 1.0 else {}),
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
@@ -636,7 +642,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     first = saved["epoch"] if saved else 0
     if steps_per_epoch:
         steps = min(steps_per_epoch, max_steps) if max_steps else steps_per_epoch
-        draws = epoch_draws(draw_weights(decoded["train"], pasted), steps, batch_size, seed, first, epochs)
+        draws = epoch_draws(draw_weights(decoded["train"], pasted, normal_weight), steps, batch_size, seed, first,
+                            epochs)
         train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence, draws=draws)
     else:
         steps = None
@@ -878,6 +885,9 @@ def main(argv: list[str] | None = None) -> int:
                              "peak: all, or all but the tumours with an expert mask")
     parser.add_argument("--carve", help="the folder of the shared carve of the data sets (splits/, made by "
                                         "python -m brain_cnn.data.carves): their splits, and calibration held out")
+    parser.add_argument("--normal-weight", type=float, default=1.0,
+                        help="the real tumour-free slices' share of the draws, times (default 1; needs "
+                             "--steps-per-epoch)")
     args = parser.parse_args(argv)
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name, args.epoch)
@@ -887,7 +897,8 @@ def main(argv: list[str] | None = None) -> int:
                       presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere,
                       paired=args.paired_twins, bar_from=args.bar_from,
                       type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
-                      pasted_slices=args.pasted_slices, state=args.state, carve=args.carve)
+                      pasted_slices=args.pasted_slices, state=args.state, carve=args.carve,
+                      normal_weight=args.normal_weight)
     return 0
 
 

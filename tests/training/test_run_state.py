@@ -81,3 +81,15 @@ def test_each_epochs_draws_depend_on_the_seed_and_the_epoch_alone():
     assert whole.shape == (12, 4) and np.array_equal(whole[6:], resumed)
     assert not np.array_equal(whole[:3], whole[3:6])
     assert epoch_draws(weights, 3, 4, seed=5, first=4, last=4).shape == (0, 4)
+
+
+def test_a_normal_weight_raises_the_real_normals_share_and_not_the_painted_out_twins():
+    pairs = _pairs([0, 2, 2, 0, 2], ["a", "a", "a (tumour painted out)", "b", "b"], ["1", "2", "1#painted-out", "3",
+                                                                                     "4"])
+    pairs.twin_of = np.array([-1, -1, 0, -1, -1])
+    plain, weighted = draw_weights(pairs), draw_weights(pairs, normal_weight=2.0)
+    assert np.isclose(weighted.sum(), 1)
+    # Four cells of a quarter each; the two real normals' cells count twice: 2/6 each, the tumours' 1/6.
+    assert np.isclose(weighted[1], 2 * weighted[0]) and np.isclose(weighted[4], 2 * weighted[3])
+    assert np.isclose(plain[1], plain[0])
+    assert np.isclose(weighted[2], weighted[0])  # the twin weighs what its original (a tumour) does
