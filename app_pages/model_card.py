@@ -4,7 +4,7 @@ import streamlit as st
 
 from brain_cnn.app_support import card_for
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.reports.sentences import combination_text, decision_rule
+from brain_cnn.reports.sentences import combination_text, conformal_text, decision_rule
 
 st.title("Model card")
 folder = st.session_state.get("model_folder")
@@ -47,6 +47,7 @@ else:
 
 st.caption(f"Probabilities are temperature-scaled with T = {card.temperature} (fitted on the validation split).")
 st.markdown(f"**Decision rule** ({card.decision}). {decision_rule(card.decision)}")
+st.markdown(conformal_text(card.conformal))
 
 st.subheader("Validated on")
 statements = card.validated_on

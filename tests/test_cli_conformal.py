@@ -35,6 +35,7 @@ def test_evaluate_calibrates_on_the_calibration_split_only(calibrated):
     assert not calibration & {p for name in ("train", "validation", "test") for p, _ in split[name]}
     card = json.loads((out / "card.json").read_text())
     assert card["conformal"]["calibration_images"] == len(calibration) and card["conformal"]["file"] == "conformal.npz"
+    assert 0 <= card["metrics"]["test"]["90% set coverage"] <= 1  # the realised coverage, beside the other figures
     loaded = load_model(out)
     assert isinstance(loaded.conformal, Conformal) and len(loaded.conformal.scores) == len(calibration)
     test = json.loads((out / "evaluation.json").read_text())["splits"]["test"]["conformal"]

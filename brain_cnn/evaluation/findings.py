@@ -35,13 +35,22 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
         entry["tumour_specificity"] = result["screening"]["specificity"]
     if result.get("gate"):
         entry["refused_by_gate"] = result["gate"]["refused_rate"]
+    entry.update(_set_figures(result.get("conformal")))
     clean = result.get("unseen")
     if clean and clean.get("accuracy") is not None:
         entry["unseen"] = {"images": clean["count"], "accuracy": clean["accuracy"], "macro_f1": clean["macro_f1"],
                            **({"tumour_sensitivity": clean["screening"]["sensitivity"],
                                "tumour_specificity": clean["screening"]["specificity"]}
-                              if clean.get("screening") else {})}
+                              if clean.get("screening") else {}), **_set_figures(clean.get("conformal"))}
     return entry
+
+
+def _set_figures(conformal: dict[str, Any] | None) -> dict[str, Any]:
+    """The card's figures of the conformal sets on one split: realised coverage and mean size at the level."""
+    if not conformal or conformal.get("coverage") is None:
+        return {}
+    level = f"{conformal['coverage_level']:.0%}"
+    return {f"{level} set coverage": conformal["coverage"], f"{level} set mean size": conformal["mean_set_size"]}
 
 
 def record_evaluation(folder: str | Path, report: dict[str, Any]) -> None:

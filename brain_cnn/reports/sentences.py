@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["GOAL", "shown_figures", "sequence_note", "validation_statements", "limitations", "trust_note", "outline_note",
-           "DECISION_RULES", "decision_rule", "decision_note", "combination_text"]
+           "DECISION_RULES", "decision_rule", "decision_note", "combination_text", "conformal_text"]
 
 GOAL = {"sensitivity": 0.90, "specificity": 0.90}  # per held-out source and sequence
 
@@ -24,6 +24,29 @@ DECISION_RULES = {
                     "no-tumour class. A tumour is not called \"no tumour\" only because no tumour is the single "
                     "largest class.",
 }
+
+
+def conformal_text(conformal: dict) -> str:
+    """The model's conformal calibration (:mod:`brain_cnn.inference.conformal`), for the model card."""
+    if not conformal:
+        return ("**Prediction sets**: none; this model was trained without a calibration split "
+                "(docs/conformal.md).")
+    per_class = ", ".join(f"{c} {n}" for c, n in conformal.get("per_class", {}).items())
+    text = (f"**Prediction sets** ({conformal.get('method', 'split conformal')}): calibrated on "
+            f"{conformal.get('calibration_images')} images that no network of this model trained on or chose its "
+            f"checkpoint on ({per_class}). On scans like those, the {conformal.get('coverage', 0.9):.0%} set holds "
+            "the true class for at least that share of them; the Metrics table gives the share it held on the test "
+            "images, and other scanners or sequences may fall short.")
+    always = conformal.get("always_in_set")
+    if always:
+        text += f" Too few calibration images to ever leave out: {', '.join(always)}."
+    screening = conformal.get("screening", {})
+    if "threshold" in screening:
+        text += (f" Screening mode flags \"tumour possible\" at a tumour probability of {screening['threshold']:.1%} "
+                 f"or more, which lets at most {screening['missed_rate']:.0%} of such scans' tumours through.")
+    elif screening.get("unavailable"):
+        text += f" No screening mode: {screening['unavailable']}."
+    return text
 
 
 def combination_text(rule: dict) -> str:

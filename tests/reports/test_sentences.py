@@ -42,3 +42,17 @@ def test_the_decision_note_says_why_the_call_is_not_the_largest_class():
     assert decision_note("glioma", 0.503, 0.497, True).endswith("hold 50.3%, more than no tumour (49.7%).")
     assert decision_note("_NORMAL T2", 0.45, 0.55, False) == (
         "Called _NORMAL T2: no tumour holds 55%, more than the tumour classes together (45%).")
+
+
+def test_the_card_says_what_the_sets_were_calibrated_on_and_what_screening_lets_through():
+    from brain_cnn.reports.sentences import conformal_text
+
+    assert "none" in conformal_text({})
+    said = conformal_text({"method": "split conformal", "calibration_images": 512, "coverage": 0.9,
+                           "per_class": {"glioma": 119, "notumor": 141}, "always_in_set": ["pituitary"],
+                           "screening": {"missed_rate": 0.05, "threshold": 0.0321}})
+    assert "512 images" in said and "glioma 119" in said and "90% set" in said
+    assert "ever leave out: pituitary" in said and "3.2% or more" in said and "at most 5%" in said
+    unavailable = conformal_text({"calibration_images": 12, "per_class": {}, "screening": {
+        "missed_rate": 0.05, "unavailable": "needs at least 20 calibration tumours"}})
+    assert "No screening mode: needs at least 20 calibration tumours." in unavailable
