@@ -77,3 +77,17 @@ def test_plain_output_says_the_set(calibrated, capsys):
     assert rows and all(any(cell.startswith("90% set: ") for cell in row) or "cannot assess" in "".join(row)
                         for row in rows)
     assert np.all([len(row) >= 3 for row in rows])
+
+
+@pytest.mark.slow
+def test_a_calibration_image_that_copies_a_training_image_is_left_out(calibrated):
+    """Runs last in this module: it changes the fixture's data."""
+    import shutil
+
+    root, out = calibrated
+    split = json.loads((out / "split.json").read_text())["splits"]
+    before = json.loads((out / "card.json").read_text())["conformal"]["calibration_images"]
+    shutil.copy(root / split["train"][0][0], root / split["calibration"][0][0])  # now a plain copy
+    assert main(["evaluate", "--model", str(out)]) == 0
+    conformal = json.loads((out / "card.json").read_text())["conformal"]
+    assert conformal["calibration_images"] == before - 1 and "1 left out as copies" in conformal["fitted_on"]

@@ -284,9 +284,21 @@ def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperatu
                      batch_size: int) -> Conformal | None:
     """Calibrate the conformal sets on the saved split's calibration images (the model's final, temperature-
     scaled probabilities); save and record them. None when the split has no calibration images."""
-    samples = SplitManifest.load(folder / SPLIT_FILE).splits.get(CALIBRATION, [])
+    manifest = SplitManifest.load(folder / SPLIT_FILE)
+    samples = manifest.splits.get(CALIBRATION, [])
     if not samples:
         return None
+    # A copy, in any orientation, of an image it (or a model it started from) trained or validated on is as good
+    # as seen: left out, as the test split's unseen figures leave it out.
+    seen = [hash_samples(root, manifest.splits.get("train", []) + manifest.splits.get("validation", []))]
+    seen += _pretraining_hashes(card.training)
+    query = hash_samples(root, samples)
+    copies = set()
+    for hashes in seen:
+        copies |= set(files_with_copies(query, hashes))
+    samples = [s for s in samples if s.path not in copies]
+    if not samples:
+        raise DatasetError("every calibration image is a copy of an image the model trained or validated on")
     decoded = decode_samples(samples, root, card.classes, card.image_size)
     if not len(decoded.labels):
         raise DatasetError(f"no readable images in the calibration split of {root}")
@@ -297,7 +309,8 @@ def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperatu
         "file": CONFORMAL_FILE,
         "sha256": sha256_file(folder / CONFORMAL_FILE),
         "fitted_on": f"the {len(decoded.labels)} images of the calibration split (no network of the folder "
-                     "trained or chose its checkpoint on them, nor on a copy of them)",
+                     "trained or chose its checkpoint on them, nor on a copy of them)"
+                     + (f"; {len(copies)} left out as copies of such images" if copies else ""),
         **conformal.summary(DEFAULT_COVERAGE),
     })
     return conformal
