@@ -16,8 +16,8 @@ same carve, written once as one split manifest per data set
 * ``brain-tumor-44c``: the shipped 44-class split's validation and test,
   calibration a share of its training split by copies.
 
-A calibration image with a copy, in any orientation, among the training images
-of any of the sets goes back to training: the sets overlap.
+A calibration image with a copy, in any orientation, among the training or
+validation images of any of the sets goes back to training: the sets overlap.
 
 ``python -m brain_cnn.data.carves --data ../shared/data --out splits``
 """
@@ -25,15 +25,31 @@ of any of the sets goes back to training: the sets overlap.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from brain_cnn.data.dataset import SplitManifest, _stratified, discover
 from brain_cnn.data.leakage import files_with_copies, grouped_split, hash_images, patient_groups, split_groups
 
-__all__ = ["CALIBRATION", "SETS", "carve_calibration", "carve_sets"]
+__all__ = ["CALIBRATION", "RECORD_FILE", "SETS", "carve_calibration", "carve_sets", "recorded_files"]
 
 CALIBRATION = "calibration"
 SETS = ("brain-tumor-mri", "brain-tumor-lgg", "brain-tumor-44c")
+# A tumour-map run's record of every split it made, per data set (its split.json leaves out the tumours of an
+# unstated type, which it trained on all the same).
+RECORD_FILE = "sources.json"
+
+
+def recorded_files(folder: str | Path, data: str | Path, splits: tuple[str, ...] = ("train", "validation")
+                   ) -> list[Path]:
+    """The files a model folder's record (:data:`RECORD_FILE`) lists in ``splits``, under the data root ``data``;
+    none without a record."""
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text())
+    return [Path(data) / name / file for name, made in record.items() for split in splits
+            for file in made.get(split, [])]
 
 
 def carve_calibration(manifest: SplitManifest, fraction: float = 0.1, seed: int = 42) -> SplitManifest:
@@ -54,21 +70,28 @@ def _paths(manifest: SplitManifest, split: str) -> list[Path]:
 
 
 def _return_copies(manifests: dict[str, SplitManifest]) -> dict[str, int]:
-    """Move every calibration image with a copy among any set's training images back to training."""
-    train = hash_images([p for m in manifests.values() for p in _paths(m, "train")])
-    moved = {}
-    for name, manifest in manifests.items():
-        calibration = manifest.splits[CALIBRATION]
-        found = files_with_copies(hash_images(_paths(manifest, CALIBRATION)), train)
-        copied = {s.path for s in calibration if str(Path(manifest.root) / s.path) in found}
-        # A patient goes back whole: none of a calibration patient's slices may be trained on.
-        patients = patient_groups(manifest.root, calibration)
-        gone = {patients[p] for p in copied if p in patients}
-        back = [s for s in calibration if s.path in copied or patients.get(s.path) in gone]
-        manifest.splits[CALIBRATION] = [s for s in calibration if s not in back]
-        manifest.splits["train"] = sorted(manifest.splits["train"] + back, key=lambda s: s.path)
-        moved[name] = len(back)
-    return moved
+    """Move every calibration image with a copy among any set's training or validation images back to
+    training, its patient with it, until none is left (a moved image may copy another set's calibration image)."""
+    moved = {name: 0 for name in manifests}
+    while True:
+        seen = hash_images([p for m in manifests.values() for split in ("train", "validation")
+                            for p in _paths(m, split)])
+        changed = False
+        for name, manifest in manifests.items():
+            calibration = manifest.splits[CALIBRATION]
+            found = files_with_copies(hash_images(_paths(manifest, CALIBRATION)), seen)
+            copied = {s.path for s in calibration if str(Path(manifest.root) / s.path) in found}
+            # A patient goes back whole: none of a calibration patient's slices may be trained on.
+            patients = patient_groups(manifest.root, calibration)
+            gone = {patients[p] for p in copied if p in patients}
+            back = [s for s in calibration if s.path in copied or patients.get(s.path) in gone]
+            if back:
+                manifest.splits[CALIBRATION] = [s for s in calibration if s not in back]
+                manifest.splits["train"] = sorted(manifest.splits["train"] + back, key=lambda s: s.path)
+                moved[name] += len(back)
+                changed = True
+        if not changed:
+            return moved
 
 
 def _base(data: Path, name: str, seed: int, shipped_44c: Path | None) -> SplitManifest:

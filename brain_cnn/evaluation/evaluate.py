@@ -9,15 +9,17 @@ own splits (or on all of it, if flat) and reported in
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from brain_cnn.data.carves import CALIBRATION
+from brain_cnn.data.carves import CALIBRATION, recorded_files
 from brain_cnn.data.dataset import SplitManifest, discover
-from brain_cnn.data.leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_samples
+from brain_cnn.data.leakage import COPY_BITS, HASH_SIZE, KINDS, ImageHashes, files_with_copies, hash_images, \
+    hash_samples
 from brain_cnn.data.pipeline import decode_samples
 from brain_cnn.errors import DatasetError
 from brain_cnn.evaluation.coverage import set_figures
@@ -196,24 +198,39 @@ def _saved_train_samples(folder: Path):
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 
 
-def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
-    """Hashes of the training and validation images of the models a run (or an ensemble's members) started
-    from or was taught by.
-
-    Only those whose folder and data are reachable here; an empty list if none is.
-    """
+def _start_folders(training: dict[str, Any]) -> list[Path]:
+    """The folders of the models a run (or an ensemble's or combined model's members) started from or was taught
+    by: ``initialised_from`` and ``teacher`` entries, and a tumour-map run's ``started_from`` weights file."""
     starts = [training.get("initialised_from"), training.get("teacher")]
-    starts += [m.get("initialised_from") for m in training.get("members", [])]
+    for member in training.get("members", []):
+        starts += [member.get("initialised_from"), member.get("teacher")]
+        if member.get("started_from"):
+            starts.append({"folder": str(Path(member["started_from"]).parent)})
+    if training.get("started_from"):
+        starts.append({"folder": str(Path(training["started_from"]).parent)})
+    return [Path(start.get("folder", "")) for start in starts if start]
+
+
+def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
+    """Hashes of the training and validation images of the models a run started from or was taught by
+    (:func:`_start_folders`).
+
+    Only those whose folder and data are reachable here (:func:`_unreachable_starts` names the others); an empty
+    list if none is.
+    """
     hashes = []
-    for start in filter(None, starts):
-        folder = Path(start.get("folder", ""))
-        if not (folder / SPLIT_FILE).is_file():
+    for folder in _start_folders(training):
+        if folder in _unreachable_starts(training):
             continue
         manifest = SplitManifest.load(folder / SPLIT_FILE)
-        if not Path(manifest.root).is_dir():
-            continue
         hashes.append(hash_samples(manifest.root, manifest.splits.get("train", []) + manifest.splits.get("validation", [])))
     return hashes
+
+
+def _unreachable_starts(training: dict[str, Any]) -> list[Path]:
+    """The start folders (:func:`_start_folders`) whose split or data cannot be read here."""
+    return [folder for folder in _start_folders(training)
+            if not (folder / SPLIT_FILE).is_file() or not Path(SplitManifest.load(folder / SPLIT_FILE).root).is_dir()]
 
 
 def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, classes: list[str],
@@ -245,8 +262,12 @@ def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, cl
                       weighted=metrics["weighted"], per_class=metrics["per_class"], screening=metrics["screening"],
                       confusion_matrix=metrics["confusion_matrix"])
         if conformal is not None:
-            result["conformal"] = set_figures(conformal, apply_temperature(probs[keep], temperature),
-                                              test.labels[keep], classes)
+            # Nor copies of a calibration image: the sets were fitted on those.
+            calibration = manifest.splits.get(CALIBRATION, [])
+            calibrated = files_with_copies(query, hash_samples(root, calibration)) if calibration else {}
+            fresh = keep & np.array([f not in calibrated for f in test.files])
+            result["conformal"] = set_figures(conformal, apply_temperature(probs[fresh], temperature),
+                                              test.labels[fresh], classes)
     return result
 
 
@@ -288,21 +309,31 @@ def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperatu
     samples = manifest.splits.get(CALIBRATION, [])
     if not samples:
         return None
+    unreachable = _unreachable_starts(card.training)
+    if unreachable:
+        # What the starting weights trained on cannot be checked for copies: no guarantee can be given.
+        print(f"warning: not calibrating the prediction sets: the split or data of {', '.join(map(str, unreachable))}, "
+              "which this model started from, cannot be read here", file=sys.stderr)
+        return None
     # A copy, in any orientation, of an image it (or a model it started from) trained or validated on is as good
     # as seen: left out, as the test split's unseen figures leave it out.
     seen = [hash_samples(root, manifest.splits.get("train", []) + manifest.splits.get("validation", []))]
     seen += _pretraining_hashes(card.training)
+    for recorded in [folder] + [folder / m.get("folder", "") for m in card.members]:
+        if files := recorded_files(recorded, root):  # a tumour-map network's whole record
+            seen.append(hash_images(files))
     query = hash_samples(root, samples)
     copies = set()
     for hashes in seen:
         copies |= set(files_with_copies(query, hashes))
     samples = [s for s in samples if s.path not in copies]
-    if not samples:
-        raise DatasetError("every calibration image is a copy of an image the model trained or validated on")
-    decoded = decode_samples(samples, root, card.classes, card.image_size)
-    if not len(decoded.labels):
-        raise DatasetError(f"no readable images in the calibration split of {root}")
-    probs = apply_temperature(predict_outputs(model, decoded.images, batch_size, flip)[1], temperature)
+    decoded = decode_samples(samples, root, card.classes, card.image_size) if samples else None
+    if decoded is None or not len(decoded.labels):
+        print("warning: not calibrating the prediction sets: no readable calibration image is left that the model "
+              "(or one it started from) did not train or validate on, nor on a copy of one", file=sys.stderr)
+        return None
+    probs = apply_temperature(predict_outputs(model, decoded.images, batch_size, flip, card.mixed_precision)[1],
+                              temperature)
     conformal = Conformal.fit(probs, decoded.labels, card.classes)
     conformal.save(folder / CONFORMAL_FILE)
     record_conformal(folder, {

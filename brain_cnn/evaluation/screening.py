@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from brain_cnn.data.carves import CALIBRATION
 from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.data.dataset import DataFolder, Sample, SplitManifest, open_data
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, TUMOUR, LabelMap, bundled_label_map, load_label_map
@@ -124,15 +125,18 @@ def screen_data(found: DataFolder, label_map: LabelMap, model_classes: list[str]
     return rows
 
 
-def _seen_in_training(folder: Path, card, data_root: Path, files: list[str]) -> dict[str, str]:
+def _seen_in_training(folder: Path, card, data_root: Path, files: list[str],
+                      splits: tuple[str, ...] = ("train", "validation")) -> dict[str, str]:
     """Files among ``files`` (relative to ``data_root``) with a copy of any kind in the model's training or
-    validation split, and the kind of each."""
+    validation split (or other ``splits`` of its saved split), and the kind of each."""
     manifest = folder / SPLIT_FILE
     root = Path(card.dataset.get("root", ""))
     if not manifest.is_file() or not root.is_dir():
         return {}
     saved = SplitManifest.load(manifest)
-    seen = [s for split in ("train", "validation") for s in saved.splits.get(split, [])]
+    seen = [s for split in splits for s in saved.splits.get(split, [])]
+    if not seen:
+        return {}
     query = hash_samples(data_root, [Sample(f, "") for f in files])
     return files_with_copies(query, hash_samples(root, seen))
 
@@ -320,7 +324,10 @@ def evaluate_screening(model_folder: str | Path, data: str | Path, label_map: st
     if done.masks is not None:
         report["tumour_maps"] = _map_scores(done, sequences, unseen)
     if loaded.conformal is not None:
-        report["conformal"] = _conformal(loaded.conformal, probs, kept, card.classes, sequences, unseen)
+        # Nor on the calibration images (or copies of them): the sets were fitted on those.
+        calibrated = _seen_in_training(folder, card, found.root, decoded.files, (CALIBRATION,))
+        report["conformal"] = _conformal(loaded.conformal, probs, kept, card.classes, sequences,
+                                         unseen & np.array([f not in calibrated for f in decoded.files]))
     if seen:
         report["without_training_duplicates"] = _groups(kinds, called, score, type_true, type_pred, sequences,
                                                         folders, unseen)

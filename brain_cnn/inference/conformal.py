@@ -38,7 +38,7 @@ from brain_cnn.data.classes import is_no_tumour
 from brain_cnn.errors import BrainCnnError
 
 __all__ = ["CONFORMAL_FILE", "DEFAULT_COVERAGE", "DEFAULT_MISSED_RATE", "Conformal", "CoverageError",
-           "check_level", "guarantee_note", "screening_text", "set_text", "tumour_probability"]
+           "check_level", "flagged", "guarantee_note", "screening_text", "set_text", "tumour_probability"]
 
 CONFORMAL_FILE = "conformal.npz"
 DEFAULT_COVERAGE = 0.9
@@ -111,9 +111,9 @@ class Conformal:
 
     def _bins(self, alpha: float) -> np.ndarray:
         """Each class's Mondrian bin at error rate ``alpha``: its own index when it has enough calibration
-        images, else the pooled bin."""
+        images, or none at all (an empty bin: never left out), else the pooled bin of the other small classes."""
         counts = np.bincount(self.labels, minlength=len(self.classes))
-        return np.array([i if _enough(int(n), alpha) else _POOLED for i, n in enumerate(counts)])
+        return np.array([i if n == 0 or _enough(int(n), alpha) else _POOLED for i, n in enumerate(counts)])
 
     def check(self, coverage: float) -> float:
         """``coverage`` checked against the calibration split's size; returns it.
@@ -152,11 +152,16 @@ class Conformal:
         return [self.classes[i] for i in np.argsort(-probabilities, kind="stable") if chosen[i]]
 
     def always_in(self, coverage: float = DEFAULT_COVERAGE) -> list[str]:
-        """Classes with too few calibration images (alone and pooled) ever to be left out at ``coverage``."""
-        alpha = 1.0 - self.check(coverage)
+        """Classes with too few calibration images (none, or too few even pooled) ever to be left out at
+        ``coverage``; every class when the calibration split is too small for the level."""
+        alpha = 1.0 - check_level(coverage)
+        if not _enough(len(self.scores), alpha):
+            return list(self.classes)
         bins = self._bins(alpha)
-        pooled = int(np.isin(self.labels, np.flatnonzero(bins == _POOLED)).sum())
-        return [] if _enough(pooled, alpha) else [c for c, b in zip(self.classes, bins) if b == _POOLED]
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        pooled = int(counts[bins == _POOLED].sum())
+        short = not _enough(pooled, alpha)
+        return [c for c, b, n in zip(self.classes, bins, counts) if n == 0 or (b == _POOLED and short)]
 
     # -- screening ------------------------------------------------------------------------------------------
 
@@ -169,6 +174,8 @@ class Conformal:
         """
         alpha = check_level(missed_rate, "missed-tumour rate")
         count = len(self.tumour_scores)
+        if not any(is_no_tumour(c) for c in self.classes):
+            raise CoverageError("this model has no no-tumour class, so it has no screening threshold")
         if not count:
             raise CoverageError("this model has no calibration tumours to set a screening threshold on")
         if not _enough(count, alpha):
@@ -182,7 +189,7 @@ class Conformal:
 
     def tumour_possible(self, probability: np.ndarray | float, missed_rate: float = DEFAULT_MISSED_RATE):
         """Whether each P(tumour) is flagged at ``missed_rate``."""
-        return np.asarray(probability, np.float64) >= self.screening_threshold(missed_rate) - 1e-12
+        return flagged(probability, self.screening_threshold(missed_rate))
 
     # -- the folder's file ----------------------------------------------------------------------------------
 
@@ -209,7 +216,8 @@ class Conformal:
             "calibration_tumours": int(len(self.tumour_scores)),
             "coverage": coverage,
             "always_in_set": self.always_in(coverage),
-            "largest_coverage": round(1.0 - 1.0 / (len(self.scores) + 1), 4),
+            # Any level strictly below this one can be asked for (a bin of the level's size must exist at all).
+            "coverage_below": round(1.0 - 1.0 / (len(self.scores) + 1), 6),
         }
         try:
             summary["screening"] = {"missed_rate": missed_rate,
@@ -242,10 +250,15 @@ def guarantee_note(coverage: float, distance: float | None = None, limit: float 
     return note
 
 
+def flagged(probability: np.ndarray | float, threshold: float):
+    """Whether a tumour probability is flagged "tumour possible" at a screening threshold (at or above it)."""
+    return np.asarray(probability, np.float64) >= threshold - 1e-12
+
+
 def screening_text(tumour_probability: float, threshold: float, missed_rate: float = DEFAULT_MISSED_RATE) -> str:
     """What the screening mode says of one slice: flagged "tumour possible" at or above the threshold."""
     bound = (f"the threshold ({threshold:.1%}) lets at most {missed_rate:.0%} of tumours on scans like the "
              "calibration scans fall below it")
-    if tumour_probability >= threshold - 1e-12:
+    if flagged(tumour_probability, threshold):
         return f"Screening: tumour possible (tumour probability {tumour_probability:.1%}; {bound})."
     return f"Screening: below the threshold (tumour probability {tumour_probability:.1%}; {bound})."

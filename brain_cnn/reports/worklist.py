@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from brain_cnn.inference.assessment import CaseAssessment
+from brain_cnn.inference.conformal import flagged
 from brain_cnn.reports.deidentify import case_label, redact
 
 __all__ = ["worklist_row", "worklist_csv", "audit_entry", "case_label", "sort_rows", "ORDERS", "SESSION_ONLY"]
@@ -41,7 +42,7 @@ def worklist_row(case: CaseAssessment, screening: float | None = None) -> dict[s
         "refused slices": sum(s.refused for s in case.slices),
     }
     if screening is not None and chosen.tumour_probability is not None:
-        row["screening"] = "tumour possible" if chosen.tumour_probability >= screening - 1e-12 else "below threshold"
+        row["screening"] = "tumour possible" if flagged(chosen.tumour_probability, screening) else "below threshold"
     if chosen.prediction_set is not None:  # a model with a conformal calibration
         row["prediction set"] = chosen.set_text()
         row["set size"] = len(chosen.prediction_set)

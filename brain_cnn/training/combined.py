@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from brain_cnn.data.carves import CALIBRATION
+from brain_cnn.data.carves import CALIBRATION, recorded_files
 from brain_cnn.data.dataset import Sample, SplitManifest
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import files_with_copies, hash_images
@@ -134,10 +134,11 @@ def fit_pool(folders: list[Path], fit_data: list[str], classes: list[str]) -> tu
     return pool, left_out
 
 
-def calibration_pool(manifests: list[SplitManifest], fitted: set[str]) -> dict[str, str]:
+def calibration_pool(manifests: list[SplitManifest], fitted: set[str], recorded: list[Path] = ()) -> dict[str, str]:
     """{path: label} of the members' calibration images that no member trained on (nor on a copy of one) and
-    the rule was not fitted on: the combined folder's calibration split, for conformal sets."""
-    trained = {p for m in manifests for p, _ in _absolute(m, "train")}
+    the rule was not fitted on: the combined folder's calibration split, for conformal sets. ``recorded``: more
+    files a member trained on (a tumour-map network's record, :func:`brain_cnn.data.carves.recorded_files`)."""
+    trained = {p for m in manifests for p, _ in _absolute(m, "train")} | {os.path.normpath(p) for p in recorded}
     candidates = {p: label for m in manifests for p, label in _absolute(m, CALIBRATION)
                   if p not in trained and p not in fitted}
     if not candidates:
@@ -287,7 +288,8 @@ def make_combined(member_folders: list[str | Path], out: str | Path, name: str |
                                "the same images")
 
     pool, left_out = fit_pool(folders, fit_data or [], first.classes)
-    calibration = calibration_pool(manifests, {p for p, *_ in pool})
+    recorded = [f for folder, m in zip(folders, manifests) for f in recorded_files(folder, m.root, ("train",))]
+    calibration = calibration_pool(manifests, {p for p, *_ in pool}, recorded)
     root = _common_root([p for p, *_ in pool] + [p for m in manifests for p, _ in _absolute(m, "train")]
                         + list(calibration))
     samples = [Sample(os.path.relpath(p, root), label) for p, _, label in pool]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_cnn.data.carves import CALIBRATION
+from brain_cnn.data.carves import CALIBRATION, RECORD_FILE
 from brain_cnn.data.dataset import Sample, SplitManifest, discover
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import grouped_split
@@ -46,7 +46,7 @@ __all__ = ["PairSample", "DecodedPairs", "training_samples", "decode_pairs", "ma
            "SOURCES_FILE"]
 
 # Every split the run made, per data set (the model folder's split.json is the one `evaluate` reads).
-SOURCES_FILE = "sources.json"
+SOURCES_FILE = RECORD_FILE
 # Which training images the call teaches whether there is a tumour (through the map's peak): all of them, or all
 # but the tumours with an expert mask ("except-masked"). On those the mask says where the tumour is, pixel by pixel,
 # and the call's push to raise the peak would let the map fire on anything else that marks such a slice. Tumours

@@ -208,6 +208,9 @@ def test_a_calibrated_model_reports_its_sets_and_screening_threshold_on_another_
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 30)  # notumor, tumor
     p_tumour = np.clip(np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.15, 60), 0.01, 0.99)
+    # By hand: a slice at the k-th lowest of the 30 calibration tumours has p-value (k + 1) / 31, which first
+    # reaches 5 % at k = 1: the threshold is the lowest calibration tumour's probability.
+    threshold = np.sort(p_tumour[labels == 1])[0]
     Conformal.fit(np.stack([1 - p_tumour, p_tumour], axis=1), labels, ["notumor", "tumor"]).save(
         folder / CONFORMAL_FILE)
     card = load_card(folder)
@@ -220,4 +223,13 @@ def test_a_calibrated_model_reports_its_sets_and_screening_threshold_on_another_
     assert 0 <= overall["presence_coverage"] <= 1 and set(report["by_sequence"]) == {"T1", "T2"}
     screening = overall["screening"]
     assert screening["tumours"] == 8 and screening["normals"] == 6
-    assert screening["missed"] == round(screening["missed_rate"] * 8) and 0 < screening["threshold"] < 1
+    assert screening["threshold"] == round(threshold, 6)
+    from brain_cnn.evaluation.screening import screening_pass
+    from brain_cnn.model.folder import load_model
+
+    done = screening_pass(load_model(folder), root, mapping)
+    presence = 1 - done.probs[:, 0]
+    tumours = np.array([kind == "tumour" for _, kind, _, _ in done.kept])
+    assert screening["missed"] == int((presence[tumours] < threshold).sum())
+    assert screening["normals_flagged"] == int((presence[[kind == "no tumour" for _, kind, _, _ in done.kept]]
+                                                >= threshold).sum())

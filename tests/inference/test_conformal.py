@@ -105,7 +105,7 @@ def test_screening_needs_enough_calibration_tumours():
         fitted.screening_threshold(0.01)
     no_normal = Conformal.fit(probabilities[:, [0, 1, 3]] / probabilities[:, [0, 1, 3]].sum(1, keepdims=True),
                               np.array([0, 1, 0, 2])[labels], ["a", "b", "c"])
-    with pytest.raises(CoverageError, match="no calibration tumours"):
+    with pytest.raises(CoverageError, match="no no-tumour class"):
         no_normal.screening_threshold()
 
 
@@ -132,3 +132,25 @@ def test_set_text_says_empty_and_full_sets_plainly():
     assert "empty" in set_text([], CLASSES, 0.9)
     assert "every class" in set_text(CLASSES, CLASSES, 0.95)
     assert set_text(["a", "b", "c"], CLASSES, 0.9, str.upper) == "90% set: A, B or C"
+
+
+def test_a_class_with_no_calibration_image_is_never_left_out_even_beside_pooled_classes():
+    rng = np.random.default_rng(7)
+    labels = np.r_[np.zeros(100, int), np.ones(9, int), np.full(9, 2)]  # meningioma and notumor small, no pituitary
+    probabilities = rng.dirichlet(np.ones(4), size=len(labels))
+    fitted = Conformal.fit(probabilities, labels, CLASSES)
+    assert fitted.always_in(0.9) == ["pituitary"]  # the two small classes pool to 18, enough for 90 %
+    sets = fitted.sets(np.array([[0.6, 0.02, 0.36, 0.02], [0.01, 0.01, 0.01, 0.97]]), 0.9)
+    assert sets[:, 3].all()
+
+
+def test_a_calibration_too_small_for_the_default_level_is_summarised_not_raised():
+    rng = np.random.default_rng(8)
+    probabilities, labels = _draw(rng, 6)
+    fitted = Conformal.fit(probabilities, labels, CLASSES)
+    summary = fitted.summary()
+    assert summary["always_in_set"] == CLASSES and summary["calibration_images"] == 6
+    assert summary["coverage_below"] == round(1 - 1 / 7, 6)
+    with pytest.raises(CoverageError):
+        fitted.check(summary["coverage_below"])  # the bound itself is out of reach
+    fitted.check(summary["coverage_below"] - 0.01)
