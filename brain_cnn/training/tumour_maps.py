@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from brain_cnn.data.carves import CALIBRATION, RECORD_FILE
+from brain_cnn.data.carves import SETS as CARVED_SETS
 from brain_cnn.data.dataset import Sample, SplitManifest, discover
 from brain_cnn.data.label_maps import IGNORE, LESION, NO_TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import grouped_split
@@ -32,7 +33,7 @@ from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_
 from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
 from brain_cnn.data.pasting import INVERTED_SHARE, paste_tumour
 from brain_cnn.data.pipeline import SOFT_TUMOUR, augmenter, intensity_remap, scanner_augment, targets
-from brain_cnn.errors import UnreadableImageError
+from brain_cnn.errors import BrainCnnError, DatasetError, UnreadableImageError
 from brain_cnn.files import read_json
 from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, TYPE_FROM, build_segmenter,
                                          call_accuracy, call_loss, call_targets, tumour_map_loss, with_type_from)
@@ -105,6 +106,8 @@ def training_samples(data: str | Path, seed: int = 42,
     """
     data = Path(data)
     carve = Path(carve) if carve else None
+    if carve is not None and not any((carve / f"{name}.json").is_file() for name in CARVED_SETS):
+        raise DatasetError(f"{carve} holds no carve of the data sets (made by python -m brain_cnn.data.carves)")
     four = discover(data / "brain-tumor-mri")
     # Validation carved from Training, copies kept together; LGG by patient (brain-tumor-lgg-masks/cases.csv).
     four_split = _carved(carve, "brain-tumor-mri", lambda: grouped_split(four, seed))
@@ -889,9 +892,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="the real tumour-free slices' share of the draws, times (default 1; needs "
                              "--steps-per-epoch)")
     args = parser.parse_args(argv)
+    if args.normal_weight <= 0:
+        parser.error("--normal-weight must be positive")
+    if (args.state or args.pasted or args.normal_weight != 1.0) and not args.steps_per_epoch:
+        parser.error("--state, --pasted and --normal-weight draw each epoch's batches: give --steps-per-epoch")
+    try:
+        _run(args)
+    except BrainCnnError as error:  # a clear line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.model_folder_only:
         write_model_folder(args.out, args.data, args.name, args.epoch)
-        return 0
+        return
     train_tumour_maps(args.data, args.out, args.epochs, args.image_size, args.width, args.batch_size,
                       args.learning_rate, args.seed, start_from=args.start_from, painted_out=args.painted_out,
                       presence=args.presence, painted_out_elsewhere=args.painted_out_elsewhere,
@@ -899,7 +915,6 @@ def main(argv: list[str] | None = None) -> int:
                       type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
                       pasted_slices=args.pasted_slices, state=args.state, carve=args.carve,
                       normal_weight=args.normal_weight)
-    return 0
 
 
 if __name__ == "__main__":

@@ -93,3 +93,15 @@ def test_a_normal_weight_raises_the_real_normals_share_and_not_the_painted_out_t
     assert np.isclose(weighted[1], 2 * weighted[0]) and np.isclose(weighted[4], 2 * weighted[3])
     assert np.isclose(plain[1], plain[0])
     assert np.isclose(weighted[2], weighted[0])  # the twin weighs what its original (a tumour) does
+
+
+def test_the_recipes_command_line_says_what_is_wrong_in_one_line(tmp_path, capsys):
+    from brain_cnn.training.tumour_maps import main
+
+    for argv, said in ((["--normal-weight", "0"], "must be positive"),
+                       (["--normal-weight", "2"], "give --steps-per-epoch")):
+        with pytest.raises(SystemExit):
+            main(["--out", str(tmp_path / "run"), *argv])
+        assert said in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "run"), "--carve", str(tmp_path / "nowhere"), "--data", str(tmp_path)]) == 1
+    assert "holds no carve" in capsys.readouterr().err
