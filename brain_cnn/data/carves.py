@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, manifest in manifests.items():
         _relative(manifest, out).save(out / f"{name}.json")
         counts = {split: sum(c.values()) for split, c in manifest.counts().items()}
-        print(f"{name}: {counts}; {moved[name]} calibration copies of training images went back to train")
+        print(f"{name}: {counts}; {moved[name]} calibration copies of training or validation images went back to train")
 
 
 if __name__ == "__main__":
