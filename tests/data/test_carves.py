@@ -55,3 +55,15 @@ def test_sets_are_carved_and_a_calibration_image_copied_into_another_sets_traini
     written = json.loads((out / "brain-tumor-mri.json").read_text())
     assert set(written["splits"]) == {"train", "validation", "calibration", "test"}
     assert "went back to train" in capsys.readouterr().out
+
+
+def test_a_calibration_image_copied_into_another_sets_validation_goes_back_too(tmp_path):
+    data = tmp_path / "shared"
+    _write_set(data, "brain-tumor-mri", 0)
+    _write_set(data, "brain-tumor-44c", 1)
+    manifests, _ = carve_sets(data, fraction=0.2, seed=3)
+    victim = manifests["brain-tumor-mri"].splits[CALIBRATION][1]
+    validated = manifests["brain-tumor-44c"].splits["validation"][0]
+    (data / "brain-tumor-44c" / validated.path).write_bytes((data / "brain-tumor-mri" / victim.path).read_bytes())
+    manifests, moved = carve_sets(data, fraction=0.2, seed=3)
+    assert moved["brain-tumor-mri"] >= 1 and victim in manifests["brain-tumor-mri"].splits["train"]
