@@ -30,7 +30,7 @@ from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.explainer import METHODS, QUICK_METHOD
 from brain_cnn.explain.overlay import overlay_heatmap
 from brain_cnn.inference.assessment import OUTLINE_CAPTION, RANKINGS
-from brain_cnn.inference.conformal import DEFAULT_MISSED_RATE, CoverageError, screening_text
+from brain_cnn.inference.conformal import DEFAULT_MISSED_RATE, CoverageError, flagged, screening_text
 from brain_cnn.reports.dashboards import slice_profile_figure
 from brain_cnn.model.card import TUMOUR_MAPS_FILE
 from brain_cnn.reports.deidentify import LABEL_HELP, case_label, clean_label
@@ -176,9 +176,9 @@ else:  # a tumour-map network's area goes with its call
     (st.warning if chosen.warnings else st.success)(
         chosen.summary() + (f"  \n{chosen.outline_text()}" if chosen.has_map else ""))
 if screening is not None and chosen.tumour_probability is not None:
-    flagged = chosen.tumour_probability >= screening
-    (st.error if flagged else st.info)(screening_text(chosen.tumour_probability, screening, DEFAULT_MISSED_RATE),
-                                       icon=":material/crisis_alert:" if flagged else ":material/check:")
+    possible = flagged(chosen.tumour_probability, screening)
+    (st.error if possible else st.info)(screening_text(chosen.tumour_probability, screening, DEFAULT_MISSED_RATE),
+                                        icon=":material/crisis_alert:" if possible else ":material/check:")
 if said := chosen.set_text():  # the conformal set and what its guarantee means, beside the call
     st.info(f"**{said}**  \n{chosen.set_note(card.gate.get('threshold'))}", icon=":material/rule:")
 for note in chosen.warnings:

@@ -16,7 +16,7 @@ from brain_cnn.errors import BrainCnnError
 from brain_cnn.explain.overlay import overlay_heatmap
 from brain_cnn.model.card import EXTERNAL_FILE, LOSO_FILE, TUMOUR_MAPS_FILE
 from brain_cnn.reports.sentences import outline_note
-from brain_cnn.reports.tables import screening_rows, tumour_map_rows
+from brain_cnn.reports.tables import coverage_rows, screening_rows, tumour_map_rows
 
 GALLERY_METHOD = "Grad-CAM"  # a tenth of a second a map, so a grid of errors draws at once
 SCREENING_COLUMNS = {k: st.column_config.NumberColumn(format="percent") for k in ("sensitivity", "specificity")}
@@ -105,6 +105,20 @@ if unseen:
         icon=":material/content_copy:")
 
 external = read_report(folder, EXTERNAL_FILE) or {}
+sets = coverage_rows(shown.get("conformal"), external)
+if sets:
+    st.subheader("Prediction sets and the screening threshold")
+    level = next(k for k in sets[0] if k.endswith("set covers the class"))
+    st.caption(f"How often the conformal set held the true class ({level.split()[0]} promised on scans like the "
+               "calibration scans), held tumour for a tumour and no tumour for a normal slice, and how many tumours "
+               "fell below the screening threshold, on images it never trained on or was calibrated on "
+               "(docs/conformal.md).")
+    st.dataframe(sets, hide_index=True)
+    short = [f"{r['data']} ({r['group']})" for r in sets if r.get("short of the level")]
+    if short:
+        st.warning(f"The sets held the true answer less often than promised, by more than chance, on "
+                   f"{', '.join(short)}: those scans are not like the calibration scans, and the guarantee does not "
+                   "hold for them.", icon=":material/warning:")
 loso = read_report(folder, LOSO_FILE)
 if external or loso:
     st.subheader("Tumour screening on other data sets")

@@ -6,7 +6,7 @@ from typing import Any
 
 from brain_cnn.reports.sentences import shown_figures
 
-__all__ = ["summary_table", "screening_table", "screening_rows", "loso_table"]
+__all__ = ["summary_table", "screening_table", "screening_rows", "coverage_rows", "loso_table"]
 
 def summary_table(report: dict[str, Any]) -> str:
     """A short plain-text summary for the terminal."""
@@ -95,6 +95,36 @@ def _rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
 def screening_rows(external: dict[str, Any]) -> list[dict[str, Any]]:
     """Table rows, one per data set and MRI sequence, of a model's screening reports."""
     return [row for name, report in external.items() for row in _rows(name, report)]
+
+
+def _coverage_row(name: str, group: str, figures: dict[str, Any]) -> dict[str, Any]:
+    screening = figures.get("screening", {})
+    return {"data": name, "group": group, "images": figures["images"],
+            f"{figures['coverage_level']:.0%} set covers the class": figures.get("coverage"),
+            "covers tumour / no tumour": figures.get("presence_coverage"),
+            "mean set size": figures.get("mean_set_size"), "empty sets": figures.get("empty_sets"),
+            f"tumours missed (bound {screening.get('missed_rate_bound', 0):.0%})": screening.get("missed_rate"),
+            "normals flagged": screening.get("normals_flagged_rate"),
+            "short of the level": bool(figures.get("coverage_short") or figures.get("presence_coverage_short"))}
+
+
+def coverage_rows(test: dict[str, Any] | None, external: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows of how the conformal sets and the screening threshold did (:mod:`brain_cnn.evaluation.coverage`):
+    the test split's figures (``test``: a split's ``conformal`` entry) overall and per class, then each screened
+    data set's overall and per sequence."""
+    rows = []
+    if test:
+        rows.append(_coverage_row("test split", "all", test))
+        rows += [{"data": "test split", "group": name, "images": c["images"],
+                  f"{test['coverage_level']:.0%} set covers the class": c["coverage"], "mean set size": c["mean_set_size"]}
+                 for name, c in test.get("per_class", {}).items()]
+    for name, report in external.items():
+        conformal = report.get("conformal")
+        if not conformal:
+            continue
+        rows.append(_coverage_row(name, "all", conformal["overall"]))
+        rows += [_coverage_row(name, sequence, figures) for sequence, figures in conformal.get("by_sequence", {}).items()]
+    return rows
 
 
 def loso_table(results: dict[str, Any]) -> str:
