@@ -64,7 +64,10 @@ def test_predict_agrees_with_evaluate(trained, tmp_path, capsys):
     scans = lines[1:-1]
     accepted = [r for r in scans if r["label"] is not None]
     refused = [r for r in scans if r["label"] is None]
-    assert all(set(r) == {"file", "label", "probabilities", "tumour_probability"} for r in accepted)
+    assert all(set(r) == {"file", "label", "probabilities", "tumour_probability", "prediction_set", "coverage"}
+               for r in accepted)
+    # Trained without a calibration split: the keys are there, null, not left out.
+    assert all(r["prediction_set"] is None and r["coverage"] is None for r in accepted)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in accepted)
     assert all(abs(r["tumour_probability"] - 1 + r["probabilities"]["notumor"]) < 1e-5 for r in accepted)
     assert all(r["cannot_assess"].startswith("cannot assess: ") for r in refused)
