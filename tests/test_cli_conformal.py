@@ -35,6 +35,10 @@ def test_evaluate_calibrates_on_the_calibration_split_only(calibrated):
     card = json.loads((out / "card.json").read_text())
     assert card["conformal"]["calibration_images"] == len(calibration) and card["conformal"]["file"] == "conformal.npz"
     assert 0 <= card["metrics"]["test"]["90% set coverage"] <= 1  # the realised coverage, beside the other figures
+    from brain_cnn.reports.tables import summary_table
+
+    printed = summary_table(json.loads((out / "evaluation.json").read_text()))
+    assert "90% sets: coverage" in printed and "mean size" in printed
     loaded = load_model(out)
     assert isinstance(loaded.conformal, Conformal) and len(loaded.conformal.scores) == len(calibration)
     test = json.loads((out / "evaluation.json").read_text())["splits"]["test"]["conformal"]

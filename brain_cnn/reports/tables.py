@@ -37,6 +37,9 @@ def summary_table(report: dict[str, Any]) -> str:
             line += (f"\n{'':<10} unseen (no copy in any orientation among training and validation images): "
                      f"n={clean['count']} accuracy {clean['accuracy']:.4f}  macro F1 {clean['macro_f1']:.4f}  "
                      f"({clean['removed']} copies left out: {kinds})")
+        for name, figures in (("", result.get("conformal")), ("unseen ", (clean or {}).get("conformal"))):
+            if figures and figures.get("coverage") is not None:
+                line += f"\n{'':<10} {name}{_sets_line(figures)}"
         if result["unreadable"]:
             line += f"  ({len(result['unreadable'])} unreadable skipped)"
         lines.append(line)
@@ -48,6 +51,19 @@ def summary_table(report: dict[str, Any]) -> str:
     for name, row in per_class.items():
         lines.append(f"  {name:<{width}} {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}  {row['support']}")
     return "\n".join(lines)
+
+
+def _sets_line(figures: dict[str, Any]) -> str:
+    """The conformal sets' figures on a split, in one line (:func:`brain_cnn.evaluation.coverage.set_figures`)."""
+    line = (f"{figures['coverage_level']:.0%} sets: coverage {figures['coverage']:.4f}"
+            + (" (short of the level by more than chance)" if figures.get("coverage_short") else "")
+            + f", mean size {figures['mean_set_size']:.2f}, {figures['empty_sets']} empty")
+    screening = figures.get("screening") or {}
+    if "threshold" in screening:
+        line += (f"; screening at P(tumour) >= {screening['threshold']:.4f}: {screening['missed']} of "
+                 f"{screening['tumours']} tumours missed (bound {screening['missed_rate_bound']:.0%}), "
+                 f"{screening['normals_flagged']} of {screening['normals']} normals flagged")
+    return line
 
 
 ERRORS_PRINTED = 5
