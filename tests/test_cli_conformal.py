@@ -94,3 +94,36 @@ def test_a_calibration_image_that_copies_a_training_image_is_left_out(calibrated
     assert main(["evaluate", "--model", str(out)]) == 0
     conformal = json.loads((out / "card.json").read_text())["conformal"]
     assert conformal["calibration_images"] == before - 1 and "1 left out as copies" in conformal["fitted_on"]
+
+
+@pytest.mark.slow
+def test_a_calibration_that_can_no_longer_be_refitted_is_dropped_not_kept_stale(calibrated, capsys):
+    """Runs last in this module: it changes the fixture's split."""
+    root, out = calibrated
+    split = json.loads((out / "split.json").read_text())
+    del split["splits"]["calibration"]  # e.g. weights retrained without one, the temperature refitted
+    (out / "split.json").write_text(json.dumps(split))
+    assert main(["evaluate", "--model", str(out)]) == 0
+    assert json.loads((out / "card.json").read_text())["conformal"] == {}
+    assert not (out / "conformal.npz").exists()
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "--json", str(root / "Testing" / "tumor")]) == 0
+    assert all(json.loads(line)["prediction_set"] is None for line in capsys.readouterr().out.splitlines())
+
+
+def test_a_calibration_made_for_other_weights_is_not_loaded(tmp_path):
+    from brain_cnn.files import sha256_file
+    from brain_cnn.inference.conformal import CONFORMAL_FILE
+    from brain_cnn.model.card import load_card
+
+    from conftest import constant_model
+
+    folder = constant_model(tmp_path / "m", {"notumor": 0.5, "tumor": 0.5})
+    Conformal.fit([[0.5, 0.5]] * 12, [0, 1] * 6, ["notumor", "tumor"]).save(folder / CONFORMAL_FILE)
+    card = load_card(folder)
+    card.conformal = {"file": CONFORMAL_FILE, "sha256": sha256_file(folder / CONFORMAL_FILE), "model_sha256": "old"}
+    card.save(folder)
+    assert load_model(folder).conformal is None
+    card.conformal["model_sha256"] = card.sha256
+    card.save(folder)
+    assert load_model(folder).conformal is not None

@@ -127,7 +127,10 @@ def evaluate_model_folder(
         decoded, features, probs = outputs["validation"]
         temperature = fit_temperature(probs, decoded.labels)
         gate = _refit_gate(folder, card, train, features, batch_size, loaded.model, flip)
-        conformal = _refit_conformal(folder, root, card, loaded.model, temperature, flip, batch_size) or conformal
+        conformal = _refit_conformal(folder, root, card, loaded.model, temperature, flip, batch_size)
+        if conformal is None and card.conformal:  # a calibration of this folder's earlier weights or temperature
+            record_conformal(folder, {})
+            (folder / card.conformal.get("file", CONFORMAL_FILE)).unlink(missing_ok=True)
     report: dict[str, Any] = {
         "model": card.name,
         "sha256": card.sha256,
@@ -339,6 +342,7 @@ def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperatu
     record_conformal(folder, {
         "file": CONFORMAL_FILE,
         "sha256": sha256_file(folder / CONFORMAL_FILE),
+        "model_sha256": card.sha256,  # the weights whose probabilities were calibrated
         "fitted_on": f"the {len(decoded.labels)} images of the calibration split (no network of the folder "
                      "trained or chose its checkpoint on them, nor on a copy of them)"
                      + (f"; {len(copies)} left out as copies of such images" if copies else ""),

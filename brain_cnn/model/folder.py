@@ -130,8 +130,8 @@ def _load_gate(folder: Path, card: ModelCard):
 
 def _load_conformal(folder: Path, card: ModelCard) -> Conformal | None:
     """The conformal calibration named by the card, checksum-verified; None if there is none."""
-    if not card.conformal:
-        return None
+    if not card.conformal or card.conformal.get("model_sha256", card.sha256) != card.sha256:
+        return None  # none, or one made for other weights: no sets rather than wrong ones
     path = folder / card.conformal.get("file", CONFORMAL_FILE)
     if not path.is_file():
         raise ModelFolderError(f"{folder.name}: the card names a calibration file {path.name} that is missing")
