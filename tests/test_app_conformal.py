@@ -25,13 +25,18 @@ def _calibrated(folder):
     card.save(folder)
 
 
-def test_the_set_is_shown_beside_the_call_and_in_the_worklist(monkeypatch, tmp_path):
+def _two_uploads(monkeypatch, tmp_path):
+    """The app over a calibrated constant model, two slices uploaded."""
     models = tmp_path / "models"
     _calibrated(constant_model(models / "sets", PROBABILITIES))
     at = app_test(models, monkeypatch, tmp_path).run()
     at.file_uploader[0].set_value([(f"s{i}.png", encode(phantom(128, seed=i), "PNG"), "image/png")
                                    for i in range(2)])
-    at = at.run()
+    return at.run()
+
+
+def test_the_set_is_shown_beside_the_call_and_in_the_worklist(monkeypatch, tmp_path):
+    at = _two_uploads(monkeypatch, tmp_path)
     assert not at.exception
     shown = [i.value for i in at.info]
     assert any(v.startswith("**90% set: glioma or meningioma**") and "not for this one scan" in v for v in shown)
@@ -44,12 +49,7 @@ def test_the_set_is_shown_beside_the_call_and_in_the_worklist(monkeypatch, tmp_p
 
 
 def test_screening_mode_flags_tumour_possible_with_its_bound(monkeypatch, tmp_path):
-    models = tmp_path / "models"
-    _calibrated(constant_model(models / "sets", PROBABILITIES))
-    at = app_test(models, monkeypatch, tmp_path).run()
-    at.file_uploader[0].set_value([(f"s{i}.png", encode(phantom(128, seed=i), "PNG"), "image/png")
-                                   for i in range(2)])
-    at = at.run()
+    at = _two_uploads(monkeypatch, tmp_path)
     assert "screening" not in at.dataframe[0].value  # off until asked for
     at = at.toggle(key="screening").set_value(True).run()
     assert not at.exception

@@ -113,36 +113,32 @@ def _load_members(folder: Path, card: ModelCard) -> Any:
     return combined_network(classifiers, maps[0].model, rule, card.classes.index(NORMAL_CLASS))
 
 
-def _load_gate(folder: Path, card: ModelCard):
-    """The fitted out-of-distribution gate named by the card, checksum-verified; None if there is none."""
-    if not card.gate:
-        return None
-    path = folder / card.gate.get("file", GATE_FILE)
+def _checked(folder: Path, entry: dict, default_name: str, what: str, load):
+    """The file a card's ``entry`` names (``file``, ``sha256``), checksum-verified and loaded with ``load``."""
+    path = folder / entry.get("file", default_name)
     if not path.is_file():
-        raise ModelFolderError(f"{folder.name}: the card names a gate file {path.name} that is missing")
-    if sha256_file(path) != card.gate.get("sha256"):
+        raise ModelFolderError(f"{folder.name}: the card names a {what} file {path.name} that is missing")
+    if sha256_file(path) != entry.get("sha256"):
         raise ModelFolderError(f"{folder.name}: {path.name} does not match the checksum in card.json")
     try:
-        return Gate.load(path)
+        return load(path)
     except (OSError, ValueError, KeyError) as error:
         raise ModelFolderError(f"{folder.name}: {path.name} cannot be loaded ({error})") from None
+
+
+def _load_gate(folder: Path, card: ModelCard):
+    """The fitted out-of-distribution gate named by the card, checksum-verified; None if there is none."""
+    return _checked(folder, card.gate, GATE_FILE, "gate", Gate.load) if card.gate else None
 
 
 def _load_conformal(folder: Path, card: ModelCard) -> Conformal | None:
     """The conformal calibration named by the card, checksum-verified; None if there is none."""
     if not card.conformal or card.conformal.get("model_sha256", card.sha256) != card.sha256:
         return None  # none, or one made for other weights: no sets rather than wrong ones
-    path = folder / card.conformal.get("file", CONFORMAL_FILE)
-    if not path.is_file():
-        raise ModelFolderError(f"{folder.name}: the card names a calibration file {path.name} that is missing")
-    if sha256_file(path) != card.conformal.get("sha256"):
-        raise ModelFolderError(f"{folder.name}: {path.name} does not match the checksum in card.json")
-    try:
-        loaded = Conformal.load(path)
-    except (OSError, ValueError, KeyError) as error:
-        raise ModelFolderError(f"{folder.name}: {path.name} cannot be loaded ({error})") from None
+    loaded = _checked(folder, card.conformal, CONFORMAL_FILE, "calibration", Conformal.load)
     if loaded is None or list(loaded.classes) != list(card.classes):
-        raise ModelFolderError(f"{folder.name}: {path.name} was calibrated for other classes")
+        raise ModelFolderError(f"{folder.name}: {folder / card.conformal.get('file', CONFORMAL_FILE)} was "
+                               "calibrated for other classes")
     return loaded
 
 
