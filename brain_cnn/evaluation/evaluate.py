@@ -221,9 +221,9 @@ def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
     Only those whose folder and data are reachable here (:func:`_unreachable_starts` names the others); an empty
     list if none is.
     """
-    hashes = []
+    hashes, unreachable = [], _unreachable_starts(training)
     for folder in _start_folders(training):
-        if folder in _unreachable_starts(training):
+        if folder in unreachable:
             continue
         manifest = SplitManifest.load(folder / SPLIT_FILE)
         hashes.append(hash_samples(manifest.root, manifest.splits.get("train", []) + manifest.splits.get("validation", [])))

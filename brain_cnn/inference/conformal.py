@@ -141,8 +141,11 @@ class Conformal:
             out[:, c] = predictor.predict_p(column, bins=np.full(len(column), bins[c]), smoothing=False)
         return out
 
-    def sets(self, probabilities: np.ndarray, coverage: float = DEFAULT_COVERAGE) -> np.ndarray:
-        """(N, C) bool: which classes are in each row's set at ``coverage``."""
+    def sets(self, probabilities: np.ndarray, coverage: float = DEFAULT_COVERAGE, strict: bool = True) -> np.ndarray:
+        """(N, C) bool: which classes are in each row's set at ``coverage``. ``strict=False``: a level the
+        calibration is too small for gives every class (which covers trivially) instead of a CoverageError."""
+        if not strict and not _enough(len(self.scores), 1.0 - check_level(coverage)):
+            return np.ones(np.atleast_2d(probabilities).shape, bool)
         return self.p_values(probabilities, coverage) >= 1.0 - coverage - 1e-12
 
     def prediction_set(self, probabilities: np.ndarray, coverage: float = DEFAULT_COVERAGE) -> list[str]:

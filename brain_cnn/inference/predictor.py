@@ -147,22 +147,12 @@ class Predictor:
         """
         self.loaded = model_folder if isinstance(model_folder, LoadedModel) else load_model(model_folder)
         self.conformal = self.loaded.conformal
-        self._every_class = False
-        if self.conformal is not None and coverage is None:
-            # The default level on a calibration too small for it: every class, which covers trivially.
-            self.coverage = DEFAULT_COVERAGE
-            try:
-                self.conformal.check(DEFAULT_COVERAGE)
-            except CoverageError:
-                self.conformal = None
-                self._every_class = True
-        elif self.conformal is not None:
-            self.coverage = self.conformal.check(coverage)
-        elif coverage is not None:
+        if self.conformal is None and coverage is not None:
             raise CoverageError(f"the model {self.loaded.card.name} has no calibration for prediction sets "
                                 "(it was trained without a calibration split: see docs/conformal.md)")
-        else:
-            self.coverage = None
+        # An asked level is checked now; the default on a calibration too small for it gives every class.
+        self.coverage = (None if self.conformal is None else
+                         DEFAULT_COVERAGE if coverage is None else self.conformal.check(coverage))
         self.card = self.loaded.card
         self.model = self.loaded.model
         self.gate = self.loaded.gate
@@ -190,8 +180,7 @@ class Predictor:
                                           self.card.flip_averaging, self.card.mixed_precision)
         probs = apply_temperature(raw, self.card.temperature)
         distances = self.gate.distances(features) if self.gate is not None else [None] * len(probs)
-        sets = (self.conformal.sets(probs, self.coverage) if self.conformal is not None else
-                np.ones(probs.shape, bool) if self._every_class else None)
+        sets = self.conformal.sets(probs, self.coverage, strict=False) if self.conformal is not None else None
         results, offset = [], 0
         for scan, inputs in scans:
             calls = []

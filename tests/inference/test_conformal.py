@@ -154,3 +154,12 @@ def test_a_calibration_too_small_for_the_default_level_is_summarised_not_raised(
     with pytest.raises(CoverageError):
         fitted.check(summary["coverage_below"])  # the bound itself is out of reach
     fitted.check(summary["coverage_below"] - 0.01)
+
+
+def test_a_level_too_high_for_the_calibration_gives_every_class_when_not_strict():
+    rng = np.random.default_rng(9)
+    probabilities, labels = _draw(rng, 6)
+    fitted = Conformal.fit(probabilities, labels, CLASSES)
+    assert fitted.sets(probabilities, 0.9, strict=False).all()
+    with pytest.raises(CoverageError):
+        fitted.sets(probabilities, 0.9)
