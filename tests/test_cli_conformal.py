@@ -83,6 +83,39 @@ def test_plain_output_says_the_set(calibrated, capsys):
 
 
 @pytest.mark.slow
+def test_a_later_cycle_on_the_same_split_is_calibrated_without_the_run_it_started_from(calibrated, tmp_path):
+    """A shipped model's intermediate runs are not shipped: a start that saw nothing beyond the run's own split
+    is marked so at training, and a fresh clone can still calibrate; a start that saw more cannot be skipped."""
+    import shutil
+
+    root, out = calibrated
+    start = tmp_path / "runs" / "first-cycle"
+    shutil.copytree(out, start)
+    tiny = ["--epochs", "1", "--image-size", "48", "--width", "4", "--depth", "2", "--batch-size", "8",
+            "--max-steps", "2", "--seed", "1"]
+    later = tmp_path / "models" / "later"
+    assert main(["train", "--data", str(root), "--split", str(out / "split.json"), "--init-from", str(start),
+                 "--out", str(later), *tiny]) == 0
+    assert json.loads((later / "card.json").read_text())["training"]["initialised_from"]["within_own_split"] is True
+    shutil.rmtree(start)
+    assert main(["evaluate", "--model", str(later)]) == 0
+    assert json.loads((later / "card.json").read_text())["conformal"]["calibration_images"] > 0
+
+    # A start whose training images this run's split holds out: its folder must be there to check the copies.
+    wider = json.loads((out / "split.json").read_text())
+    wider["splits"]["train"] += wider["splits"].pop("calibration")
+    shutil.copytree(out, start)
+    (start / "split.json").write_text(json.dumps(wider))
+    other = tmp_path / "models" / "other"
+    assert main(["train", "--data", str(root), "--split", str(out / "split.json"), "--init-from", str(start),
+                 "--out", str(other), *tiny]) == 0
+    assert json.loads((other / "card.json").read_text())["training"]["initialised_from"]["within_own_split"] is False
+    shutil.rmtree(start)
+    assert main(["evaluate", "--model", str(other)]) == 0
+    assert json.loads((other / "card.json").read_text())["conformal"] == {}
+
+
+@pytest.mark.slow
 def test_a_calibration_image_that_copies_a_training_image_is_left_out(calibrated):
     """Runs last in this module: it changes the fixture's data."""
     import shutil

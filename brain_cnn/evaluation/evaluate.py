@@ -35,6 +35,7 @@ from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
 from brain_cnn.model.combined import is_combined
 from brain_cnn.model.engines import gate_split
 from brain_cnn.model.folder import load_model
+from brain_cnn.model.lineage import start_folders, unreachable_starts
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 
 __all__ = ["evaluate_model_folder"]
@@ -201,39 +202,20 @@ def _saved_train_samples(folder: Path):
     return SplitManifest.load(folder / SPLIT_FILE).splits["train"]
 
 
-def _start_folders(training: dict[str, Any]) -> list[Path]:
-    """The folders of the models a run (or an ensemble's or combined model's members) started from or was taught
-    by: ``initialised_from`` and ``teacher`` entries, and a tumour-map run's ``started_from`` weights file."""
-    starts = [training.get("initialised_from"), training.get("teacher")]
-    for member in training.get("members", []):
-        starts += [member.get("initialised_from"), member.get("teacher")]
-        if member.get("started_from"):
-            starts.append({"folder": str(Path(member["started_from"]).parent)})
-    if training.get("started_from"):
-        starts.append({"folder": str(Path(training["started_from"]).parent)})
-    return [Path(start.get("folder", "")) for start in starts if start]
-
-
 def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
     """Hashes of the training and validation images of the models a run started from or was taught by
-    (:func:`_start_folders`).
+    (:func:`brain_cnn.model.lineage.start_folders`).
 
-    Only those whose folder and data are reachable here (:func:`_unreachable_starts` names the others); an empty
+    Only those whose folder and data are reachable here (:func:`unreachable_starts` names the others); an empty
     list if none is.
     """
-    hashes, unreachable = [], _unreachable_starts(training)
-    for folder in _start_folders(training):
+    hashes, unreachable = [], unreachable_starts(training)
+    for folder, _ in start_folders(training):
         if folder in unreachable:
             continue
         manifest = SplitManifest.load(folder / SPLIT_FILE)
         hashes.append(hash_samples(manifest.root, manifest.splits.get("train", []) + manifest.splits.get("validation", [])))
     return hashes
-
-
-def _unreachable_starts(training: dict[str, Any]) -> list[Path]:
-    """The start folders (:func:`_start_folders`) whose split or data cannot be read here."""
-    return [folder for folder in _start_folders(training)
-            if not (folder / SPLIT_FILE).is_file() or not Path(SplitManifest.load(folder / SPLIT_FILE).root).is_dir()]
 
 
 def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, classes: list[str],
@@ -312,7 +294,7 @@ def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperatu
     samples = manifest.splits.get(CALIBRATION, [])
     if not samples:
         return None
-    unreachable = _unreachable_starts(card.training)
+    unreachable = unreachable_starts(card.training)
     if unreachable:
         # What the starting weights trained on cannot be checked for copies: no guarantee can be given.
         print(f"warning: not calibrating the prediction sets: the split or data of {', '.join(map(str, unreachable))}, "

@@ -24,6 +24,7 @@ from brain_cnn.errors import DatasetError, ModelFolderError
 from brain_cnn.files import read_json, sha256_file, write_json
 from brain_cnn.model.card import HISTORY_FILE, MODEL_FILE, SPLIT_FILE, ModelCard, library_versions, load_card
 from brain_cnn.model.folder import load_model, LoadedModel
+from brain_cnn.model.lineage import mark_starts, seen_paths
 from brain_cnn.model.network import build_model
 from brain_cnn.training import callbacks, resume
 from brain_cnn.training.added_data import add_sources
@@ -328,13 +329,13 @@ def _training_entry(config: TrainConfig, data: RunData, initial: LoadedModel | N
              and not (k.startswith("teacher_") and not config.teacher)}
     if initial is not None:
         same_head = initial.card.classes == data.manifest.classes and not truncates(initial.model, config.depth)
-        entry["initialised_from"] = {"name": initial.card.name, "folder": str(config.init_from),
-                                     "sha256": initial.card.sha256, "classes": initial.card.classes,
-                                     "dataset": initial.card.dataset.get("name"),
-                                     "head": "kept" if same_head else "new", "training": initial.card.training}
+        entry["initialised_from"] = mark_starts({
+            "name": initial.card.name, "folder": str(config.init_from), "sha256": initial.card.sha256,
+            "classes": initial.card.classes, "dataset": initial.card.dataset.get("name"),
+            "head": "kept" if same_head else "new", "training": initial.card.training}, seen_paths(data.manifest))
     if teacher is not None:
-        entry["teacher"] = {"name": teacher.name, "folder": str(config.teacher), "sha256": teacher.sha256,
-                            "training": teacher.training}
+        entry["teacher"] = mark_starts({"name": teacher.name, "folder": str(config.teacher), "sha256": teacher.sha256,
+                                        "training": teacher.training}, seen_paths(data.manifest))
     entry["optimizer"] = ("AdamW, cosine decay with 1-epoch warm-up"
                           + (f", weight averaging (EMA {config.ema_momentum}, batch-norm statistics re-estimated "
                              "for the averaged weights)" if config.ema_momentum > 0 else ""))
