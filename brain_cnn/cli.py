@@ -120,6 +120,10 @@ def _wants_screening(args: argparse.Namespace) -> bool:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.name:
+        card = load_card(args.model)
+        card.name = args.name
+        card.save(args.model)
     if _wants_screening(args):
         if not args.data:
             raise DatasetError("--screening needs --data: the data set to screen")
@@ -507,6 +511,9 @@ def _add_evaluate_command(commands) -> None:
                           help="tumour-map models: the tumour masks to measure the maps on (Dice, peak inside the "
                           "tumour), mirroring DATA's paths or flat by file name, PNG, tumour above 127 (default: "
                           "DATA-masks beside DATA, where it exists)")
+    evaluate.add_argument("--name", help="the model's name on its card, written before it is evaluated (a run "
+                          "copied into models/ under the name it ships as; the card, the PDF and the audit log "
+                          "show it)")
     evaluate.set_defaults(run=_cmd_evaluate)
 
 

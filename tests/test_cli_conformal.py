@@ -98,8 +98,9 @@ def test_a_later_cycle_on_the_same_split_is_calibrated_without_the_run_it_starte
                  "--out", str(later), *tiny]) == 0
     assert json.loads((later / "card.json").read_text())["training"]["initialised_from"]["within_own_split"] is True
     shutil.rmtree(start)
-    assert main(["evaluate", "--model", str(later)]) == 0
-    assert json.loads((later / "card.json").read_text())["conformal"]["calibration_images"] > 0
+    assert main(["evaluate", "--model", str(later), "--name", "brain-tumor-later"]) == 0
+    card = json.loads((later / "card.json").read_text())
+    assert card["conformal"]["calibration_images"] > 0 and card["name"] == "brain-tumor-later"  # as it ships
 
     # A start whose training images this run's split holds out: its folder must be there to check the copies.
     wider = json.loads((out / "split.json").read_text())
