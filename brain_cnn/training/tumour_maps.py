@@ -93,8 +93,11 @@ def _carved(carve: Path | None, name: str, made):
     return SplitManifest.load(path) if path is not None and path.is_file() else made()
 
 
-def training_samples(data: str | Path, seed: int = 42,
-                     carve: str | Path | None = None) -> tuple[dict[str, list[PairSample]], dict]:
+EXCLUDABLE = ("brain-tumor-lgg", "brain-tumor-44c")  # leave-one-source-out; the 4-class set holds the rule's bar
+
+
+def training_samples(data: str | Path, seed: int = 42, carve: str | Path | None = None,
+                     exclude: tuple[str, ...] = ()) -> tuple[dict[str, list[PairSample]], dict]:
     """The training and validation images of the recipe, and a record of every split made (for ``split.json``).
 
     Held out, never trained or validated on: the 4-class official ``Testing``
@@ -102,8 +105,12 @@ def training_samples(data: str | Path, seed: int = 42,
     ``models/brain-tumor-44c/split.json`` when present, so figures compare with
     the shipped models') and the yes/no set. With ``carve`` (a folder of the
     shared carve, e.g. ``splits/``) each data set's splits are that carve's,
-    and its calibration images are held out too (recorded, for conformal sets).
+    and its calibration images are held out too (recorded, for conformal sets). ``exclude``: data sets of
+    :data:`EXCLUDABLE` left out of training and validation altogether (their record keeps the held-out splits,
+    with no training or validation images), to measure the recipe on a source it never saw.
     """
+    if unknown := set(exclude) - set(EXCLUDABLE):
+        raise DatasetError(f"cannot leave out {', '.join(sorted(unknown))}: only {' or '.join(EXCLUDABLE)}")
     data = Path(data)
     carve = Path(carve) if carve else None
     if carve is not None and not any((carve / f"{name}.json").is_file() for name in CARVED_SETS):
@@ -128,6 +135,10 @@ def training_samples(data: str | Path, seed: int = 42,
               "brain-tumor-lgg": {k: [s.path for s in v] for k, v in lgg_split.splits.items()},
               "brain-tumor-44c": {k: [s.path for s in c44.splits.get(k, [])] for k in ("train", CALIBRATION, "test")
                                   if c44.splits.get(k)}}
+    if exclude:
+        splits = {name: [p for p in pairs if p.source not in exclude] for name, pairs in splits.items()}
+        record = {name: {**made, **({"train": [], "validation": []} if name in exclude else {})}
+                  for name, made in record.items()}
     return splits, record
 
 
@@ -561,7 +572,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       paired: float = 0.0, bar_from: str | Path | None = None,
                       type_from: str | None = None, steps_per_epoch: int | None = None, pasted: float = 0.0,
                       pasted_slices: int = 6000, state: str | Path | None = None,
-                      carve: str | Path | None = None, normal_weight: float = 1.0) -> Path:
+                      carve: str | Path | None = None, normal_weight: float = 1.0,
+                      exclude: tuple[str, ...] = ()) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -580,7 +592,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     replacing it; with no bar, the lowest validation loss). ``type_from``: what the type head sees
     (:data:`~brain_cnn.model.tumour_maps.TYPE_FROM`; None: the first, or ``start_from``'s own).
     ``carve``: the folder of the shared carve (:func:`training_samples`). ``normal_weight``: the tumour-free
-    slices' share of the draws, times (:func:`draw_weights`; needs ``steps_per_epoch``).
+    slices' share of the draws, times (:func:`draw_weights`; needs ``steps_per_epoch``). ``exclude``: data sets
+    left out of training and validation (leave-one-source-out, :func:`training_samples`).
 
     ``steps_per_epoch``: an epoch is that many batches drawn by the balance (:func:`epoch_draws`), not a pass
     over the data. ``pasted``: the share of the draws that are tumour-free slices with a tumour pasted in
@@ -598,7 +611,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    splits, record = training_samples(data, seed, carve)
+    splits, record = training_samples(data, seed, carve, tuple(exclude))
     (out / SOURCES_FILE).write_text(json.dumps(record))
     decoded = {name: _decoded(out / f"decoded-{name}.npz", samples, image_size) for name, samples in splits.items()}
     for name, pairs in decoded.items():
@@ -622,6 +635,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
               **({"carve": str(carve)} if carve else {}),
               **({"normal_weight": normal_weight} if normal_weight != 1.0 else {}),
+              **({"left_out": sorted(exclude)} if exclude else {}),
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
@@ -891,6 +905,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normal-weight", type=float, default=1.0,
                         help="the real tumour-free slices' share of the draws, times (default 1; needs "
                              "--steps-per-epoch)")
+    parser.add_argument("--exclude", action="append", default=[], choices=EXCLUDABLE, metavar="DATA_SET",
+                        help="leave this data set out of training and validation (leave-one-source-out: "
+                             f"{' or '.join(EXCLUDABLE)}; repeatable)")
     args = parser.parse_args(argv)
     if args.normal_weight <= 0:
         parser.error("--normal-weight must be positive")
@@ -914,7 +931,7 @@ def _run(args: argparse.Namespace) -> None:
                       paired=args.paired_twins, bar_from=args.bar_from,
                       type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
                       pasted_slices=args.pasted_slices, state=args.state, carve=args.carve,
-                      normal_weight=args.normal_weight)
+                      normal_weight=args.normal_weight, exclude=tuple(args.exclude))
 
 
 if __name__ == "__main__":

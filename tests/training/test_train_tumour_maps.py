@@ -56,7 +56,7 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     import brain_cnn.training.tumour_maps as segmentation
 
     train, validation = pairs(8), pairs(4, lesion=10)  # small enough to be painted out elsewhere in the brain
-    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed, carve=None: ({"train": [], "validation": []}, {}))
+    monkeypatch.setattr(segmentation, "training_samples", lambda *args: ({"train": [], "validation": []}, {}))
     decoded = iter([train, validation])
     monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
     out = train_tumour_maps(tmp_path, tmp_path / "run", epochs=1, image_size=64, width=8, batch_size=4)
@@ -87,7 +87,7 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
 
     import brain_cnn.training.tumour_maps as segmentation
 
-    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed, carve=None: ({"train": [], "validation": []}, {}))
+    monkeypatch.setattr(segmentation, "training_samples", lambda *args: ({"train": [], "validation": []}, {}))
     decoded = iter([pairs(8), pairs(4), pairs(8), pairs(4)])
     monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
     first = train_tumour_maps(tmp_path, tmp_path / "first", epochs=1, image_size=64, width=8, batch_size=4)
@@ -199,7 +199,7 @@ def test_a_run_kept_in_one_state_file_resumes_in_a_fresh_folder_where_it_stopped
     from brain_cnn.errors import BrainCnnError
     from brain_cnn.training.run_state import load_state
 
-    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed, carve=None: ({"train": [], "validation": []}, {}))
+    monkeypatch.setattr(segmentation, "training_samples", lambda *args: ({"train": [], "validation": []}, {}))
 
     def decoding(samples, size):  # each run folder decodes again, as a fresh clone does
         return pairs(8) if not decoding.odd else pairs(4, lesion=10)
@@ -236,7 +236,7 @@ def test_a_run_stopped_mid_way_goes_on_from_its_state_with_the_next_epochs_draws
     import brain_cnn.training.tumour_maps as segmentation
     from brain_cnn.training import run_state
 
-    monkeypatch.setattr(segmentation, "training_samples", lambda data, seed, carve=None: ({"train": [], "validation": []}, {}))
+    monkeypatch.setattr(segmentation, "training_samples", lambda *args: ({"train": [], "validation": []}, {}))
     made = iter([pairs(8), pairs(4, lesion=10), pairs(8), pairs(4, lesion=10)])
     monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(made))
     keeper = run_state.state_keeper
