@@ -120,11 +120,9 @@ def _wants_screening(args: argparse.Namespace) -> bool:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.name:
-        card = load_card(args.model)
-        card.name = args.name
-        card.save(args.model)
     if _wants_screening(args):
+        if args.name:
+            raise DatasetError("--name renames a model evaluated on its own data, not in a screening of another")
         if not args.data:
             raise DatasetError("--screening needs --data: the data set to screen")
         report = evaluate_screening(args.model, args.data, args.label_map, args.split, args.batch_size,
@@ -133,6 +131,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if "tumour_maps" in report:
             print("\n".join(_screened_map_lines(report["data_name"], report["tumour_maps"])))
         return 0
+    if args.name:
+        card = load_card(args.model)
+        card.name = args.name
+        card.save(args.model)
     report = evaluate_model_folder(args.model, data=args.data, splits=args.split, batch_size=args.batch_size,
                                    flip=_FLIP[args.flip], masks=args.masks, decision=_DECISION[args.decision])
     print(summary_table(report))

@@ -156,7 +156,7 @@ def test_predict_reads_dicom_and_nifti_one_line_per_slice(trained, tmp_path, cap
 
 
 @pytest.mark.slow
-def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
+def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path, capsys):
     root, out = trained
     tuned = tmp_path / "tuned"
     assert main(["train", "--data", str(root), "--out", str(tuned), "--epochs", "1", "--image-size", "48",
@@ -182,6 +182,10 @@ def test_fine_tune_from_a_model_on_its_saved_split(trained, tmp_path):
         assert all(float(abs(a - b).max()) < 1e-3 for a, b in weights)
     assert main(["train", "--data", str(root), "--out", str(tmp_path / "bad"), "--image-size", "64",
                  "--init-from", str(out)]) == 2  # another width and depth cannot start from these weights
+    split_before = (out / "split.json").read_bytes()
+    assert main(["train", "--data", str(root), "--out", str(out), "--init-from", str(out)]) == 2
+    assert "the folder the run starts from" in capsys.readouterr().err  # its record of what it saw is kept
+    assert (out / "split.json").read_bytes() == split_before
     shallow = tmp_path / "shallow"  # a smaller depth starts from the first stages, with a new head
     assert main(["train", "--data", str(root), "--out", str(shallow), "--epochs", "1", "--image-size", "48",
                  "--width", "4", "--depth", "1", "--pooling", "max", "--batch-size", "8", "--max-steps", "1",

@@ -35,7 +35,7 @@ from brain_cnn.model.card import EVALUATION_FILE, SPLIT_FILE, ModelCard
 from brain_cnn.model.combined import is_combined
 from brain_cnn.model.engines import gate_split
 from brain_cnn.model.folder import load_model
-from brain_cnn.model.lineage import start_folders, unreachable_starts
+from brain_cnn.model.lineage import readable_starts, unreachable_starts
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 
 __all__ = ["evaluate_model_folder"]
@@ -206,13 +206,11 @@ def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
     """Hashes of the training and validation images of the models a run started from or was taught by
     (:func:`brain_cnn.model.lineage.start_folders`).
 
-    Only those whose folder and data are reachable here (:func:`unreachable_starts` names the others); an empty
-    list if none is.
+    Only those that can say here what they saw, with the weights started from (:func:`unreachable_starts`
+    names the others); an empty list if none can.
     """
-    hashes, unreachable = [], unreachable_starts(training)
-    for folder, _ in start_folders(training):
-        if folder in unreachable:
-            continue
+    hashes = []
+    for folder in readable_starts(training):
         manifest = SplitManifest.load(folder / SPLIT_FILE)
         hashes.append(hash_samples(manifest.root, manifest.splits.get("train", []) + manifest.splits.get("validation", [])))
     return hashes
@@ -228,6 +226,9 @@ def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, cl
     query = hash_samples(root, [s for s in manifest.splits["test"] if s.path in decoded])
     copies = files_with_copies(query, seen)
     pretrained = _pretraining_hashes(card_training or {})
+    if unchecked := unreachable_starts(card_training or {}):
+        print(f"warning: the unseen test figures cannot leave out copies of what {', '.join(unchecked)} trained "
+              "on", file=sys.stderr)
     for hashes in pretrained:  # images the starting weights were trained on are not unseen either
         for file, kind in files_with_copies(query, hashes).items():
             copies.setdefault(file, kind)
@@ -236,6 +237,7 @@ def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, cl
     result = {"removed": int((~keep).sum()), "count": int(keep.sum()),
               "removed_by_kind": {k: n for k, n in by_kind.items() if n},
               "includes_pretraining": bool(pretrained),
+              **({"unchecked_starts": unchecked} if unchecked else {}),
               "max_hash_bits": COPY_BITS,
               "method": f"a test image is seen when it, or it mirrored, flipped or rotated by a multiple of 90 "
                         f"degrees, is a copy of a training or validation image: exact pixels, or a 256-bit DCT hash "
@@ -297,8 +299,8 @@ def _refit_conformal(folder: Path, root: Path, card: ModelCard, model, temperatu
     unreachable = unreachable_starts(card.training)
     if unreachable:
         # What the starting weights trained on cannot be checked for copies: no guarantee can be given.
-        print(f"warning: not calibrating the prediction sets: the split or data of {', '.join(map(str, unreachable))}, "
-              "which this model started from, cannot be read here", file=sys.stderr)
+        print(f"warning: not calibrating the prediction sets: this model started from {', '.join(unreachable)}",
+              file=sys.stderr)
         return None
     # A copy, in any orientation, of an image it (or a model it started from) trained or validated on is as good
     # as seen: left out, as the test split's unseen figures leave it out.

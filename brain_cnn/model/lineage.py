@@ -18,9 +18,9 @@ from brain_cnn.data.dataset import SplitManifest
 from brain_cnn.errors import DatasetError
 from brain_cnn.model.card import CARD_FILE, SPLIT_FILE
 
-__all__ = ["WITHIN", "mark_starts", "seen_paths", "start_folders", "unreachable_starts"]
+__all__ = ["WITHIN", "mark_starts", "readable_starts", "seen_paths", "start_folders", "unreachable_starts"]
 
-WITHIN = "within_own_split"  # a start entry's mark: every image it trained or validated on, this run did too
+WITHIN = "within_own_split"  # a start entry's mark: every image it trained or validated on, its parent did too
 _STARTS = ("initialised_from", "teacher")
 
 
@@ -30,59 +30,86 @@ def seen_paths(manifest: SplitManifest) -> set[Path]:
     return {(root / s.path).resolve() for split in ("train", "validation") for s in manifest.splits.get(split, [])}
 
 
-def _within(folder: Path, own: set[Path]) -> bool:
+def _why_unreadable(folder: Path, sha256: str | None) -> str | None:
+    """Why ``folder`` cannot say what its model saw (None when it can): its split or data is not here, or it
+    holds other weights than those recorded (a model retrained since)."""
     try:
-        return (folder / SPLIT_FILE).is_file() and seen_paths(SplitManifest.load(folder / SPLIT_FILE)) <= own
-    except DatasetError:
+        if not Path(SplitManifest.load(folder / SPLIT_FILE).root).is_dir():
+            return "its data cannot be read here"
+        if sha256 is not None and json.loads((folder / CARD_FILE).read_text()).get("sha256") != sha256:
+            return "it holds other weights than those started from"
+        return None
+    except (DatasetError, OSError, ValueError):
+        return "its split cannot be read here"
+
+
+def _within(entry: dict[str, Any], own: set[Path]) -> bool:
+    """Whether the start ``entry`` names, as it was started from, saw only files of ``own``."""
+    folder = Path(entry.get("folder", ""))
+    if _why_unreadable(folder, entry.get("sha256")) is not None:
         return False
+    return seen_paths(SplitManifest.load(folder / SPLIT_FILE)) <= own
 
 
-def mark_starts(entry: dict[str, Any], own: set[Path]) -> dict[str, Any]:
-    """A copy of a start entry (``initialised_from`` or ``teacher``), it and every start recorded inside it
-    marked :data:`WITHIN` relative to this run's seen files ``own``, read from their splits now; a start
-    whose split cannot be read now is marked False (it must be checked where it is evaluated)."""
-    marked = {**entry, WITHIN: _within(Path(entry.get("folder", "")), own)}
-    training = dict(entry.get("training") or {})
+def mark_starts(entry: dict[str, Any], own: set[Path], parent_within: bool = True) -> dict[str, Any]:
+    """A copy of a start entry (``initialised_from`` or ``teacher``) marked :data:`WITHIN` relative to the run
+    whose seen files are ``own``, and so, in turn, every start recorded inside it (an ensemble's members'
+    too). A start is within when its split shows it now, or when its parent is within and the parent's card
+    already marked it within the parent; otherwise False, to be checked where the model is evaluated."""
+    within = _within(entry, own) or (parent_within and entry.get(WITHIN) is True)
+    marked = {**entry, WITHIN: within}
+    if "training" in entry:
+        marked["training"] = _mark_inside(entry["training"] or {}, own, within)
+    return marked
+
+
+def _mark_inside(training: dict[str, Any], own: set[Path], within: bool) -> dict[str, Any]:
+    """``training`` (a card's record) with its starts and its members' starts marked (:func:`mark_starts`)."""
+    marked = dict(training)
     for key in _STARTS:
         if training.get(key):
-            training[key] = mark_starts(training[key], own)
-    if "training" in entry:
-        marked["training"] = training
+            marked[key] = mark_starts(training[key], own, within)
+    if training.get("members"):
+        # A member's data lies within its ensemble's split: its own marks chain through the ensemble's.
+        marked["members"] = [_mark_inside(member, own, within) for member in training["members"]]
     return marked
+
+
+def _weights_folder(started_from: str) -> Path:
+    """The run folder of a tumour-map run's ``started_from`` weights file; an older card's description of
+    them (not a path) stands as it is, unreadable."""
+    path = Path(started_from)
+    return path.parent if path.suffix in (".keras", ".h5") else path
 
 
 def start_folders(training: dict[str, Any]) -> list[tuple[Path, str | None]]:
     """The (folder, model checksum) of every model a run, or an ensemble's members, started from or was taught
     by, and the starts of those in turn (``initialised_from``, ``teacher``, a tumour-map run's
-    ``started_from`` weights file), less those marked :data:`WITHIN`: their images are in the run's own split."""
+    ``started_from`` weights file), less those marked :data:`WITHIN`, whose images are their parent's."""
     found: list[tuple[Path, str | None]] = []
 
     def walk(record: dict[str, Any]) -> None:
         for start in (record.get(key) for key in _STARTS):
-            if start and not start.get(WITHIN):
-                found.append((Path(start.get("folder", "")), start.get("sha256")))
-                walk(start.get("training") or {})
+            if start:
+                if not start.get(WITHIN):
+                    found.append((Path(start.get("folder", "")), start.get("sha256")))
+                walk(start.get("training") or {})  # a start within may itself have started from more
         if record.get("started_from"):
-            found.append((Path(record["started_from"]).parent, None))
+            found.append((_weights_folder(record["started_from"]), None))
+        for member in record.get("members", []):
+            walk(member)
 
     walk(training)
-    for member in training.get("members", []):
-        walk(member)
     return list(dict.fromkeys(found))
 
 
-def _reachable(folder: Path, sha256: str | None) -> bool:
-    """Whether ``folder``'s split and data can be read here, and it still holds the weights recorded."""
-    try:
-        if not Path(SplitManifest.load(folder / SPLIT_FILE).root).is_dir():
-            return False
-        # A start folder whose model was replaced since (a retrained member) no longer says what was seen.
-        return sha256 is None or json.loads((folder / CARD_FILE).read_text()).get("sha256") == sha256
-    except (DatasetError, OSError, ValueError):
-        return False
+def readable_starts(training: dict[str, Any]) -> list[Path]:
+    """The start folders (:func:`start_folders`) that can say here what their model saw."""
+    return list(dict.fromkeys(folder for folder, sha256 in start_folders(training)
+                              if _why_unreadable(folder, sha256) is None))
 
 
-def unreachable_starts(training: dict[str, Any]) -> list[Path]:
-    """The start folders (:func:`start_folders`) whose split or data cannot be read here, or that hold other
-    weights than the run started from."""
-    return [folder for folder, sha256 in start_folders(training) if not _reachable(folder, sha256)]
+def unreachable_starts(training: dict[str, Any]) -> list[str]:
+    """Each start folder (:func:`start_folders`) that cannot say here what its model saw, with the reason."""
+    return [f"{folder} ({why})" for folder, sha256 in start_folders(training)
+            if (why := _why_unreadable(folder, sha256)) is not None]

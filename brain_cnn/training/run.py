@@ -125,6 +125,11 @@ def train(config: TrainConfig) -> Path:
 
 def _check_before_loading(config: TrainConfig) -> None:
     """What can be checked before hours of data loading."""
+    for start in (config.init_from, config.teacher):
+        if start and Path(start).resolve() == Path(config.out).resolve():
+            # The run writes its split into OUT at once: the start's record of what it saw would be lost.
+            raise ModelFolderError(f"--out {config.out} is the folder the run starts from; train into another "
+                                   "folder (a copy, if the result should replace it)")
     if config.init_from and load_card(config.init_from).members:
         raise ModelFolderError(f"{config.init_from} is an ensemble; start from one of its members")
     if config.teacher:

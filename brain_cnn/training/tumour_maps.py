@@ -55,6 +55,8 @@ SOURCES_FILE = RECORD_FILE
 # call only ever pushes the peak up, and the map fires on every slice (recipe 4's first try, docs/tumour-maps.md).
 # :func:`~brain_cnn.model.tumour_maps.call_loss`.
 PRESENCE = ("all", "except-masked")
+# The sets a run may leave out (leave-one-source-out); the 4-class set holds the validation the rule's bar is on.
+EXCLUDABLE = ("brain-tumor-lgg", "brain-tumor-44c")
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,6 @@ def _carved(carve: Path | None, name: str, made):
     else ``made()``."""
     path = carve / f"{name}.json" if carve is not None else None
     return SplitManifest.load(path) if path is not None and path.is_file() else made()
-
-
-EXCLUDABLE = ("brain-tumor-lgg", "brain-tumor-44c")  # leave-one-source-out; the 4-class set holds the rule's bar
 
 
 def training_samples(data: str | Path, seed: int = 42, carve: str | Path | None = None,

@@ -51,15 +51,22 @@ def test_augmented_image_and_mask_stay_aligned_and_unknown_masks_weigh_nothing()
 
 
 def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
+    import json
+
     import keras
 
     import brain_cnn.training.tumour_maps as segmentation
 
     train, validation = pairs(8), pairs(4, lesion=10)  # small enough to be painted out elsewhere in the brain
-    monkeypatch.setattr(segmentation, "training_samples", lambda *args: ({"train": [], "validation": []}, {}))
+    asked = []
+    monkeypatch.setattr(segmentation, "training_samples",
+                        lambda *args: asked.append(args) or ({"train": [], "validation": []}, {}))
     decoded = iter([train, validation])
     monkeypatch.setattr(segmentation, "decode_pairs", lambda samples, size: next(decoded))
-    out = train_tumour_maps(tmp_path, tmp_path / "run", epochs=1, image_size=64, width=8, batch_size=4)
+    out = train_tumour_maps(tmp_path, tmp_path / "run", epochs=1, image_size=64, width=8, batch_size=4,
+                            exclude=("brain-tumor-44c",))
+    assert asked[0][3] == ("brain-tumor-44c",)  # leave-one-source-out reaches the samples, and the recipe says it
+    assert json.loads((out / "recipe.json").read_text())["left_out"] == ["brain-tumor-44c"]
     model = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
     assert model(np.zeros((1, 64, 64, 1), np.float32))[TUMOUR_MAP].shape == (1, 32, 32, 1)
     assert (out / "history.csv").is_file() and (out / "recipe.json").is_file()
@@ -72,7 +79,6 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     manifest = SplitManifest.load(out / "split.json")
     assert len(manifest.splits["train"]) == 8 and "test" not in manifest.splits  # no 4-class set here
     import csv
-    import json
 
     rows = list(csv.DictReader((out / "history.csv").open()))  # every epoch scored on validation's edited tumours
     for row in rows:
@@ -267,3 +273,15 @@ def test_a_run_stopped_mid_way_goes_on_from_its_state_with_the_next_epochs_draws
     assert float(rows[0]["learning_rate"]) < float(rows[1]["learning_rate"])
     assert [int(value) for name, value in saved["optimizer"] if name.endswith("iteration")] == [6]  # 3 x 2 steps
     assert not (tmp_path / "fresh" / "epochs" / "epoch-01.keras").exists()  # only the first folder saw epoch 1
+
+
+def test_only_the_lgg_or_44_class_set_can_be_left_out(tmp_path, capsys):
+    """Refused before any data is read: the 4-class set holds the validation images the rule's bar is on."""
+    from brain_cnn.errors import DatasetError
+    from brain_cnn.training.tumour_maps import main, training_samples
+
+    with pytest.raises(DatasetError, match="only brain-tumor-lgg or brain-tumor-44c"):
+        training_samples(tmp_path, 42, None, ("brain-tumor-mri",))
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "run"), "--exclude", "brain-tumor-mri"])
+    assert "invalid choice" in capsys.readouterr().err
