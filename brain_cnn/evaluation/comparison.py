@@ -41,6 +41,7 @@ from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
 from brain_cnn.data.leakage import files_with_copies, hash_images
 from brain_cnn.data.masks import MASK, mask_folder
 from brain_cnn.data.pipeline import SOFT_TUMOUR, decode_samples
+from brain_cnn.errors import BrainCnnError
 from brain_cnn.files import read_json, write_json
 from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.decision import decide
@@ -266,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c44-split", default="models/brain-tumor-44c/split.json", help="the 44-class split")
     parser.add_argument("--out", required=True, help="where to write the JSON report")
     args = parser.parse_args(argv)
-    report = compare_models(args.models, args.data, args.lgg_split, args.c44_split)
+    try:
+        report = compare_models(args.models, args.data, args.lgg_split, args.c44_split)
+    except BrainCnnError as error:  # a clear line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     write_json(args.out, report)
     print("sensitivity at >= 90 % specificity (sensitivity / specificity at the operating point), in %")
     print(table(report))

@@ -19,6 +19,7 @@ features, and copies of it are removed from the test figures).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from brain_cnn.errors import ModelFolderError
@@ -28,7 +29,8 @@ from brain_cnn.model.card import ModelCard
 # others are classifiers.
 MAP_ROLE = "tumour map"
 
-__all__ = ["MAP_ROLE", "ensemble_network", "members_of", "members_digest", "check_member", "check_compatible"]
+__all__ = ["MAP_ROLE", "ensemble_network", "members_of", "members_digest", "check_beside", "check_member",
+           "check_compatible"]
 
 
 def ensemble_network(models: list) -> Any:
@@ -52,6 +54,16 @@ def members_of(model) -> list:
 def members_digest(digests: list[str]) -> str:
     """The ensemble's SHA-256: of its members' weight digests, in order (it has no weights file)."""
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def check_beside(folders: list, out) -> None:
+    """Refuse members that are not folders beside ``out`` in one models folder: the only members a folder
+    loads (:func:`brain_cnn.model.folder.load_model`), checked before anything is fitted."""
+    home = Path(out).resolve().parent
+    for folder in map(Path, folders):
+        if folder.resolve().parent != home or folder.resolve() == Path(out).resolve():
+            raise ModelFolderError(f"{folder} is not beside {out}: an ensemble's members are folders of the same "
+                                   f"models folder (copy {folder.name} into {home})")
 
 
 def check_member(ensemble: ModelCard, member: ModelCard, entry: dict[str, str], name: str) -> None:

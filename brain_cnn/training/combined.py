@@ -43,7 +43,7 @@ from brain_cnn.inference.decision import TUMOUR_FIRST
 from brain_cnn.model.card import SPLIT_FILE, ModelCard, library_versions
 from brain_cnn.model.combined import classifier_members, combine, combined_network, map_member, \
     presence_inputs, type_probabilities
-from brain_cnn.model.ensemble import MAP_ROLE, check_compatible, members_digest
+from brain_cnn.model.ensemble import MAP_ROLE, check_beside, check_compatible, members_digest
 from brain_cnn.model.folder import NORMAL_CLASS, load_model
 from brain_cnn.model.tumour_maps import map_output
 
@@ -263,6 +263,7 @@ def make_combined(member_folders: list[str | Path], out: str | Path, name: str |
     folders = [Path(f) for f in member_folders]
     if len({f.resolve() for f in folders}) != len(folders):
         raise ModelFolderError("a member folder is listed twice")
+    check_beside(folders, out)
     loaded = [load_model(f) for f in folders]
     is_map = [map_output(m.model) is not None for m in loaded]
     if sum(is_map) != 1 or all(is_map):

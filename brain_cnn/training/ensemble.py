@@ -15,7 +15,7 @@ from brain_cnn.data.carves import CALIBRATION
 from brain_cnn.data.dataset import SplitManifest
 from brain_cnn.errors import ModelFolderError
 from brain_cnn.model.card import SPLIT_FILE, ModelCard, library_versions
-from brain_cnn.model.ensemble import check_compatible, members_digest
+from brain_cnn.model.ensemble import check_beside, check_compatible, members_digest
 from brain_cnn.model.folder import load_model
 
 __all__ = ["make_ensemble"]
@@ -66,6 +66,7 @@ def make_ensemble(member_folders: list[str | Path], out: str | Path, name: str |
     if len({f.resolve() for f in folders}) != len(folders):
         raise ModelFolderError("a member folder is listed twice")
     out = Path(out)
+    check_beside(folders, out)
     loaded = [load_model(f) for f in folders]
     for folder, member in zip(folders, loaded):
         if member.card.members:

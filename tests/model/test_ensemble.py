@@ -145,6 +145,8 @@ def test_ensemble_command_and_its_errors(tiny_model, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "error: a member folder is listed twice"
     assert main(["ensemble", str(out), str(first), "--out", str(tmp_path / "x")]) == 2
     assert "is itself an ensemble" in capsys.readouterr().err
+    assert main(["ensemble", str(first), str(second), "--out", str(tmp_path / "elsewhere" / "x")]) == 2
+    assert "is not beside" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "y"), "--init-from", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("is an ensemble; start from one of its members")
 

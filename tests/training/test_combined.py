@@ -115,13 +115,21 @@ def test_the_combined_folder_is_evaluated_and_predicts_with_maps(combined, tmp_p
 
 def test_a_combined_model_needs_one_map_network_and_a_classifier(members, tmp_path):
     classifier, maps = members
+    out = classifier.parent / "x"
     with pytest.raises(ModelFolderError, match="exactly one tumour-map network"):
-        make_combined([classifier], tmp_path / "x")
-    twin = shutil.copytree(maps, tmp_path / "maps2")
-    with pytest.raises(ModelFolderError, match="exactly one tumour-map network"):
-        make_combined([classifier, maps, twin], tmp_path / "x")
+        make_combined([classifier], out)
+    twin = shutil.copytree(maps, classifier.parent / "maps2")
+    try:
+        with pytest.raises(ModelFolderError, match="exactly one tumour-map network"):
+            make_combined([classifier, maps, twin], out)
+    finally:
+        shutil.rmtree(twin)
     with pytest.raises(DatasetError, match="never fitted on"):
-        make_combined([classifier, maps], tmp_path / "x", fit_data=[f"{classifier / SPLIT_FILE}:test"])
+        make_combined([classifier, maps], out, fit_data=[f"{classifier / SPLIT_FILE}:test"])
+    # Refused before anything is fitted: the folder could not load members elsewhere on the disk.
+    with pytest.raises(ModelFolderError, match="is not beside .*: an ensemble's members are folders of the same"):
+        make_combined([classifier, maps], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_fit_trusts_the_network_that_separates_the_validation_slices():
