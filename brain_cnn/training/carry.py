@@ -9,6 +9,12 @@ back into a run folder on a fresh clone, and the run's own command then goes on 
     python -m brain_cnn.training.carry pack runs/mri-c training-state/mri-c.npz
     python -m brain_cnn.training.carry unpack training-state/mri-c.npz runs/mri-c
     brain-cnn train ...the run's own options...   # resumes
+
+A chain of runs that has finished but is not shipped yet (members waiting for the model they will join) is
+carried the same way, as its finished folders' files, byte for byte (the card's checksum checks the weights)::
+
+    python -m brain_cnn.training.carry keep runs/mri-c runs/multisource-c training-state/classifiers-v2.npz
+    python -m brain_cnn.training.carry restore training-state/classifiers-v2.npz runs
 """
 
 from __future__ import annotations
@@ -21,16 +27,17 @@ import numpy as np
 
 from brain_cnn.data.dataset import SplitManifest
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.files import read_json, write_json
-from brain_cnn.model.card import SPLIT_FILE
+from brain_cnn.files import read_json, sha256_file, write_json
+from brain_cnn.model.card import CARD_FILE, HISTORY_FILE, MODEL_FILE, SPLIT_FILE
 from brain_cnn.training import run_state
 from brain_cnn.training.config import TrainConfig
 from brain_cnn.training.resume import RESUME_DIR, STATE_FILE
 from brain_cnn.training.run import _network, _optimizer
 
-__all__ = ["pack", "unpack", "BEST_FILE"]
+__all__ = ["pack", "unpack", "keep", "restore", "BEST_FILE", "FINISHED_FILES"]
 
 BEST_FILE = "best.weights.h5"  # the checkpoint brain_cnn.training.run keeps of the best epoch so far
+FINISHED_FILES = (MODEL_FILE, CARD_FILE, SPLIT_FILE, HISTORY_FILE)  # what every finished run's folder holds
 
 
 def _compiled(settings: dict, classes: int):
@@ -113,6 +120,58 @@ def unpack(path: str | Path, out: str | Path) -> Path:
     return out
 
 
+def keep(runs: list[str | Path], path: str | Path) -> Path:
+    """Write finished run folders' files (:data:`FINISHED_FILES`, and what an evaluation added beside them)
+    into one file at ``path``; returns ``path``.
+
+    Raises:
+        BrainCnnError: a run has not finished (an interrupted one is packed with :func:`pack`), or two share a
+            name.
+    """
+    files = {}
+    for run in map(Path, runs):
+        if (run / RESUME_DIR).is_dir() or not all((run / name).is_file() for name in FINISHED_FILES):
+            raise BrainCnnError(f"{run} is not a finished run ({', '.join(FINISHED_FILES)}, no {RESUME_DIR}/)")
+        if any(key.startswith(f"{run.name}/") for key in files):
+            raise BrainCnnError(f"two runs are named {run.name}")
+        for file in sorted(p for p in run.iterdir() if p.is_file() and p.name != BEST_FILE):
+            files[f"{run.name}/{file.name}"] = np.frombuffer(file.read_bytes(), np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:  # numpy adds .npz to a name without it; the name given is kept
+        np.savez_compressed(handle, **files)  # the splits are JSON text; the weights barely shrink
+    return path
+
+
+def restore(path: str | Path, into: str | Path) -> list[Path]:
+    """Write the runs kept at ``path`` (:func:`keep`) as folders under ``into``; returns them.
+
+    Raises:
+        BrainCnnError: the file holds no kept runs, a folder there already holds other weights, or a model's
+            checksum does not match its card.
+    """
+    try:
+        with np.load(path) as kept:
+            files = {key: kept[key].tobytes() for key in kept.files}
+    except (OSError, ValueError) as error:
+        raise BrainCnnError(f"{path} cannot be read: {error}") from None
+    runs = sorted({key.split("/")[0] for key in files if key.endswith(f"/{MODEL_FILE}")})
+    if not runs:
+        raise BrainCnnError(f"{path} holds no finished runs (it may be an interrupted run's: unpack it)")
+    folders = []
+    for run in runs:
+        folder = Path(into) / run
+        if (folder / MODEL_FILE).is_file() and (folder / MODEL_FILE).read_bytes() != files[f"{run}/{MODEL_FILE}"]:
+            raise BrainCnnError(f"{folder} already holds other weights; move it away to restore {run}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for key in (k for k in files if k.startswith(f"{run}/")):
+            (folder / key.split("/", 1)[1]).write_bytes(files[key])
+        if read_json(folder / CARD_FILE).get("sha256") != sha256_file(folder / MODEL_FILE):
+            raise BrainCnnError(f"{folder}: the weights do not match the card's checksum")
+        folders.append(folder)
+    return folders
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m brain_cnn.training.carry", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,10 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     unpacking = commands.add_parser("unpack", help="one file into a run folder, to resume there")
     unpacking.add_argument("path")
     unpacking.add_argument("out")
+    keeping = commands.add_parser("keep", help="finished run folders into one file, byte for byte")
+    keeping.add_argument("runs", nargs="+", metavar="RUN")
+    keeping.add_argument("path")
+    restoring = commands.add_parser("restore", help="the finished runs of one file, as folders under a folder")
+    restoring.add_argument("path")
+    restoring.add_argument("into")
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":
             print(f"packed {args.out} into {pack(args.out, args.path)}")
+        elif args.command == "keep":
+            print(f"kept {', '.join(args.runs)} in {keep(args.runs, args.path)}")
+        elif args.command == "restore":
+            print(f"restored {', '.join(map(str, restore(args.path, args.into)))}")
         else:
             print(f"unpacked into {unpack(args.path, args.out)}; run the run's own command to go on")
     except BrainCnnError as error:

@@ -63,3 +63,38 @@ def test_packing_needs_an_interrupted_run(tmp_path, capsys):
     (tmp_path / "done").mkdir()
     assert main(["pack", str(tmp_path / "done"), str(tmp_path / "x.npz")]) == 1
     assert "holds no interrupted run" in capsys.readouterr().err
+
+
+def test_finished_runs_are_kept_and_restored_byte_for_byte(tiny_model, tmp_path, capsys):
+    import shutil
+
+    from brain_cnn.model.folder import load_model
+    from brain_cnn.training.carry import FINISHED_FILES
+
+    runs = [shutil.copytree(tiny_model, tmp_path / "runs" / name) for name in ("first", "second")]
+    kept = tmp_path / "state" / "members.npz"
+    assert main(["keep", *map(str, runs), str(kept)]) == 0
+    assert main(["restore", str(kept), str(tmp_path / "fresh")]) == 0
+    assert "restored" in capsys.readouterr().out
+    for run in runs:
+        restored = tmp_path / "fresh" / run.name
+        assert set(FINISHED_FILES) <= {p.name for p in restored.iterdir()}
+        assert all((restored / p.name).read_bytes() == p.read_bytes() for p in run.iterdir() if p.is_file())
+        assert load_model(restored).card.sha256 == load_model(run).card.sha256
+    assert main(["restore", str(kept), str(tmp_path / "fresh")]) == 0  # the same again changes nothing
+
+    (runs[1] / "resume").mkdir()  # interrupted: packed with `pack`, not kept
+    assert main(["keep", str(runs[1]), str(tmp_path / "x.npz")]) == 1
+    assert "is not a finished run" in capsys.readouterr().err
+    (runs[1] / "resume").rmdir()
+    assert main(["keep", str(runs[0]), str(shutil.copytree(runs[0], tmp_path / "other" / "first")),
+                 str(tmp_path / "x.npz")]) == 1
+    assert "two runs are named first" in capsys.readouterr().err
+
+    other = tmp_path / "fresh" / "first" / "model.keras"
+    other.write_bytes(other.read_bytes()[:-1])  # a folder holding other weights is not overwritten
+    assert main(["restore", str(kept), str(tmp_path / "fresh")]) == 1
+    assert "already holds other weights" in capsys.readouterr().err
+    np.savez(tmp_path / "interrupted.npz", weights=np.zeros(3))
+    assert main(["restore", str(tmp_path / "interrupted.npz"), str(tmp_path / "fresh")]) == 1
+    assert "holds no finished runs" in capsys.readouterr().err
