@@ -19,7 +19,7 @@ from brain_cnn.files import sha256_file
 from brain_cnn.model.card import CARD_FILE, MODEL_FILE, ModelCard, load_card
 from brain_cnn.model.tumour_maps import CLASSES, NORMAL, class_output
 from brain_cnn.model.combined import combined_network, check_rule
-from brain_cnn.model.ensemble import MAP_ROLE, check_member, ensemble_network, members_digest
+from brain_cnn.model.ensemble import MAP_ROLE, check_beside, check_member, ensemble_network, members_digest
 from brain_cnn.inference.conformal import CONFORMAL_FILE, Conformal
 from brain_cnn.model.ood import GATE_FILE, Gate
 
@@ -90,14 +90,13 @@ def _load_members(folder: Path, card: ModelCard) -> Any:
             or disagrees with the ensemble's classes or input size.
     """
     loaded = []
-    home = folder.resolve().parent
     for entry in card.members:
         # A card names its members as sibling folders of the same models folder, never anything else on the
         # server's disk (a crafted card would otherwise load whatever folder it names).
         place = (folder / str(entry.get("folder", ""))).resolve()
-        if Path(str(entry.get("folder", ""))).is_absolute() or place.parent != home or place == folder.resolve():
-            raise ModelFolderError(f"{folder.name}: an ensemble's members must be folders beside it in the same "
-                                   f"models folder, not {entry.get('folder')!r}")
+        if Path(str(entry.get("folder", ""))).is_absolute():
+            raise ModelFolderError(f"{folder.name}: a member named by an absolute path, {entry.get('folder')!r}")
+        check_beside([place], folder)
         member = load_model(place)
         check_member(card, member.card, entry, folder.name)
         loaded.append(member)
