@@ -41,8 +41,7 @@ import numpy as np
 
 from brain_cnn.model.combined import combined_features_model, is_combined, map_member
 from brain_cnn.model.ensemble import members_of
-from brain_cnn.model.network import LAST_CONV_LAYER
-from brain_cnn.model.ood import FEATURE_LAYERS
+from brain_cnn.model.features import pooled_features
 from brain_cnn.model.tumour_maps import class_output, map_output
 
 __all__ = ["ENGINES", "ENGINE_ENV", "SLOTS_ENV", "INFERENCE", "InferenceGate", "background", "engine_name", "forward",
@@ -188,7 +187,6 @@ def features_model(model):
     import keras
     from keras import layers
 
-
     if is_combined(model):  # classifiers and a tumour-map network: the gate on the map network's features
         return combined_features_model(model, features_model)
     members = members_of(model)
@@ -198,28 +196,8 @@ def features_model(model):
         # Not all members' features side by side: the gate's covariance grows with the square of
         # their length (6.5 MB for two members, against 1.6 MB for one).
         return keras.Model(image, [features, layers.Average()([first] + [m(image) for m in members[1:]])])
-    names = {layer.name for layer in model.layers}
-
-    def fresh(name: str) -> str:
-        # Keras's automatic names ("global_average_pooling2d") can be the loaded model's own: one name twice
-        # and the graph cannot be built.
-        while name in names:
-            name += "_"
-        names.add(name)
-        return name
-
-    def pool(name):
-        if name not in names:  # the "max" head pools no features: the last block, averaged, is the same thing
-            return layers.GlobalAveragePooling2D(name=fresh("gate_pool_last"))(model.get_layer(LAST_CONV_LAYER).output)
-        output = model.get_layer(name).output
-        return output if name == FEATURE_LAYERS[-1] else layers.GlobalAveragePooling2D(name=fresh(f"gate_pool_{name}"))(output)
-
-    wanted = [n for n in FEATURE_LAYERS if n in names or (n == FEATURE_LAYERS[-1] and LAST_CONV_LAYER in names)]
-    pooled = [pool(name) for name in wanted]
-    # Early layers see texture and contrast, the last one content: together they tell a
-    # radiograph of another body part from a brain slice better than either alone.
     probabilities, tumour_map = class_output(model), map_output(model)
-    features = layers.Concatenate(name=fresh("gate_features"))(pooled) if len(pooled) > 1 else (pooled[0] if pooled else probabilities)
+    features = pooled_features(model)
     return keras.Model(model.inputs, [features, probabilities] + ([tumour_map] if tumour_map is not None else []))
 
 

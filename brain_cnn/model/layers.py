@@ -12,6 +12,7 @@ model all apply it, to augmented images too.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from brain_cnn.scan.preprocess import HEAD_LEVEL, RIM
@@ -205,15 +206,27 @@ class CombinedCall(keras.layers.Layer):
     network's probability of a tumour (1 - P(no tumour)). Which type: ``softmax(d * log p_classifier + e * log
     p_map)`` over the tumour classes, a weighted geometric mean of the two networks' type probabilities (``d = 1,
     e = 0`` is the classifier's alone). The rule's numbers come from the model card (:mod:`brain_cnn.model.combined`).
+
+    With a ``look`` (weights (D,) and an intercept over the first classifier's pooled features, a third input),
+    the slice's familiarity ``g = sigmoid(features . w + w0)`` blends two sets of those numbers: ``familiar``
+    ones for the look of the classifiers' training source (``g = 1``) and the others (``g = 0``).
     """
 
     def __init__(self, normal: int, weights: tuple[float, float], intercept: float,
-                 type_weights: tuple[float, float] = (1.0, 0.0), **kwargs):
+                 type_weights: tuple[float, float] = (1.0, 0.0), familiar: dict | None = None,
+                 look: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.normal = int(normal)
         self.rule_weights = (float(weights[0]), float(weights[1]))
         self.intercept = float(intercept)
         self.type_weights = (float(type_weights[0]), float(type_weights[1]))
+        self.familiar = None if familiar is None else {
+            "weights": [float(w) for w in familiar["weights"]], "intercept": float(familiar["intercept"]),
+            "type_weights": [float(w) for w in familiar["type_weights"]]}
+        self.look = None if look is None else {"weights": [float(w) for w in look["weights"]],
+                                               "intercept": float(look["intercept"])}
+        if (self.familiar is None) != (self.look is None):
+            raise ValueError("a look-dependent rule needs both its familiar numbers and its look")
 
     def call(self, inputs):
         eps = 1e-4  # the same clip as the fit (brain_cnn.model.combined.presence_inputs)
@@ -226,10 +239,21 @@ class CombinedCall(keras.layers.Layer):
             types = ops.concatenate([probabilities[:, : self.normal], probabilities[:, self.normal + 1 :]], axis=-1)
             return ops.log(ops.clip(types, 1e-12, 1.0))
 
-        classifier, tumour_maps = inputs
-        score = self.rule_weights[0] * logit(classifier) + self.rule_weights[1] * logit(tumour_maps) + self.intercept
+        classifier, tumour_maps = inputs[0], inputs[1]
+        weights, intercept, type_weights = self.rule_weights, self.intercept, self.type_weights
+        if self.look is not None:
+            look = ops.convert_to_tensor(np.asarray(self.look["weights"], np.float32)[:, None])
+            g = ops.sigmoid(ops.matmul(ops.cast(inputs[2], "float32"), look) + self.look["intercept"])  # (B, 1)
+
+            def blend(other, familiar):
+                return (1.0 - g) * other + g * familiar
+
+            weights = [blend(w, f) for w, f in zip(weights, self.familiar["weights"])]
+            intercept = blend(intercept, self.familiar["intercept"])
+            type_weights = [blend(w, f) for w, f in zip(type_weights, self.familiar["type_weights"])]
+        score = weights[0] * logit(classifier) + weights[1] * logit(tumour_maps) + intercept
         tumour = ops.sigmoid(score)
-        types = ops.softmax(self.type_weights[0] * log_types(classifier) + self.type_weights[1] * log_types(tumour_maps),
+        types = ops.softmax(type_weights[0] * log_types(classifier) + type_weights[1] * log_types(tumour_maps),
                             axis=-1)
         return ops.concatenate([tumour * types[:, : self.normal], 1.0 - tumour, tumour * types[:, self.normal :]],
                                axis=-1)
@@ -239,4 +263,5 @@ class CombinedCall(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "normal": self.normal, "weights": list(self.rule_weights),
-                "intercept": self.intercept, "type_weights": list(self.type_weights)}
+                "intercept": self.intercept, "type_weights": list(self.type_weights), "familiar": self.familiar,
+                "look": self.look}

@@ -36,7 +36,7 @@ import numpy as np
 from brain_cnn.data.carves import CALIBRATION, recorded_files
 from brain_cnn.data.dataset import Sample, SplitManifest
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
-from brain_cnn.data.leakage import files_with_copies, hash_images
+from brain_cnn.data.leakage import files_with_copies, hash_images, patient_groups
 from brain_cnn.data.pipeline import SOFT_TUMOUR, decode_samples
 from brain_cnn.errors import DatasetError, ModelFolderError
 from brain_cnn.inference.decision import TUMOUR_FIRST
@@ -169,25 +169,33 @@ def _type_accuracy(types: np.ndarray, labels: np.ndarray, sources: np.ndarray, n
     return {str(s): round(float(right[here == s].mean()), 4) for s in sorted(set(here.tolist()))}
 
 
+def _type_loss_weights(sources: np.ndarray) -> np.ndarray:
+    cells = Counter(sources.tolist())
+    weight = np.array([1.0 / cells[s] for s in sources.tolist()])
+    return weight / weight.sum()
+
+
 def _fit_type_weights(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sources: np.ndarray,
-                      normal: int) -> list[float]:
+                      normal: int, g: np.ndarray | None = None) -> list[float]:
     """The type weights (d, e) of ``softmax(d log p_classifiers + e log p_map)`` that minimise the type's
-    log-loss on the validation tumours of a known type, each source weighing the same."""
+    log-loss on the validation tumours of a known type, each source weighing the same; with a familiarity
+    ``g``, four: (d, e) of the other looks, then of the familiar one (each slice's pair is their blend)."""
     from scipy.optimize import minimize
 
     typed, truth = _typed(labels, normal)
     if typed.sum() < 20:
-        return [1.0, 0.0]
+        return [1.0, 0.0] if g is None else [1.0, 0.0, 1.0, 0.0]
     rows = np.arange(int(typed.sum()))
-    cells = Counter(sources[typed].tolist())
-    weight = np.array([1.0 / cells[s] for s in sources[typed].tolist()])
-    weight /= weight.sum()
+    weight = _type_loss_weights(sources[typed])
+    here = None if g is None else g[typed][:, None]
 
     def loss(w):
-        p = type_probabilities(classified[typed], found[typed], w, normal)
+        pairs = w if here is None else (1 - here) * w[:2] + here * w[2:]
+        p = type_probabilities(classified[typed], found[typed], pairs, normal)
         return float(-(weight * np.log(np.clip(p[rows, truth], 1e-12, 1.0))).sum())
 
-    best = minimize(loss, x0=[0.5, 0.5], method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7})
+    start = [0.5, 0.5] if g is None else [0.5, 0.5, 0.5, 0.5]
+    best = minimize(loss, x0=start, method="L-BFGS-B")
     return [round(float(w), 6) for w in best.x]
 
 
@@ -204,26 +212,98 @@ def _presence_figures(score: np.ndarray, tumour: np.ndarray, sources: np.ndarray
     return out
 
 
+def _fit_numbers(classified, found, labels, sources, normal, g=None) -> dict[str, Any]:
+    """The rule's numbers fitted on these rows: one set, or with a familiarity ``g`` the other looks' and the
+    familiar look's (each a logistic fit on the presence inputs scaled by 1 - g and by g)."""
+    from sklearn.linear_model import LogisticRegression
+
+    tumour = labels != normal
+    features = presence_inputs(classified, found, normal)
+    weights = _balanced_weights(sources, tumour)
+    if g is None:
+        # Two inputs and thousands of slices: the default L2 penalty is a light touch, kept for stability.
+        fitted = LogisticRegression(C=1.0).fit(features, tumour, sample_weight=weights)
+        return {"weights": [round(float(w), 6) for w in fitted.coef_[0]],
+                "intercept": round(float(fitted.intercept_[0]), 6),
+                "type_weights": _fit_type_weights(classified, found, labels, sources, normal)}
+    g = g[:, None]
+    scaled = np.hstack([(1 - g) * features, 1 - g, g * features, g])
+    coef = LogisticRegression(C=1.0, fit_intercept=False).fit(scaled, tumour, sample_weight=weights).coef_[0]
+    types = _fit_type_weights(classified, found, labels, sources, normal, g[:, 0])
+    rounded = [round(float(w), 6) for w in coef]
+    return {"weights": rounded[:2], "intercept": rounded[2], "type_weights": types[:2],
+            "familiar": {"weights": rounded[3:5], "intercept": rounded[5], "type_weights": types[2:]}}
+
+
+def _fit_look(features: np.ndarray, home: np.ndarray, groups: np.ndarray, folds: int) -> tuple[dict, np.ndarray]:
+    """A logistic look (weights over the raw features, the standardisation folded in) telling the classifiers'
+    training source from the others, and each row's familiarity predicted by a fit that did not see its group
+    (so the rule's numbers are fitted on familiarities as unseen slices get them)."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features)
+    scaled = scaler.transform(features)
+    splits = list(GroupKFold(folds).split(scaled, home, groups))
+    # The strength of the penalty chosen by grouped cross-validation; the sources' sizes balanced.
+    chosen = LogisticRegressionCV(Cs=LOOK_PENALTIES, l1_ratios=(0.0,), cv=splits, scoring="neg_log_loss",
+                                  class_weight="balanced", max_iter=3000, use_legacy_attributes=False).fit(scaled, home)
+    c = float(chosen.C_)
+    unseen = cross_val_predict(LogisticRegression(C=c, class_weight="balanced", max_iter=3000), scaled, home,
+                               cv=splits, method="predict_proba")[:, 1]
+    scale = scaler.scale_
+    weights = chosen.coef_[0] / scale
+    intercept = float(chosen.intercept_[0] - (chosen.coef_[0] * scaler.mean_ / scale).sum())
+    return {"weights": [float(np.float32(w)) for w in weights], "intercept": intercept, "C": c}, unseen
+
+
+LOOK_PENALTIES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # inverse L2 strengths tried for the look
+
+
+def _rule_loss(probabilities: np.ndarray, labels: np.ndarray, sources: np.ndarray, normal: int) -> float:
+    """The rule's validation loss: the presence log-loss (every (source, tumour / no tumour) cell the same) plus
+    the type's log-loss on tumours of a known type (every source the same)."""
+    tumour = labels != normal
+    weights = _balanced_weights(sources, tumour)
+    present = np.clip(1 - probabilities[:, normal], 1e-7, 1 - 1e-7)
+    presence = -np.mean(weights * np.where(tumour, np.log(present), np.log1p(-present)))
+    typed, truth = _typed(labels, normal)
+    types = np.delete(probabilities[typed], normal, axis=1)
+    types /= types.sum(axis=1, keepdims=True)
+    type_loss = -(_type_loss_weights(sources[typed]) * np.log(np.clip(types[np.arange(len(truth)), truth], 1e-12,
+                                                                        1))).sum() if typed.any() else 0.0
+    return float(presence + type_loss)
+
+
+def _validation_figures(probabilities, labels, sources, normal) -> dict[str, Any]:
+    tumour = labels != normal
+    typed, truth = _typed(labels, normal)
+    right = np.delete(probabilities[typed], normal, axis=1).argmax(axis=1) == truth
+    here = sources[typed]
+    return {"loss": round(_rule_loss(probabilities, labels, sources, normal), 4),
+            "type_accuracy": {str(s): round(float(right[here == s].mean()), 4) for s in sorted(set(here.tolist()))},
+            "tumour_probability_at_half": _presence_figures(1 - probabilities[:, normal], tumour, sources)}
+
+
 def fit_rule(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sources: np.ndarray,
-             normal: int) -> dict[str, Any]:
+             normal: int, features: np.ndarray | None = None, home: set[str] | None = None,
+             groups: np.ndarray | None = None, folds: int = 5) -> dict[str, Any]:
     """The combination rule fitted on member probabilities (N, K) of validation images (each image's rows
     and its mirror image's rows, in any order), their labels (N,) (-1: a tumour of another type) and sources.
+
+    With the first classifier's pooled ``features`` (N, D), the ``home`` sources its classifiers trained on and
+    ``groups`` (rows that must stay together: an image and its mirror, a patient's slices), a look-dependent
+    rule is fitted too; it is kept only if its loss, each row predicted by a fit that did not see its group
+    (grouped cross-validation), is lower than the one-rule-for-every-look fit's.
 
     Raises:
         DatasetError: no tumours or no normal slices to fit on.
     """
-    from sklearn.linear_model import LogisticRegression
-
     tumour = labels != normal
     if tumour.all() or not tumour.any():
         raise DatasetError("fitting the combination needs validation tumours and validation normal slices")
-    features = presence_inputs(classified, found, normal)
-    weights = _balanced_weights(sources, tumour)
-    # Two inputs and thousands of slices: the default L2 penalty is a light touch, kept for stability.
-    fitted = LogisticRegression(C=1.0).fit(features, tumour, sample_weight=weights)
-    rule = {"method": "logistic", "weights": [round(float(w), 6) for w in fitted.coef_[0]],
-            "intercept": round(float(fitted.intercept_[0]), 6),
-            "type_weights": _fit_type_weights(classified, found, labels, sources, normal)}
+    rule = {"method": "logistic", **_fit_numbers(classified, found, labels, sources, normal)}
     rule["validation"] = {
         "type_accuracy": {name: _type_accuracy(type_probabilities(classified, found, w, normal), labels, sources,
                                                normal)
@@ -234,6 +314,30 @@ def fit_rule(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sour
             "tumour map": _presence_figures(1 - found[:, normal], tumour, sources),
             "combined": _presence_figures(1 - combine(classified, found, rule, normal)[:, normal], tumour, sources)},
     }
+    at_home = None if features is None or groups is None or not home else np.isin(sources, sorted(home))
+    if at_home is None or at_home.all() or not at_home.any() or len(set(groups.tolist())) < folds:
+        return rule
+    from sklearn.model_selection import GroupKFold
+
+    look, unseen = _fit_look(features, at_home, groups, folds)
+    one = np.zeros_like(classified)
+    both = np.zeros_like(classified)
+    for train, held in GroupKFold(folds).split(features, at_home, groups):
+        numbers = _fit_numbers(classified[train], found[train], labels[train], sources[train], normal)
+        one[held] = combine(classified[held], found[held], numbers, normal)
+        numbers = _fit_numbers(classified[train], found[train], labels[train], sources[train], normal, unseen[train])
+        # Each held-out row with the familiarity a look fitted without its group gives it.
+        both[held] = combine(classified[held], found[held], numbers, normal, g=unseen[held])
+    cross = {"one rule for every look": _validation_figures(one, labels, sources, normal),
+             "look-dependent": _validation_figures(both, labels, sources, normal)}
+    rule["validation"]["cross_validated"] = {
+        "folds": folds, "grouped_by": "image with its mirror image, and patient where known", **cross}
+    familiar_fit = _fit_numbers(classified, found, labels, sources, normal, unseen)
+    home_share = {str(s): round(float(np.median(unseen[sources == s])), 3) for s in sorted(set(sources.tolist()))}
+    rule["validation"]["familiarity_median"] = home_share
+    if cross["look-dependent"]["loss"] < cross["one rule for every look"]["loss"]:
+        rule.update(method="look-dependent logistic", **familiar_fit,
+                    look={**look, "home": sorted(home), "features": "the first classifier's pooled features"})
     return rule
 
 
@@ -241,13 +345,36 @@ def _common_root(paths: list[str]) -> str:
     return os.path.relpath(os.path.commonpath([os.path.abspath(p) for p in paths]))
 
 
-def _member_outputs(model, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw probabilities of the classifiers (their mean) and of the map network, for images and mirror images."""
-    from brain_cnn.inference.predictor import predict_probabilities
+def _member_outputs(model, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw probabilities of the classifiers (their mean) and of the map network, and the first classifier's
+    pooled features, for images and mirror images."""
+    from brain_cnn.inference.predictor import predict_outputs, predict_probabilities
 
     both = np.concatenate([images, images[:, :, ::-1]])
-    classifiers = [predict_probabilities(member, both, batch_size) for member in classifier_members(model)]
-    return np.mean(classifiers, axis=0), predict_probabilities(map_member(model), both, batch_size)
+    members = classifier_members(model)
+    features, first = predict_outputs(members[0], both, batch_size)
+    classifiers = [first] + [predict_probabilities(member, both, batch_size) for member in members[1:]]
+    return np.mean(classifiers, axis=0), predict_probabilities(map_member(model), both, batch_size), features
+
+
+def _fit_groups(files: list[str], root: str, sources: np.ndarray) -> np.ndarray:
+    """Rows that must stay together when the rule is cross-validated: a patient's slices where the set lists its
+    patients (:func:`brain_cnn.data.leakage.patient_groups`), else each image alone."""
+    groups = {}
+    for source in sorted(set(sources.tolist())):
+        mine = [f for f, s in zip(files, sources) if s == source]
+        # The set's own folder: the root itself when every fitting image is of one set.
+        base = root if os.path.basename(os.path.abspath(root)) == source else os.path.join(root, source)
+        samples = [Sample(os.path.relpath(os.path.join(root, f), base), "") for f in mine]
+        patients = patient_groups(base, samples)
+        groups.update({f: f"{source}: {patients.get(sample.path, f)}" for f, sample in zip(mine, samples)})
+    return np.array([groups[f] for f in files])
+
+
+def _home(manifest: SplitManifest, sources: set[str]) -> set[str]:
+    """The fitting sources a classifier trained on: those whose folder its training images lie in."""
+    parts = {part for path, _ in _absolute(manifest, "train") for part in Path(path).parts}
+    return {s for s in sources if s in parts}
 
 
 def make_combined(member_folders: list[str | Path], out: str | Path, name: str | None = None,
@@ -299,8 +426,12 @@ def make_combined(member_folders: list[str | Path], out: str | Path, name: str |
     sources = np.array([source_of[f] for f in decoded.files])
     neutral = {"weights": [0.0, 1.0], "intercept": 0.0, "type_weights": [1.0, 0.0]}
     network = combined_network([m.model for m in classifiers], tumour_maps.model, neutral, normal)
-    classified, found = _member_outputs(network, decoded.images, batch_size)
-    rule = fit_rule(classified, found, np.concatenate([decoded.labels] * 2), np.concatenate([sources] * 2), normal)
+    classified, found, features = _member_outputs(network, decoded.images, batch_size)
+    groups = _fit_groups(decoded.files, root, sources)
+    first_manifest = manifests[is_map.index(False)]
+    rule = fit_rule(classified, found, np.concatenate([decoded.labels] * 2), np.concatenate([sources] * 2), normal,
+                    features=features, home=_home(first_manifest, set(sources.tolist())),
+                    groups=np.concatenate([groups] * 2))
     rule["fitted_on"] = {
         "images": len(decoded.files), "by_source": dict(Counter(sources.tolist())),
         "tumours": int((decoded.labels != normal).sum()), "normals": int((decoded.labels == normal).sum()),
@@ -313,7 +444,11 @@ def make_combined(member_folders: list[str | Path], out: str | Path, name: str |
                       "to fit on the validation slices without overfitting, and a calibrated probability as its "
                       "result; the type from a weighted geometric mean of the two networks' type probabilities, fitted "
                       "on the validation tumours of a known type (each source weighing the same), which contains "
-                      "either network alone as a special case")
+                      "either network alone as a special case. A look-dependent rule (feature-weighted stacking: "
+                      "those numbers blended by how much the slice looks like the classifiers' training source, a "
+                      "logistic fit on the first classifier's pooled features) is fitted beside it and kept only "
+                      "where its grouped cross-validated loss is lower: the classifiers type their own look best and "
+                      "the map network the others, and one blend for every slice settles between the two")
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -222,3 +222,106 @@ def test_the_combined_folder_calibrates_on_what_no_member_trained_on_and_the_rul
 
     pool = calibration_pool([manifest([a], [b, c, e]), manifest([a, c], [b, d])], fitted={str(tmp_path / "data" / d)})
     assert sorted(pool) == [str(tmp_path / "data" / b)]
+
+
+def _with_look(combined, tmp_path, features: np.ndarray):
+    """A copy of the combined folder whose rule depends on the look: a look that tells these features apart."""
+    folder = shutil.copytree(combined, tmp_path / "combined")
+    for member in ("classifier", "maps"):
+        shutil.copytree(combined.parent / member, tmp_path / member)
+    card = json.loads((folder / CARD_FILE).read_text())
+    centred = features - features.mean(axis=0)
+    direction = centred[np.argmax(np.linalg.norm(centred, axis=1))]
+    weights = direction * 4 / np.abs(centred @ direction).max()  # log-odds from -4 to 4 over these slices
+    card["training"]["combination"].update(
+        familiar={"weights": [2.0, -0.5], "intercept": 0.7, "type_weights": [1.5, 0.1]},
+        look={"weights": weights.tolist(), "intercept": float(-features.mean(axis=0) @ weights)})
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    return folder
+
+
+def test_a_look_dependent_rule_answers_alike_in_the_graph_on_every_engine_and_in_numpy(members, combined, tmp_path):
+    from brain_cnn.model.combined import familiarity
+    from brain_cnn.model.engines import forward, gate_split
+    from brain_cnn.model.layers import AreaResize
+
+    classifier, maps = (load_model(m) for m in members)
+    x = batch(64)
+    first_features = forward(classifier.model, "tensorflow")(x)[0]
+    loaded = load_model(_with_look(combined, tmp_path, first_features))
+    rule = loaded.card.training["combination"]
+    g = familiarity(first_features, rule["look"])
+    assert g.min() < 0.2 and g.max() > 0.8  # both ends of the blend are exercised
+    expected = combine(classifier.model(x).numpy(), maps.model(AreaResize(48)(x))["probabilities"].numpy(), rule, 2,
+                       features=first_features)
+    assert not np.allclose(expected, combine(classifier.model(x).numpy(),
+                                             maps.model(AreaResize(48)(x))["probabilities"].numpy(),
+                                             {k: v for k, v in rule.items() if k not in ("look", "familiar")}, 2))
+    np.testing.assert_allclose(loaded.model(x)["probabilities"].numpy(), expected, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for engine in ("onnxruntime", "tensorflow"):
+            features, probabilities, _ = forward(loaded.model, engine)(x)
+            np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+            # The gate's second part reads the same pooled features as the look.
+            np.testing.assert_allclose(features[:, gate_split(loaded.model):], first_features, atol=1e-4)
+
+
+def test_a_look_of_the_wrong_length_or_without_its_numbers_is_refused(combined, tmp_path):
+    folder = _with_look(combined, tmp_path, np.random.default_rng(0).normal(size=(4, 3)))
+    with pytest.raises(ModelFolderError, match="look weighs 3 features"):
+        load_model(folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    del card["training"]["combination"]["familiar"]
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelFolderError, match="look-dependent combination rule needs"):
+        load_model(folder)
+
+
+def _two_looks(n: int, seed: int):
+    """Validation outputs of two sources: at "home" the classifiers are right and the map network guesses, away
+    the other way round; the first classifier's features tell the two looks apart."""
+    rng = np.random.default_rng(seed)
+    sources = np.array(["home", "away"] * (n // 2))
+    labels = rng.choice([0, 1, 2, 3], n)
+    home = sources == "home"
+
+    def right():
+        out = np.full((n, 4), 0.04)
+        out[np.arange(n), labels] = 0.88
+        return out
+
+    guess = rng.dirichlet(np.ones(4), n)
+    classified = np.where(home[:, None], right(), guess)
+    found = np.where(home[:, None], rng.dirichlet(np.ones(4), n), right())
+    features = rng.normal(size=(n, 6)) + np.where(home, 1.5, -1.5)[:, None] * [1, 1, 0, 0, 0, 0]
+    return classified, found, labels, sources, features
+
+
+def test_the_fit_lets_each_network_decide_where_it_knows_the_look():
+    classified, found, labels, sources, features = _two_looks(600, 0)
+    groups = np.arange(600) // 2  # pairs kept together, as an image and its mirror image are
+    rule = fit_rule(classified, found, labels, sources, 2, features=features, home={"home"}, groups=groups)
+    assert rule["method"] == "look-dependent logistic" and rule["look"]["home"] == ["home"]
+    cross = rule["validation"]["cross_validated"]
+    assert cross["look-dependent"]["loss"] < cross["one rule for every look"]["loss"]
+    assert rule["validation"]["familiarity_median"]["home"] > 0.9 > 0.1 > rule["validation"]["familiarity_median"]["away"]
+    assert rule["familiar"]["type_weights"][0] > rule["familiar"]["type_weights"][1]  # at home the classifiers
+    assert rule["type_weights"][1] > rule["type_weights"][0]  # away the map network
+    # Judged on new slices of the same two looks, it calls (nearly) all of them right, in both looks.
+    classified, found, labels, sources, features = _two_looks(400, 1)
+    calls = combine(classified, found, rule, 2, features=features).argmax(axis=1)
+    for source in ("home", "away"):
+        assert (calls == labels)[sources == source].mean() > 0.95
+    # One look for every slice: no look to learn, one rule.
+    assert fit_rule(classified, found, labels, sources, 2, features=features, home={"home", "away"},
+                    groups=np.arange(400) // 2)["method"] == "logistic"
+
+
+def test_the_look_dependent_rule_is_dropped_where_it_does_not_cross_validate_better():
+    classified, found, labels, sources, _ = _two_looks(600, 2)
+    # Features that do not tell the looks apart: the look cannot help, and is not kept.
+    noise = np.random.default_rng(3).normal(size=(600, 6))
+    rule = fit_rule(classified, found, labels, sources, 2, features=noise, home={"home"}, groups=np.arange(600) // 2)
+    assert rule["method"] == "logistic" and "look" not in rule and "familiar" not in rule
+    assert "cross_validated" in rule["validation"]
