@@ -41,7 +41,7 @@ from brain_cnn.data.pipeline import SOFT_TUMOUR, decode_samples
 from brain_cnn.errors import DatasetError, ModelFolderError
 from brain_cnn.inference.decision import TUMOUR_FIRST
 from brain_cnn.model.card import SPLIT_FILE, ModelCard, library_versions
-from brain_cnn.model.combined import classifier_members, combine, combined_network, map_member, \
+from brain_cnn.model.combined import classifier_members, combine, combined_network, familiarity, map_member, \
     presence_inputs, type_probabilities
 from brain_cnn.model.ensemble import MAP_ROLE, check_beside, check_compatible, members_digest
 from brain_cnn.model.folder import NORMAL_CLASS, load_model
@@ -286,6 +286,39 @@ def _validation_figures(probabilities, labels, sources, normal) -> dict[str, Any
             "tumour_probability_at_half": _presence_figures(1 - probabilities[:, normal], tumour, sources)}
 
 
+def _sources_left_out(classified, found, labels, sources, normal, features, at_home, groups,
+                      folds) -> dict[str, Any]:
+    """How each rule does on a look it was not fitted on: each source the classifiers did not train on, left out
+    of the whole fit (the look's too) and predicted by the rest. A scan from another scanner or sequence is
+    such a look; the figures say whether the look-dependent rule still sends it to the map network."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for source in sorted(set(sources[~at_home].tolist())):
+        held = sources == source
+        rest = ~held
+        if at_home[rest].all() or len(set(groups[rest].tolist())) < folds:
+            continue
+        look, unseen = _fit_look(features[rest], at_home[rest], groups[rest], folds)
+        g = familiarity(features[held], look)
+        figures = {}
+        for name, numbers, given in (
+                ("one rule for every look", _fit_numbers(classified[rest], found[rest], labels[rest], sources[rest],
+                                                         normal), None),
+                ("look-dependent", _fit_numbers(classified[rest], found[rest], labels[rest], sources[rest], normal,
+                                                unseen), g)):
+            probabilities = combine(classified[held], found[held], numbers, normal, g=given)
+            here = _validation_figures(probabilities, labels[held], sources[held], normal)
+            tumour = labels[held] != normal
+            figures[name] = {"type_accuracy": here["type_accuracy"].get(source),
+                             **here["tumour_probability_at_half"][source],
+                             "auc": round(float(roc_auc_score(tumour, 1 - probabilities[:, normal])), 4)
+                             if 0 < tumour.sum() < len(tumour) else None}
+        out[source] = {"familiarity_percentiles_50_90_99": [round(float(v), 3) for v in np.percentile(g, [50, 90, 99])],
+                       **figures}
+    return out
+
+
 def fit_rule(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sources: np.ndarray,
              normal: int, features: np.ndarray | None = None, home: set[str] | None = None,
              groups: np.ndarray | None = None, folds: int = 5) -> dict[str, Any]:
@@ -332,6 +365,8 @@ def fit_rule(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sour
              "look-dependent": _validation_figures(both, labels, sources, normal)}
     rule["validation"]["cross_validated"] = {
         "folds": folds, "grouped_by": "image with its mirror image, and patient where known", **cross}
+    rule["validation"]["source_left_out"] = _sources_left_out(classified, found, labels, sources, normal, features,
+                                                              at_home, groups, folds)
     familiar_fit = _fit_numbers(classified, found, labels, sources, normal, unseen)
     home_share = {str(s): round(float(np.median(unseen[sources == s])), 3) for s in sorted(set(sources.tolist()))}
     rule["validation"]["familiarity_median"] = home_share

@@ -313,8 +313,15 @@ def test_the_fit_lets_each_network_decide_where_it_knows_the_look():
     calls = combine(classified, found, rule, 2, features=features).argmax(axis=1)
     for source in ("home", "away"):
         assert (calls == labels)[sources == source].mean() > 0.95
+    # With a third source of the "away" look, each is also left out of the whole fit and predicted by the rest.
+    sources = np.where((sources == "away") & (np.arange(400) % 4 == 1), "far", sources)
+    rule = fit_rule(classified, found, labels, sources, 2, features=features, home={"home"}, groups=np.arange(400) // 2)
+    left_out = rule["validation"]["source_left_out"]
+    assert set(left_out) == {"away", "far"}
+    assert left_out["far"]["familiarity_percentiles_50_90_99"][0] < 0.1  # still sent to the map network
+    assert left_out["far"]["look-dependent"]["type_accuracy"] > 0.95
     # One look for every slice: no look to learn, one rule.
-    assert fit_rule(classified, found, labels, sources, 2, features=features, home={"home", "away"},
+    assert fit_rule(classified, found, labels, sources, 2, features=features, home={"home", "away", "far"},
                     groups=np.arange(400) // 2)["method"] == "logistic"
 
 
