@@ -22,6 +22,7 @@ from brain_cnn.evaluation.loso import run_loso
 from brain_cnn.evaluation.screening import evaluate_screening
 from brain_cnn.files import read_json, write_json
 from brain_cnn.inference.conformal import set_text
+from brain_cnn.reports.sentences import combination_text
 from brain_cnn.inference.decision import TOP_CLASS, TUMOUR_FIRST
 from brain_cnn.inference.predictor import Predictor, expand_inputs
 from brain_cnn.model.card import EVALUATION_FILE, load_card
@@ -373,11 +374,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         flip = True if flip is None else flip
         out = make_combined(args.members, args.out, args.name, args.fit_data, args.batch_size)
         rule = load_card(out).training["combination"]
-        print(f"saved {out}: {len(args.members)} members; whether there is a tumour = sigmoid("
-              f"{rule['weights'][0]:.3f} x classifiers' log-odds + {rule['weights'][1]:.3f} x map network's + "
-              f"{rule['intercept']:.3f}); the type = softmax({rule['type_weights'][0]:.3f} x classifiers' log "
-              f"probabilities + {rule['type_weights'][1]:.3f} x map network's); fitted on "
-              f"{rule['fitted_on']['images']} validation images", flush=True)
+        print(f"saved {out}: {len(args.members)} members. {combination_text(rule).replace('**', '')}", flush=True)
     else:
         if args.fit_data:
             raise BrainCnnError("--fit-data is for a combined model (one member a tumour-map network)")

@@ -51,13 +51,25 @@ def conformal_text(conformal: dict) -> str:
 
 def combination_text(rule: dict) -> str:
     """How a combined model (:mod:`brain_cnn.model.combined`) joins its members, for the model card."""
-    a, b = rule["weights"]
-    d, e = rule["type_weights"]
+    def numbers(part: dict) -> str:
+        a, b = part["weights"]
+        d, e = part["type_weights"]
+        c = float(part["intercept"])
+        return (f"whether there is a tumour = sigmoid({a:.3f} × the classifiers' tumour log-odds + {b:.3f} × the "
+                f"tumour-map network's {'+' if c >= 0 else '−'} {abs(c):.3f}); the type from both networks' type probabilities "
+                f"(weights {d:.3f} and {e:.3f}, a weighted geometric mean)")
+
     fitted = rule.get("fitted_on", {})
-    return (f"**A combined model**: whether there is a tumour = sigmoid({a:.3f} × the classifiers' tumour log-odds + "
-            f"{b:.3f} × the tumour-map network's + {rule['intercept']:.3f}); the type from both networks' type "
-            f"probabilities (weights {d:.3f} and {e:.3f}, a weighted geometric mean); the outline from the map. "
-            f"Fitted on {fitted.get('images', 'its')} validation images no member trained on.")
+    if rule.get("familiar"):
+        home = ", ".join(rule.get("look", {}).get("home", [])) or "their training source"
+        body = (f"how much a slice looks like the classifiers' training source ({home}) is read off the first "
+                f"classifier's features, and the rule moves between two sets of numbers by it (chosen over one rule "
+                f"for every look by cross-validation). For that look, {numbers(rule['familiar'])}; for other "
+                f"looks, {numbers(rule)}")
+    else:
+        body = numbers(rule)
+    return (f"**A combined model**: {body}; the outline from the map. Fitted on {fitted.get('images', 'its')} "
+            f"validation images no member trained on.")
 
 
 def decision_rule(rule: str) -> str:

@@ -56,3 +56,18 @@ def test_the_card_says_what_the_sets_were_calibrated_on_and_what_screening_lets_
     unavailable = conformal_text({"calibration_images": 12, "per_class": {}, "screening": {
         "missed_rate": 0.05, "unavailable": "needs at least 20 calibration tumours"}})
     assert "No screening mode: needs at least 20 calibration tumours." in unavailable
+
+
+def test_the_combination_is_said_in_words_with_its_look_when_it_has_one():
+    from brain_cnn.reports.sentences import combination_text
+
+    one = {"weights": [0.1, 0.7], "intercept": -0.25, "type_weights": [0.2, 1.3], "fitted_on": {"images": 12}}
+    text = combination_text(one)
+    assert "sigmoid(0.100 × the classifiers' tumour log-odds + 0.700 × the tumour-map network's − 0.250)" in text
+    assert "weights 0.200 and 1.300" in text and "12 validation images" in text and "looks like" not in text
+    look = {**one, "familiar": {"weights": [0.4, 0.5], "intercept": 0.5, "type_weights": [0.9, 0.1]},
+            "look": {"weights": [1.0], "intercept": 0.0, "home": ["brain-tumor-mri"]}}
+    text = combination_text(look)
+    assert "training source (brain-tumor-mri)" in text
+    assert text.index("0.400 ×") < text.index("for other looks") < text.index("0.100 ×")
+    assert "network's + 0.500" in text and "weights 0.900 and 0.100" in text
