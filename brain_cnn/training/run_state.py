@@ -5,8 +5,10 @@ Adam's moments as bfloat16, the float32's upper half: resuming needs their
 size, not their last bits, and it halves the file), the epochs done, the
 recipe, every epoch's figures, the shipping rule's bar, a digest of the
 decoded data (which files, which labels: a fresh clone decodes the same data
-again, and the digest proves it), and the candidate (the weights of the epoch
-the shipping rule picks so far). Written at each epoch's end to a
+again, and the digest proves it), the candidate (the weights of the epoch
+the shipping rule picks so far) and the weights of the epoch lowest in
+validation loss so far (measured whatever the rule says: a fresh clone has
+no other epoch's file). Written at each epoch's end to a
 neighbouring file and renamed over the old one, so a run killed at any moment
 leaves the last complete epoch's state.
 
@@ -54,11 +56,13 @@ def data_digest(files: list[str], labels: np.ndarray) -> str:
 
 class RunState(dict):
     """A loaded state: ``epoch``, ``settings``, ``history`` (rows), ``bar``, ``digest``, ``candidate_epoch``,
-    and the arrays ``weights``, ``optimizer`` (list of (name, array)), ``candidate`` (weights or None)."""
+    ``lowest_epoch``, and the arrays ``weights``, ``optimizer`` (list of (name, array)), ``candidate`` and
+    ``lowest`` (weights or None; ``lowest`` None in states written before it was kept)."""
 
 
 def save_state(path: str | Path, model, epoch: int, settings: dict, history: list[dict], bar: dict | None,
-               digest: str, candidate: list[np.ndarray] | None, candidate_epoch: int | None) -> None:
+               digest: str, candidate: list[np.ndarray] | None, candidate_epoch: int | None,
+               lowest: list[np.ndarray] | None = None, lowest_epoch: int | None = None) -> None:
     """Write the state of ``model`` (compiled, its optimizer built) after ``epoch`` epochs, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +80,12 @@ def save_state(path: str | Path, model, epoch: int, settings: dict, history: lis
             names.append([variable.path, str(value.dtype)])
     for i, weight in enumerate(candidate or []):
         arrays[f"c{i}"] = weight
+    for i, weight in enumerate(lowest or []):
+        arrays[f"l{i}"] = weight
     meta = {"format": FORMAT, "epoch": epoch, "settings": settings, "history": history, "bar": bar,
             "digest": digest, "optimizer": names, "weights": len(model.get_weights()),
-            "candidate": len(candidate or []), "candidate_epoch": candidate_epoch}
+            "candidate": len(candidate or []), "candidate_epoch": candidate_epoch,
+            "lowest": len(lowest or []), "lowest_epoch": lowest_epoch}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
@@ -103,6 +110,8 @@ def load_state(path: str | Path) -> RunState:
             state["optimizer"] = [(name, from_bfloat16(saved[f"o{i}"]) if kind == "bfloat16" else saved[f"o{i}"])
                                   for i, (name, kind) in enumerate(meta["optimizer"])]
             state["candidate"] = [saved[f"c{i}"] for i in range(meta["candidate"])] or None
+            state["lowest"] = [saved[f"l{i}"] for i in range(meta.get("lowest", 0))] or None
+            state["lowest_epoch"] = meta.get("lowest_epoch")
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as error:
         raise BrainCnnError(f"the run state {path} cannot be read ({error}); restore it from git, or start the "
                             f"run again elsewhere") from None
@@ -148,10 +157,11 @@ def check_settings(state: RunState, settings: dict[str, Any], digest: str, path:
 
 
 def state_keeper(path: str | Path, out: Path, settings: dict, digest: str, bar: dict | None, history: list[dict],
-                 choose, candidate: list[np.ndarray] | None = None, candidate_epoch: int | None = None):
+                 choose, candidate: list[np.ndarray] | None = None, candidate_epoch: int | None = None,
+                 lowest: list[np.ndarray] | None = None, lowest_epoch: int | None = None):
     """A callback that, at each epoch's end, adds the epoch's figures to ``history``, writes ``out/history.csv``,
-    keeps the epoch's weights as the candidate when ``choose(history, bar)`` (the shipping rule) picks it, and
-    saves the state to ``path``. Last among the callbacks, so the figures of those before it are in the logs."""
+    keeps the epoch's weights as the candidate when ``choose(history, bar)`` (the shipping rule) picks it and
+    as the lowest when its validation loss is the lowest so far, and saves the state to ``path``. Last among the callbacks, so the figures of those before it are in the logs."""
     import keras
 
     path = Path(path)
@@ -160,14 +170,18 @@ def state_keeper(path: str | Path, out: Path, settings: dict, digest: str, bar: 
         def __init__(self):
             super().__init__()
             self.candidate, self.candidate_epoch = candidate, candidate_epoch
+            self.lowest, self.lowest_epoch = lowest, lowest_epoch
 
         def on_epoch_end(self, epoch, logs=None):
             history.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
             write_history(out / "history.csv", history)
             if bar and choose(history, bar) == epoch + 1:
                 self.candidate, self.candidate_epoch = self.model.get_weights(), epoch + 1
+            losses = [row["val_loss"] for row in history if "val_loss" in row]
+            if losses and history[-1].get("val_loss") == min(losses):
+                self.lowest, self.lowest_epoch = self.model.get_weights(), epoch + 1
             save_state(path, self.model, epoch + 1, settings, history, bar, digest, self.candidate,
-                       self.candidate_epoch)
+                       self.candidate_epoch, self.lowest, self.lowest_epoch)
 
     return KeepState()
 

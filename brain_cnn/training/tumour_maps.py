@@ -691,8 +691,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
             run_state.write_history(out / "history.csv", history)
             print(f"resumed from {state} after epoch {first} of {epochs}", flush=True)
         keeper = run_state.state_keeper(state, out, recipe, digest, bar, history, shipping_epoch,
-                                        saved["candidate"] if saved else None,
-                                        saved["candidate_epoch"] if saved else None)
+                                        *((saved["candidate"], saved["candidate_epoch"], saved["lowest"],
+                                           saved["lowest_epoch"]) if saved else ()))
         callbacks.append(keeper)  # last: it saves what the others decided and logged
     else:
         callbacks += [
@@ -709,15 +709,18 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     print(f"by the rule of docs/tumour-maps.md: epoch {chosen} (None: no epoch replaces the shipped network)",
           flush=True)
     if state:
-        # An epoch of an earlier session has no file here: the state kept the rule's epoch, or the last.
-        epoch = chosen or len(history)
-        kept = out / "epochs" / f"epoch-{epoch:02d}.keras"
-        if not kept.is_file():
-            kept.parent.mkdir(exist_ok=True)
-            if chosen:
-                model.set_weights(keeper.candidate)
-            model.save(kept)
-        write_model_folder(out, data, epoch=epoch)
+        # An epoch of an earlier session has no file here: the state kept the rule's epoch, the lowest in
+        # validation loss (states written before it was kept: not), and the last.
+        last = model.get_weights()
+        kept_weights = {len(history): last, keeper.lowest_epoch: keeper.lowest, chosen: keeper.candidate}
+        for epoch, weights in kept_weights.items():
+            kept = out / "epochs" / f"epoch-{epoch or 0:02d}.keras"
+            if epoch and weights is not None and not kept.is_file():
+                kept.parent.mkdir(exist_ok=True)
+                model.set_weights(weights)
+                model.save(kept)
+        model.set_weights(last)
+        write_model_folder(out, data, epoch=chosen or keeper.lowest_epoch or len(history))
     else:
         write_model_folder(out, data, epoch=chosen)
     return out
@@ -806,25 +809,27 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
 
     out, data = Path(out), Path(data)
     shipping = read_json(out / "shipping.json", default={})
-    chosen_by = ("given" if epoch and epoch != shipping.get("epoch") else
-                 "the rule on the painted-out validation tumours (docs/tumour-maps.md)" if shipping.get("epoch") else
-                 "the lowest validation loss")
+    history = list(csv.DictReader((out / "history.csv").open())) if (out / "history.csv").is_file() else []
+    losses = [float(row["val_loss"]) for row in history if row.get("val_loss")]
+    lowest = int(np.argmin(losses)) + 1 if losses else None
     epoch = epoch or shipping.get("epoch")
+    chosen_by = ("the rule on the painted-out validation tumours (docs/tumour-maps.md)"
+                 if epoch and epoch == shipping.get("epoch") else
+                 "the lowest validation loss" if epoch in (None, lowest) else
+                 "the last epoch" if epoch == len(history) else "given")
     # The checkpoint holds the optimizer's state too (three times the weights); the model folder needs the weights.
     chosen = out / "epochs" / f"epoch-{epoch:02d}.keras" if epoch else out / MODEL_FILE
     keras.saving.load_model(chosen, compile=False, safe_mode=True).save(out / MODEL_FILE)
     recipe = read_json(out / "recipe.json")
     manifest = _manifest(out, data, int(recipe.get("seed", 42)))
     manifest.save(out / SPLIT_FILE)
-    history = list(csv.DictReader((out / "history.csv").open())) if (out / "history.csv").is_file() else []
-    losses = [float(row["val_loss"]) for row in history if row.get("val_loss")]
     card = ModelCard(
         name=name or out.name, classes=list(CLASSES), image_size=int(recipe["image_size"]),
         dataset={"name": "brain-tumor-mri + brain-tumor-lgg + brain-tumor-44c", "root": str(data),
                  "test": "brain-tumor-mri's official Testing split",
                  "split": manifest.origin, "counts": manifest.counts(), "sources_file": SOURCES_FILE},
         training={**recipe, "epochs_run": len(history), "tumour_map": True,
-                  "best_epoch": epoch or (int(np.argmin(losses)) + 1 if losses else None),
+                  "best_epoch": epoch or lowest,
                   "epoch_chosen_by": chosen_by,
                   **({"replaces_the_shipped_network": shipping.get("epoch") is not None,
                       "shipped_network_on_validation": shipping["bar"]} if shipping.get("bar") else {}),

@@ -26,10 +26,13 @@ def _model():
 def test_a_saved_state_restores_weights_and_optimizer_into_a_new_network(tmp_path):
     model = _model()
     history = [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]
-    save_state(tmp_path / "s.npz", model, 2, {"a": [1, 2]}, history, {"val_loss": 1.0}, "d", model.get_weights(), 2)
+    first = [w + 1 for w in model.get_weights()]
+    save_state(tmp_path / "s.npz", model, 2, {"a": [1, 2]}, history, {"val_loss": 1.0}, "d", model.get_weights(), 2,
+               first, 1)
     state = load_state(tmp_path / "s.npz")
     assert state["epoch"] == 2 and state["history"] == history and state["settings"] == {"a": [1, 2]}
     assert state["candidate_epoch"] == 2 and len(state["candidate"]) == 4
+    assert state["lowest_epoch"] == 1 and all(np.array_equal(a, b) for a, b in zip(state["lowest"], first))
     import keras
 
     fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
@@ -49,6 +52,7 @@ def test_a_damaged_state_and_another_recipe_or_data_are_refused(tmp_path):
     model = _model()
     save_state(tmp_path / "s.npz", model, 1, {"epochs": 9, "seed": 1}, [], None, "abc", None, None)
     state = load_state(tmp_path / "s.npz")
+    assert state["lowest"] is None and state["lowest_epoch"] is None
     check_settings(state, {"epochs": 9, "seed": 1}, "abc", tmp_path)
     with pytest.raises(BrainCnnError, match="seed 1, now 2"):
         check_settings(state, {"epochs": 9, "seed": 2}, "abc", tmp_path)

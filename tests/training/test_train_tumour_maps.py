@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -233,7 +235,9 @@ def test_a_run_kept_in_one_state_file_resumes_in_a_fresh_folder_where_it_stopped
     import keras
 
     shipped = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
-    assert all(np.array_equal(a, b) for a, b in zip(shipped.get_weights(), saved["weights"]))
+    # No rule without a bar: the model folder holds the epoch lowest in validation loss, which the state kept.
+    assert all(np.array_equal(a, b) for a, b in zip(shipped.get_weights(), saved["lowest"]))
+    assert json.loads((out / "card.json").read_text())["training"]["best_epoch"] == saved["lowest_epoch"]
 
 
 def test_a_run_stopped_mid_way_goes_on_from_its_state_with_the_next_epochs_draws(tmp_path, monkeypatch):
@@ -272,7 +276,11 @@ def test_a_run_stopped_mid_way_goes_on_from_its_state_with_the_next_epochs_draws
     # The schedule went on where it stopped: the warm-up epoch's rate, then the cosine's.
     assert float(rows[0]["learning_rate"]) < float(rows[1]["learning_rate"])
     assert [int(value) for name, value in saved["optimizer"] if name.endswith("iteration")] == [6]  # 3 x 2 steps
-    assert not (tmp_path / "fresh" / "epochs" / "epoch-01.keras").exists()  # only the first folder saw epoch 1
+    # The epoch lowest in validation loss has its file on the fresh clone too (from the state), and ships.
+    lowest = min(range(3), key=lambda i: float(rows[i]["val_loss"])) + 1
+    assert saved["lowest_epoch"] == lowest and (tmp_path / "fresh" / "epochs" / f"epoch-{lowest:02d}.keras").is_file()
+    assert json.loads((out / "card.json").read_text())["training"]["best_epoch"] == lowest
+    assert lowest == 1 or not (tmp_path / "fresh" / "epochs" / "epoch-01.keras").exists()
 
 
 def test_only_the_lgg_or_44_class_set_can_be_left_out(tmp_path, capsys):
