@@ -37,7 +37,7 @@ from brain_cnn.scan.preprocess import DECODE_WORKERS, find_head, read_file
 from brain_cnn.scan.read import read_scan
 
 __all__ = ["HASH_SIZE", "COPY_BITS", "KINDS", "ImageHashes", "CopyPair", "hash_images", "hash_samples",
-           "orientation_hashes", "copy_pairs", "files_with_copies", "copy_groups", "patient_groups",
+           "orientation_hashes", "copy_pairs", "files_with_copies", "copy_groups", "Groups", "cases_file", "patient_groups",
            "split_groups", "grouped_split", "audit_folders", "deduplicated_split"]
 
 # Every image is hashed from its head crop at this size, whatever the model's input size.
@@ -245,7 +245,7 @@ def files_with_copies(query: ImageHashes, reference: ImageHashes, max_bits: int 
     return {query.files[i]: pair.kind for i, pair in _closest(copy_pairs(query, reference, max_bits)).items()}
 
 
-class _Groups:
+class Groups:
     """Union-find over any hashable keys: ``join`` two, ``find`` the representative of one."""
 
     def __init__(self) -> None:
@@ -266,13 +266,13 @@ class _Groups:
 
 def copy_groups(hashes: ImageHashes, max_bits: int = COPY_BITS) -> list[int]:
     """A group number for each image: images joined by a chain of copies share one."""
-    groups = _Groups()
+    groups = Groups()
     for pair in copy_pairs(hashes, None, max_bits):
         groups.join(pair.query, pair.reference)
     return [groups.find(i) for i in range(len(hashes))]
 
 
-def _cases_file(root: Path) -> Path | None:
+def cases_file(root: Path) -> Path | None:
     """``cases.csv`` of a data set that lists its patients: in the folder, or in its sibling ``<name>-masks/``."""
     for candidate in (root / "cases.csv", root.parent / f"{root.name}-masks" / "cases.csv"):
         if candidate.is_file():
@@ -286,7 +286,7 @@ def patient_groups(root: str | Path, samples: list[Sample]) -> dict[str, str]:
     Empty when the set lists no patients. The same slice in several sequence
     folders then falls in one group, as do all slices of one patient.
     """
-    found = _cases_file(Path(root))
+    found = cases_file(Path(root))
     if found is None:
         return {}
     with open(found, newline="") as handle:
@@ -305,7 +305,7 @@ def split_groups(root: str | Path, samples: list[Sample], max_bits: int = COPY_B
     hashes = hash_samples(root, samples)
     numbers = copy_groups(hashes, max_bits)
     # Union of the two relations: a copy of any slice of a patient joins that patient's group.
-    groups = _Groups()
+    groups = Groups()
     for sample in samples:
         groups.join(sample.path, patients.get(sample.path, sample.path))
     by_number: dict[int, str] = {}

@@ -37,7 +37,7 @@ from brain_cnn.explain.occlusion import OCCLUSION_METHOD, occlusion_map
 from brain_cnn.model.engines import INFERENCE
 from brain_cnn.model.ensemble import members_of
 from brain_cnn.model.network import LAST_CONV_LAYER
-from brain_cnn.model.tumour_maps import class_output, map_output
+from brain_cnn.model.tumour_maps import class_output
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "QUICK_METHOD", "OCCLUSION", "Explainer"]
 
@@ -52,9 +52,10 @@ def _class_model(model):
     """The network with its class probabilities as its only output.
 
     tf-keras-vis asks for one score per output, and a tumour-map network also
-    outputs its map; the map is not what these methods explain.
+    outputs its map (a look-dependent combined model's first classifier, its
+    pooled features); neither is what these methods explain.
     """
-    if map_output(model) is None:
+    if not isinstance(model.output, dict):
         return model
     import keras
 

@@ -36,7 +36,8 @@ import numpy as np
 from brain_cnn.data.carves import CALIBRATION, recorded_files
 from brain_cnn.data.dataset import Sample, SplitManifest
 from brain_cnn.data.label_maps import NO_TUMOUR, TUMOUR, bundled_label_map
-from brain_cnn.data.leakage import files_with_copies, hash_images, patient_groups
+from brain_cnn.data.leakage import (Groups, cases_file, copy_groups, files_with_copies, hash_images, hash_samples,
+                                    patient_groups)
 from brain_cnn.data.pipeline import SOFT_TUMOUR, decode_samples
 from brain_cnn.errors import DatasetError, ModelFolderError
 from brain_cnn.inference.decision import TUMOUR_FIRST
@@ -358,13 +359,19 @@ def fit_rule(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sour
     for train, held in GroupKFold(folds).split(features, at_home, groups):
         numbers = _fit_numbers(classified[train], found[train], labels[train], sources[train], normal)
         one[held] = combine(classified[held], found[held], numbers, normal)
-        numbers = _fit_numbers(classified[train], found[train], labels[train], sources[train], normal, unseen[train])
-        # Each held-out row with the familiarity a look fitted without its group gives it.
-        both[held] = combine(classified[held], found[held], numbers, normal, g=unseen[held])
+        # The whole look-dependent fit (the look, its penalty, the numbers) without the held-out rows, as it
+        # would be fitted on every row and then meet new slices.
+        if at_home[train].all() or not at_home[train].any() or len(set(groups[train].tolist())) < folds:
+            both[held] = one[held]  # no look to fit without these rows: the one rule is what they would get
+            continue
+        fold_look, fold_unseen = _fit_look(features[train], at_home[train], groups[train], folds)
+        numbers = _fit_numbers(classified[train], found[train], labels[train], sources[train], normal, fold_unseen)
+        both[held] = combine(classified[held], found[held], numbers, normal, g=familiarity(features[held], fold_look))
     cross = {"one rule for every look": _validation_figures(one, labels, sources, normal),
              "look-dependent": _validation_figures(both, labels, sources, normal)}
     rule["validation"]["cross_validated"] = {
-        "folds": folds, "grouped_by": "image with its mirror image, and patient where known", **cross}
+        "folds": folds, "grouped_by": "image with its mirror image and its copies, and patient where known",
+        "nested": "the look and its penalty fitted within each fold", **cross}
     rule["validation"]["source_left_out"] = _sources_left_out(classified, found, labels, sources, normal, features,
                                                               at_home, groups, folds)
     familiar_fit = _fit_numbers(classified, found, labels, sources, normal, unseen)
@@ -373,6 +380,11 @@ def fit_rule(classified: np.ndarray, found: np.ndarray, labels: np.ndarray, sour
     if cross["look-dependent"]["loss"] < cross["one rule for every look"]["loss"]:
         rule.update(method="look-dependent logistic", **familiar_fit,
                     look={**look, "home": sorted(home), "features": "the first classifier's pooled features"})
+        # The in-sample figures of the rule kept, beside the two networks' own.
+        kept = _validation_figures(combine(classified, found, rule, normal, features=features), labels, sources,
+                                   normal)
+        rule["validation"]["type_accuracy"]["combined"] = kept["type_accuracy"]
+        rule["validation"]["tumour_probability_at_half"]["combined"] = kept["tumour_probability_at_half"]
     return rule
 
 
@@ -392,18 +404,39 @@ def _member_outputs(model, images: np.ndarray, batch_size: int) -> tuple[np.ndar
     return np.mean(classifiers, axis=0), predict_probabilities(map_member(model), both, batch_size), features
 
 
+def _source_folder(path: str, source: str) -> str:
+    """The folder of data set ``source`` that ``path`` lies in (the nearest folder above it of that name)."""
+    for folder in Path(os.path.abspath(path)).parents:
+        if folder.name == source:
+            return str(folder)
+    raise DatasetError(f"{path} does not lie in a folder named {source!r}")
+
+
 def _fit_groups(files: list[str], root: str, sources: np.ndarray) -> np.ndarray:
     """Rows that must stay together when the rule is cross-validated: a patient's slices where the set lists its
-    patients (:func:`brain_cnn.data.leakage.patient_groups`), else each image alone."""
-    groups = {}
+    patients (:func:`brain_cnn.data.leakage.patient_groups`), joined with the copies of any of them in any
+    orientation among all fitting images (:func:`brain_cnn.data.leakage.copy_groups`: the 4-class set holds
+    many), else each image alone.
+
+    Raises:
+        DatasetError: a set lists its patients but none of its fitting images can be matched to one.
+    """
+    joined = Groups()
     for source in sorted(set(sources.tolist())):
         mine = [f for f, s in zip(files, sources) if s == source]
-        # The set's own folder: the root itself when every fitting image is of one set.
-        base = root if os.path.basename(os.path.abspath(root)) == source else os.path.join(root, source)
+        base = _source_folder(os.path.join(root, mine[0]), source)
         samples = [Sample(os.path.relpath(os.path.join(root, f), base), "") for f in mine]
         patients = patient_groups(base, samples)
-        groups.update({f: f"{source}: {patients.get(sample.path, f)}" for f, sample in zip(mine, samples)})
-    return np.array([groups[f] for f in files])
+        if cases_file(Path(base)) is not None and not patients:
+            raise DatasetError(f"{source} lists its patients, but none of its {len(mine)} fitting images is named "
+                               f"after one of them: the rule's cross-validation would split patients")
+        for f, sample in zip(mine, samples):
+            joined.join(f, f"{source}: {patients.get(sample.path, f)}")
+    hashes = hash_samples(root, [Sample(f, "") for f in files])
+    first_of: dict[int, str] = {}
+    for f, number in zip(hashes.files, copy_groups(hashes)):
+        joined.join(f, first_of.setdefault(number, f))
+    return np.array([joined.find(f) for f in files])
 
 
 def _home(manifest: SplitManifest, sources: set[str]) -> set[str]:

@@ -177,8 +177,9 @@ def state_keeper(path: str | Path, out: Path, settings: dict, digest: str, bar: 
             write_history(out / "history.csv", history)
             if bar and choose(history, bar) == epoch + 1:
                 self.candidate, self.candidate_epoch = self.model.get_weights(), epoch + 1
-            losses = [row["val_loss"] for row in history if "val_loss" in row]
-            if losses and history[-1].get("val_loss") == min(losses):
+            loss = history[-1].get("val_loss")
+            # Strictly lower than every earlier epoch: of equals, the first (as the model folder picks).
+            if loss is not None and all(loss < row["val_loss"] for row in history[:-1] if "val_loss" in row):
                 self.lowest, self.lowest_epoch = self.model.get_weights(), epoch + 1
             save_state(path, self.model, epoch + 1, settings, history, bar, digest, self.candidate,
                        self.candidate_epoch, self.lowest, self.lowest_epoch)

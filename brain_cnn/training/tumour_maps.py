@@ -810,8 +810,8 @@ def write_model_folder(out: str | Path, data: str | Path = "../shared/data", nam
     out, data = Path(out), Path(data)
     shipping = read_json(out / "shipping.json", default={})
     history = list(csv.DictReader((out / "history.csv").open())) if (out / "history.csv").is_file() else []
-    losses = [float(row["val_loss"]) for row in history if row.get("val_loss")]
-    lowest = int(np.argmin(losses)) + 1 if losses else None
+    losses = [(float(row["val_loss"]), int(row["epoch"]) + 1) for row in history if row.get("val_loss")]
+    lowest = min(losses)[1] if losses else None  # of equals, the first
     epoch = epoch or shipping.get("epoch")
     chosen_by = ("the rule on the painted-out validation tumours (docs/tumour-maps.md)"
                  if epoch and epoch == shipping.get("epoch") else

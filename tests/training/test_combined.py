@@ -267,6 +267,18 @@ def test_a_look_dependent_rule_answers_alike_in_the_graph_on_every_engine_and_in
             np.testing.assert_allclose(features[:, gate_split(loaded.model):], first_features, atol=1e-4)
 
 
+def test_every_method_explains_a_look_dependent_combined_model(members, combined, tmp_path):
+    """Its first classifier answers {probabilities, look_features}: each method explains the probabilities."""
+    from brain_cnn.explain.explainer import METHODS, Explainer
+    from brain_cnn.model.engines import forward
+
+    first_features = forward(load_model(members[0]).model, "tensorflow")(batch(64))[0]
+    explainer = Explainer(load_model(_with_look(combined, tmp_path, first_features)).model)
+    for method in METHODS:
+        heatmap = explainer.heatmap(phantom(64, lesion=True)[:, :, None], 0, method)
+        assert heatmap.shape == (64, 64) and not np.isnan(heatmap).any() and heatmap.max() > 0, method
+
+
 def test_a_look_of_the_wrong_length_or_without_its_numbers_is_refused(combined, tmp_path):
     folder = _with_look(combined, tmp_path, np.random.default_rng(0).normal(size=(4, 3)))
     with pytest.raises(ModelFolderError, match="look weighs 3 features"):
@@ -332,3 +344,26 @@ def test_the_look_dependent_rule_is_dropped_where_it_does_not_cross_validate_bet
     rule = fit_rule(classified, found, labels, sources, 2, features=noise, home={"home"}, groups=np.arange(600) // 2)
     assert rule["method"] == "logistic" and "look" not in rule and "familiar" not in rule
     assert "cross_validated" in rule["validation"]
+
+
+def test_the_rules_cross_validation_keeps_copies_and_patients_in_one_group(tmp_path):
+    from brain_cnn.training.combined import _fit_groups
+
+    def write(path, array):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(array))
+
+    one, other = phantom(96, lesion=True, seed=1), phantom(96, lesion=True, seed=7)
+    write(tmp_path / "set-a" / "x" / "a.png", one)
+    write(tmp_path / "set-a" / "x" / "b.png", one[:, ::-1].copy())  # a mirrored copy
+    write(tmp_path / "set-a" / "x" / "c.png", other)
+    (tmp_path / "set-b").mkdir()
+    (tmp_path / "set-b" / "cases.csv").write_text("case\nP1\n")
+    write(tmp_path / "set-b" / "y" / "P1_1.png", phantom(96, seed=20))
+    write(tmp_path / "set-b" / "y" / "P1_2.png", phantom(96, lesion=True, seed=21))
+    files = ["set-a/x/a.png", "set-a/x/b.png", "set-a/x/c.png", "set-b/y/P1_1.png", "set-b/y/P1_2.png"]
+    groups = _fit_groups(files, str(tmp_path), np.array(["set-a"] * 3 + ["set-b"] * 2))
+    assert groups[0] == groups[1] != groups[2] and groups[3] == groups[4] != groups[0]
+    write(tmp_path / "set-b" / "y" / "Q_1.png", phantom(96, seed=30))
+    with pytest.raises(DatasetError, match="none of its 1 fitting images"):  # patients listed, none matched
+        _fit_groups(["set-b/y/Q_1.png"], str(tmp_path), np.array(["set-b"]))
