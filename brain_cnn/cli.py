@@ -424,7 +424,8 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
                         help="share carved for validation when there is no validation split (default 0.1)")
     parser.add_argument("--calibration-fraction", type=float, default=0.0,
                         help="share of train carved as a calibration split, copies and patients kept together, for "
-                        "conformal prediction sets fitted by evaluate (default 0: none; 0.1 is a good choice)")
+                        "conformal prediction sets fitted by evaluate (default 0: none; 0.1 is a good choice); with "
+                        "--split, carved from that split's training images, its validation and test kept")
     parser.add_argument("--test-fraction", type=float, default=0.15,
                         help="share held out for test when the folder has no splits (default 0.15)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")

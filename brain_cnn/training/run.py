@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from brain_cnn.data.carves import CALIBRATION, carve_calibration
 from brain_cnn.data.dataset import DataFolder, Sample, SplitManifest, discover
 from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.pipeline import DecodedSplit, decode_samples, make_dataset, targets
@@ -153,12 +154,29 @@ def _split(config: TrainConfig, folder: DataFolder) -> SplitManifest:
                   for name, samples in manifest.splits.items()}
         if not splits.get("train"):
             raise DatasetError(f"the split {config.split} holds no training image of {folder.root}")
-        return SplitManifest(root=str(config.data), classes=list(manifest.classes), seed=manifest.seed,
-                             splits={k: v for k, v in splits.items() if v},
-                             origin=f"the {data.name} images of {config.split} ({manifest.origin})")
+        return _with_calibration(SplitManifest(root=str(config.data), classes=list(manifest.classes),
+                                               seed=manifest.seed, splits={k: v for k, v in splits.items() if v},
+                                               origin=f"the {data.name} images of {config.split} ({manifest.origin})"),
+                                 config)
     if root != data:
         raise DatasetError(f"the split {config.split} was made for {manifest.root}, not {folder.root}")
-    return manifest
+    return _with_calibration(manifest, config)
+
+
+def _with_calibration(manifest: SplitManifest, config: TrainConfig) -> SplitManifest:
+    """A saved split with ``--calibration-fraction``: the calibration carved from its training images alone, so
+    its validation and test images stay as they were (a model retrained for prediction sets is compared with
+    the one it may replace on the same test images).
+
+    Raises:
+        DatasetError: the split has a calibration split already.
+    """
+    if not config.calibration_fraction:
+        return manifest
+    if manifest.splits.get(CALIBRATION):
+        raise DatasetError(f"the split {config.split} has a calibration split already; leave out "
+                           "--calibration-fraction to use it")
+    return carve_calibration(manifest, config.calibration_fraction, config.seed)
 
 
 def _run_data(config: TrainConfig, out: Path) -> RunData:

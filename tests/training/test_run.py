@@ -75,3 +75,31 @@ def test_a_split_over_a_folder_of_data_sets_gives_its_carve_of_one(tmp_path):
     write_class_folder(elsewhere, {"tumor": 2})
     with pytest.raises(DatasetError, match="was made for"):  # a data folder outside the split's
         _split(TrainConfig(data=str(elsewhere), out="x", split=str(tmp_path / "split.json")), discover(elsewhere))
+
+
+def test_a_saved_split_with_a_calibration_fraction_keeps_its_validation_and_test_images(tmp_path):
+    """The calibration comes out of its training images alone: a retrained model is tested on the same images."""
+    from brain_cnn.data.dataset import discover
+    from brain_cnn.data.leakage import grouped_split
+    from brain_cnn.errors import DatasetError
+    from brain_cnn.training.run import _split
+
+    from conftest import write_class_folder
+
+    data = tmp_path / "data"
+    write_class_folder(data, {"no": 20, "yes": 20})
+    saved = grouped_split(discover(data), seed=3, validation_fraction=0.1, test_fraction=0.15)
+    saved.save(tmp_path / "split.json")
+    config = TrainConfig(data=str(data), out=str(tmp_path / "out"), split=str(tmp_path / "split.json"),
+                         calibration_fraction=0.2)
+    carved = _split(config, discover(data))
+    for name in ("validation", "test"):
+        assert carved.splits[name] == saved.splits[name]
+    train, calibration = ({s.path for s in carved.splits[n]} for n in ("train", "calibration"))
+    assert calibration and not train & calibration and train | calibration == {s.path for s in saved.splits["train"]}
+    carved.save(tmp_path / "carved.json")
+    with pytest.raises(DatasetError, match="has a calibration split already"):
+        _split(TrainConfig(data=str(data), out="x", split=str(tmp_path / "carved.json"), calibration_fraction=0.1),
+               discover(data))
+    assert _split(TrainConfig(data=str(data), out="x", split=str(tmp_path / "carved.json")),
+                  discover(data)).splits["calibration"] == carved.splits["calibration"]
