@@ -78,14 +78,18 @@ def save_state(path: str | Path, model, epoch: int, settings: dict, history: lis
         else:
             arrays[f"o{i}"] = value
             names.append([variable.path, str(value.dtype)])
-    for i, weight in enumerate(candidate or []):
+    # Weights kept for an epoch are stored once: the candidate or the lowest epoch is often the last.
+    candidate_from = "weights" if candidate is not None and candidate_epoch == epoch else "own"
+    lowest_from = ("weights" if lowest is not None and lowest_epoch == epoch else
+                   "candidate" if lowest is not None and lowest_epoch == candidate_epoch else "own")
+    for i, weight in enumerate(candidate if candidate_from == "own" and candidate else []):
         arrays[f"c{i}"] = weight
-    for i, weight in enumerate(lowest or []):
+    for i, weight in enumerate(lowest if lowest_from == "own" and lowest else []):
         arrays[f"l{i}"] = weight
     meta = {"format": FORMAT, "epoch": epoch, "settings": settings, "history": history, "bar": bar,
             "digest": digest, "optimizer": names, "weights": len(model.get_weights()),
-            "candidate": len(candidate or []), "candidate_epoch": candidate_epoch,
-            "lowest": len(lowest or []), "lowest_epoch": lowest_epoch}
+            "candidate": len(candidate or []), "candidate_epoch": candidate_epoch, "candidate_from": candidate_from,
+            "lowest": len(lowest or []), "lowest_epoch": lowest_epoch, "lowest_from": lowest_from}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
@@ -109,8 +113,13 @@ def load_state(path: str | Path) -> RunState:
             state["weights"] = [saved[f"w{i}"] for i in range(meta["weights"])]
             state["optimizer"] = [(name, from_bfloat16(saved[f"o{i}"]) if kind == "bfloat16" else saved[f"o{i}"])
                                   for i, (name, kind) in enumerate(meta["optimizer"])]
-            state["candidate"] = [saved[f"c{i}"] for i in range(meta["candidate"])] or None
-            state["lowest"] = [saved[f"l{i}"] for i in range(meta.get("lowest", 0))] or None
+            kept = {"weights": state["weights"]}
+            kept["candidate"] = (kept[meta["candidate_from"]] if meta.get("candidate_from", "own") != "own" else
+                                 [saved[f"c{i}"] for i in range(meta["candidate"])]) if meta["candidate"] else None
+            lowest_from = meta.get("lowest_from", "own")
+            state["candidate"] = kept["candidate"]
+            state["lowest"] = (kept[lowest_from] if lowest_from != "own" else
+                               [saved[f"l{i}"] for i in range(meta["lowest"])]) if meta.get("lowest") else None
             state["lowest_epoch"] = meta.get("lowest_epoch")
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as error:
         raise BrainCnnError(f"the run state {path} cannot be read ({error}); restore it from git, or start the "

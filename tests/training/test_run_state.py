@@ -109,3 +109,19 @@ def test_the_recipes_command_line_says_what_is_wrong_in_one_line(tmp_path, capsy
         assert said in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "run"), "--carve", str(tmp_path / "nowhere"), "--data", str(tmp_path)]) == 1
     assert "holds no carve" in capsys.readouterr().err
+
+
+def test_weights_kept_for_the_last_or_the_rules_epoch_are_stored_once(tmp_path):
+    model = _model()
+    last, earlier = model.get_weights(), [w + 1 for w in model.get_weights()]
+    for candidate_epoch, lowest, lowest_epoch, stored in ((2, last, 2, set()),  # both the last epoch
+                                                          (1, earlier, 1, {"c"}),  # the lowest is the candidate
+                                                          (2, earlier, 1, {"l"})):  # the candidate is the last
+        path = tmp_path / f"s{candidate_epoch}{lowest_epoch}.npz"
+        save_state(path, model, 2, {}, [], None, "d", last if candidate_epoch == 2 else earlier, candidate_epoch,
+                   lowest, lowest_epoch)
+        with np.load(path) as saved:
+            assert {name[0] for name in saved.files if name[0] in "cl"} == stored
+        state = load_state(path)
+        assert all(np.array_equal(a, b) for a, b in zip(state["lowest"], lowest))
+        assert all(np.array_equal(a, b) for a, b in zip(state["candidate"], last if candidate_epoch == 2 else earlier))
