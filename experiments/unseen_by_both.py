@@ -16,11 +16,10 @@ import os
 import sys
 from pathlib import Path
 
-
 from brain_cnn.data.dataset import Sample, SplitManifest
-from brain_cnn.data.leakage import files_with_copies, hash_samples
+from brain_cnn.data.leakage import hash_samples
 from brain_cnn.data.pipeline import decode_samples
-from brain_cnn.evaluation.evaluate import _pretraining_hashes
+from brain_cnn.evaluation.evaluate import seen_copies
 from brain_cnn.inference.decision import decide
 from brain_cnn.inference.predictor import Predictor
 from brain_cnn.model.card import SPLIT_FILE
@@ -32,14 +31,10 @@ def _test(folder: Path) -> dict[str, str]:
     return {os.path.abspath(os.path.join(manifest.root, s.path)): s.label for s in manifest.splits["test"]}
 
 
-def _seen(folder: Path, predictor: Predictor, root: str, query) -> set[str]:
-    """Files of ``query`` (hashed under ``root``) that are copies of what the folder or its starts saw."""
+def _seen(folder: Path, predictor: Predictor, query) -> set[str]:
+    """Files of ``query`` that the folder, or a model it started from, has as good as seen."""
     manifest = SplitManifest.load(folder / SPLIT_FILE)
-    seen = set(files_with_copies(query, hash_samples(manifest.root, manifest.splits.get("train", [])
-                                                     + manifest.splits.get("validation", []))))
-    for hashes in _pretraining_hashes(predictor.card.training):
-        seen |= set(files_with_copies(query, hashes))
-    return seen
+    return set(seen_copies(query, manifest.root, manifest, predictor.card.training)[0])
 
 
 def main(argv: list[str]) -> int:
@@ -56,7 +51,7 @@ def main(argv: list[str]) -> int:
     samples = [Sample(os.path.relpath(f, root), tests[0][f]) for f in common]
     query = hash_samples(root, samples)
     predictors = [Predictor(f) for f in folders]
-    seen = set().union(*(_seen(f, p, root, query) for f, p in zip(folders, predictors)))
+    seen = set().union(*(_seen(f, p, query) for f, p in zip(folders, predictors)))
     unseen = [s for s in samples if s.path not in seen]
     print(f"test images: {len(tests[0])} and {len(tests[1])}; in both: {len(common)}; unseen by both: {len(unseen)}")
     for folder, predictor in zip(folders, predictors):

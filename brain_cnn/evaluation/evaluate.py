@@ -38,7 +38,7 @@ from brain_cnn.model.folder import load_model
 from brain_cnn.model.lineage import readable_starts, unreachable_starts
 from brain_cnn.model.ood import FEATURE_LAYERS, GATE_FILE, fit_gate
 
-__all__ = ["evaluate_model_folder"]
+__all__ = ["evaluate_model_folder", "seen_copies"]
 
 
 def _same_folder(a: str | Path, b: str | Path) -> bool:
@@ -216,27 +216,36 @@ def _pretraining_hashes(training: dict[str, Any]) -> list[ImageHashes]:
     return hashes
 
 
+def seen_copies(query: ImageHashes, root: str | Path, manifest: SplitManifest,
+                training: dict[str, Any]) -> tuple[dict[str, str], bool]:
+    """The files of ``query`` that a model has as good as seen, with the kind of copy: copies in any orientation
+    of its split's training or validation images (under ``root``), or of those of the models it started from
+    (``training``: its card's); and whether any such start could be checked."""
+    copies = files_with_copies(query, hash_samples(root, manifest.splits.get("train", [])
+                                                   + manifest.splits.get("validation", [])))
+    pretrained = _pretraining_hashes(training)
+    for hashes in pretrained:  # images the starting weights were trained on are not unseen either
+        for file, kind in files_with_copies(query, hashes).items():
+            copies.setdefault(file, kind)
+    return copies, bool(pretrained)
+
+
 def _unseen(outputs, root: Path, manifest: SplitManifest, temperature: float, classes: list[str],
             card_training: dict[str, Any] | None = None, decision: str = TOP_CLASS,
             conformal: Conformal | None = None) -> dict[str, Any]:
     """Test metrics on the test images with no copy of any kind among what the model trained or validated on."""
     test, _, probs = outputs["test"]
-    seen = hash_samples(root, manifest.splits.get("train", []) + manifest.splits.get("validation", []))
     decoded = set(test.files)
     query = hash_samples(root, [s for s in manifest.splits["test"] if s.path in decoded])
-    copies = files_with_copies(query, seen)
-    pretrained = _pretraining_hashes(card_training or {})
+    copies, pretrained = seen_copies(query, root, manifest, card_training or {})
     if unchecked := unreachable_starts(card_training or {}):
         print(f"warning: the unseen test figures cannot leave out copies of what {', '.join(unchecked)} trained "
               "on", file=sys.stderr)
-    for hashes in pretrained:  # images the starting weights were trained on are not unseen either
-        for file, kind in files_with_copies(query, hashes).items():
-            copies.setdefault(file, kind)
     keep = np.array([f not in copies for f in test.files])
     by_kind = {k: sum(1 for v in copies.values() if v == k) for k in KINDS}
     result = {"removed": int((~keep).sum()), "count": int(keep.sum()),
               "removed_by_kind": {k: n for k, n in by_kind.items() if n},
-              "includes_pretraining": bool(pretrained),
+              "includes_pretraining": pretrained,
               **({"unchecked_starts": unchecked} if unchecked else {}),
               "max_hash_bits": COPY_BITS,
               "method": f"a test image is seen when it, or it mirrored, flipped or rotated by a multiple of 90 "

@@ -113,14 +113,15 @@ def load_state(path: str | Path) -> RunState:
             state["weights"] = [saved[f"w{i}"] for i in range(meta["weights"])]
             state["optimizer"] = [(name, from_bfloat16(saved[f"o{i}"]) if kind == "bfloat16" else saved[f"o{i}"])
                                   for i, (name, kind) in enumerate(meta["optimizer"])]
-            kept = {"weights": state["weights"]}
-            kept["candidate"] = (kept[meta["candidate_from"]] if meta.get("candidate_from", "own") != "own" else
-                                 [saved[f"c{i}"] for i in range(meta["candidate"])]) if meta["candidate"] else None
-            lowest_from = meta.get("lowest_from", "own")
-            state["candidate"] = kept["candidate"]
-            state["lowest"] = (kept[lowest_from] if lowest_from != "own" else
-                               [saved[f"l{i}"] for i in range(meta["lowest"])]) if meta.get("lowest") else None
-            state["lowest_epoch"] = meta.get("lowest_epoch")
+            # Weights stored once for several epochs kept (:func:`save_state`); older states store each.
+            candidate = lowest = None
+            if meta["candidate"]:
+                candidate = (state["weights"] if meta.get("candidate_from") == "weights" else
+                             [saved[f"c{i}"] for i in range(meta["candidate"])])
+            if meta.get("lowest"):
+                lowest = {"weights": state["weights"], "candidate": candidate}.get(meta.get("lowest_from")) or \
+                    [saved[f"l{i}"] for i in range(meta["lowest"])]
+            state["candidate"], state["lowest"], state["lowest_epoch"] = candidate, lowest, meta.get("lowest_epoch")
     except (OSError, KeyError, ValueError, json.JSONDecodeError) as error:
         raise BrainCnnError(f"the run state {path} cannot be read ({error}); restore it from git, or start the "
                             f"run again elsewhere") from None
@@ -170,7 +171,8 @@ def state_keeper(path: str | Path, out: Path, settings: dict, digest: str, bar: 
                  lowest: list[np.ndarray] | None = None, lowest_epoch: int | None = None):
     """A callback that, at each epoch's end, adds the epoch's figures to ``history``, writes ``out/history.csv``,
     keeps the epoch's weights as the candidate when ``choose(history, bar)`` (the shipping rule) picks it and
-    as the lowest when its validation loss is the lowest so far, and saves the state to ``path``. Last among the callbacks, so the figures of those before it are in the logs."""
+    as the lowest when its validation loss is the lowest so far, and saves the state to ``path``. Last among
+    the callbacks, so the figures of those before it are in the logs."""
     import keras
 
     path = Path(path)

@@ -712,13 +712,13 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         # An epoch of an earlier session has no file here: the state kept the rule's epoch, the lowest in
         # validation loss (states written before it was kept: not), and the last.
         last = model.get_weights()
-        kept_weights = {len(history): last, keeper.lowest_epoch: keeper.lowest, chosen: keeper.candidate}
-        for epoch, weights in kept_weights.items():
-            kept = out / "epochs" / f"epoch-{epoch or 0:02d}.keras"
-            if epoch and weights is not None and not kept.is_file():
-                kept.parent.mkdir(exist_ok=True)
-                model.set_weights(weights)
-                model.save(kept)
+        for epoch, weights in ((len(history), last), (keeper.lowest_epoch, keeper.lowest),
+                               (chosen, keeper.candidate)):
+            if not epoch or weights is None or (out / "epochs" / f"epoch-{epoch:02d}.keras").is_file():
+                continue
+            (out / "epochs").mkdir(exist_ok=True)
+            model.set_weights(weights)
+            model.save(out / "epochs" / f"epoch-{epoch:02d}.keras")
         model.set_weights(last)
         write_model_folder(out, data, epoch=chosen or keeper.lowest_epoch or len(history))
     else:
