@@ -42,6 +42,7 @@ from brain_cnn.data.leakage import files_with_copies, hash_images
 from brain_cnn.data.masks import MASK, mask_folder
 from brain_cnn.data.pipeline import SOFT_TUMOUR, decode_samples
 from brain_cnn.errors import BrainCnnError
+from brain_cnn.evaluation.screening import sensitivity_at_specificity
 from brain_cnn.files import read_json, write_json
 from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.decision import decide
@@ -52,21 +53,6 @@ from brain_cnn.model.tumour_maps import map_output
 from brain_cnn.scan.sequences import sequence_of
 
 __all__ = ["held_out_sets", "sensitivity_at_specificity", "outline_figures", "compare_models", "table", "main"]
-
-SPECIFICITY = 0.90
-
-
-def sensitivity_at_specificity(tumour: np.ndarray, score: np.ndarray, specificity: float = SPECIFICITY) -> float | None:
-    """The highest sensitivity of any threshold on ``score`` whose specificity is at least ``specificity``."""
-    tumour = np.asarray(tumour, bool)
-    if not tumour.any() or tumour.all():
-        return None
-    normals = np.sort(score[~tumour])
-    # Call a tumour above t: specificity = share of normals <= t. The lowest t that keeps enough normals below.
-    allowed = int(np.floor((1 - specificity) * len(normals) + 1e-9))  # normals that may lie above t
-    threshold = normals[len(normals) - allowed - 1] if allowed < len(normals) else -np.inf
-    return float((score[tumour] > threshold).mean())
-
 
 def held_out_sets(data: Path, lgg_split: Path, c44_split: Path) -> dict[str, tuple[Path, list[tuple[str, str, str, str]]]]:
     """{set name: (data root, [(path relative to it, kind, model class or "", sequence)])}."""

@@ -46,11 +46,16 @@ from brain_cnn.model.folder import load_model
 from brain_cnn.reports.sentences import GOAL
 from brain_cnn.scan.sequences import sequence_of
 
-__all__ = ["LISTED_ERRORS", "group_screening", "screen_data", "Screened", "screening_pass", "screening_outputs",
+__all__ = ["LISTED_ERRORS", "SPECIFICITY", "group_screening", "sensitivity_at_specificity", "screen_data", "Screened", "screening_pass", "screening_outputs",
            "screening_errors",
            "evaluate_screening"]
 
 LISTED_ERRORS = 200  # of each kind per data set: enough to look through, small enough for a report
+SPECIFICITY = 0.90  # where a ranking is read when no threshold can be fitted on the look (a source left out)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _wilson(successes: int, total: int) -> list[float] | None:
@@ -60,6 +65,18 @@ def _wilson(successes: int, total: int) -> list[float] | None:
 
     interval = binomtest(successes, total).proportion_ci(confidence_level=0.95, method="wilson")
     return [round(float(interval.low), 4), round(float(interval.high), 4)]
+
+
+def sensitivity_at_specificity(tumour: np.ndarray, score: np.ndarray, specificity: float = SPECIFICITY) -> float | None:
+    """The highest sensitivity of any threshold on ``score`` whose specificity is at least ``specificity``."""
+    tumour = np.asarray(tumour, bool)
+    if not tumour.any() or tumour.all():
+        return None
+    normals = np.sort(score[~tumour])
+    # Call a tumour above t: specificity = share of normals <= t. The lowest t that keeps enough normals below.
+    allowed = int(np.floor((1 - specificity) * len(normals) + 1e-9))  # normals that may lie above t
+    threshold = normals[len(normals) - allowed - 1] if allowed < len(normals) else -np.inf
+    return float((score[tumour] > threshold).mean())
 
 
 def group_screening(kinds: np.ndarray, called: np.ndarray, score: np.ndarray,
@@ -88,6 +105,8 @@ def group_screening(kinds: np.ndarray, called: np.ndarray, score: np.ndarray,
         "specificity_ci95": _wilson(tn, tn + fp),
         "roc_auc": round(float(roc_auc_score(tumour[tumour | normal], score[tumour | normal])), 4)
         if tumour.any() and normal.any() else None,
+        "sensitivity_at_90_specificity": _rounded(sensitivity_at_specificity(tumour[tumour | normal],
+                                                                           score[tumour | normal])),
         "lesion_called_tumour": round(float(called[lesion].mean()), 4) if lesion.any() else None,
     }
     if type_true is not None and type_pred is not None:

@@ -282,7 +282,8 @@ def measure_tumour_maps(run: str | Path, data: str | Path = "../shared/data") ->
 def _line(name: str, group: dict[str, Any]) -> str:
     pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
     return (f"  {name:<34} sensitivity {pct(group['sensitivity'])} ({group['tumour']} tumours), specificity "
-            f"{pct(group['specificity'])} ({group['no_tumour']} normals), AUC {group['roc_auc']}")
+            f"{pct(group['specificity'])} ({group['no_tumour']} normals), AUC {group['roc_auc']}, sensitivity at "
+            f"90% specificity {pct(group.get('sensitivity_at_90_specificity'))}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,8 @@ def test_group_figures_on_a_known_confusion():
     low, high = result["sensitivity_ci95"]
     assert low < 2 / 3 < high
     assert result["roc_auc"] == pytest.approx(5 / 6, abs=1e-4)  # 5 of the 6 tumour/normal pairs ranked right
+    # Two normals: 90 % specificity lets none above the threshold (0.75); lesions take no part.
+    assert result["sensitivity_at_90_specificity"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["lesion_called_tumour"] == 0.5
     assert result["type_accuracy"] == 0.5 and result["type_known"] == 2
     assert result["meets_goal"] is False
@@ -32,6 +34,7 @@ def test_group_figures_on_a_known_confusion():
 def test_a_group_without_normals_has_no_specificity():
     result = group_screening(np.array(["tumour", "tumour"]), np.array([True, True]), np.array([0.9, 0.8]))
     assert result["sensitivity"] == 1.0 and result["specificity"] is None and result["roc_auc"] is None
+    assert result["sensitivity_at_90_specificity"] is None
     assert result["meets_goal"] is None
 
 
