@@ -14,7 +14,7 @@ temperature, and of those whose map (above 0.5) touches no masked pixel.
 from __future__ import annotations
 
 import argparse
-import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +23,7 @@ from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.decision import decide
 from brain_cnn.inference.predictor import predict_all
 from brain_cnn.model.folder import load_model
+from brain_cnn.scan.sequences import sequence_of
 
 BANDS = (("dark (below -10)", -256, -10), ("like the brain (-10 to 10)", -10, 10), ("bright (above 10)", 10, 256))
 
@@ -39,11 +40,8 @@ def contrast(image: np.ndarray, mask: np.ndarray) -> float:
 
 def _where(files: np.ndarray, sources: np.ndarray) -> np.ndarray:
     """Source, and the sequence for the LGG set (from the class folder's name)."""
-    out = []
-    for f, s in zip(files, sources):
-        sequence = re.search(r"(T1C\+|FLAIR|T1|T2)", f.split("/")[-2]) if s == "brain-tumor-lgg" else None
-        out.append(f"{s} {sequence.group(1)}" if sequence else s)
-    return np.array(out)
+    return np.array([f"{s} {sequence_of(Path(f).parent.name)}" if s == "brain-tumor-lgg" else s
+                     for f, s in zip(files, sources)])
 
 
 def main() -> None:
@@ -64,8 +62,8 @@ def main() -> None:
         _, raw, maps = predict_all(loaded.model, images, 32, card.flip_averaging, card.mixed_precision)
         probabilities = apply_temperature(raw, card.temperature)
         missed = np.array([card.classes[i] == "notumor" for i in decide(probabilities, card.classes, card.decision)])
-        half = cv2.INTER_NEAREST
-        touched = np.array([(cv2.resize(m.astype(np.uint8), maps.shape[1:][::-1], interpolation=half).astype(bool)
+        side = maps.shape[1:][::-1]  # the map is at half the input's resolution
+        touched = np.array([(cv2.resize(m.astype(np.uint8), side, interpolation=cv2.INTER_NEAREST).astype(bool)
                              & (mp > 0.5)).any() for m, mp in zip(masks, maps)])
         print(f"\n{folder}: called no tumour / no outline on the tumour, % (tumours)")
         for cell in sorted(set(where.tolist())):

@@ -46,9 +46,8 @@ from brain_cnn.model.folder import load_model
 from brain_cnn.reports.sentences import GOAL
 from brain_cnn.scan.sequences import sequence_of
 
-__all__ = ["LISTED_ERRORS", "SPECIFICITY", "group_screening", "sensitivity_at_specificity", "screen_data", "Screened", "screening_pass", "screening_outputs",
-           "screening_errors",
-           "evaluate_screening"]
+__all__ = ["LISTED_ERRORS", "SPECIFICITY", "group_screening", "sensitivity_at_specificity", "screen_data", "Screened",
+           "screening_pass", "screening_outputs", "screening_errors", "evaluate_screening"]
 
 LISTED_ERRORS = 200  # of each kind per data set: enough to look through, small enough for a report
 SPECIFICITY = 0.90  # where a ranking is read when no threshold can be fitted on the look (a source left out)
