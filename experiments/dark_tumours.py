@@ -5,8 +5,9 @@
 The images are a map run's decoded validation split (``decoded-validation.npz``, written by
 ``python -m brain_cnn.training.tumour_maps``: the 4-class validation images carved by copies and the LGG
 validation patients, with their masks at the input's size), so only folders that did not train on them may be
-given. Each tumour slice with a mask is put in a contrast band: the mean grey level (0-255, the model input)
-inside the mask minus the mean in a ring 2-6 input pixels around it, within the head. Per band and source (the
+given. Each tumour slice with a mask is put in a contrast band (:mod:`brain_cnn.data.tumour_contrast`): the mean
+grey level (0-255, the model input) inside the mask minus the mean in a ring 2-6 input pixels around it, within
+the head; dark below -10, alike from -10 to 10, bright above. Per band and source (the
 LGG set by sequence): the share of tumours called "no tumour" at the folder's own decision rule and
 temperature, and of those whose map (above 0.5) touches no masked pixel.
 """
@@ -19,23 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from brain_cnn.data.tumour_contrast import BANDS, contrast
 from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.decision import decide
 from brain_cnn.inference.predictor import predict_all
 from brain_cnn.model.folder import load_model
 from brain_cnn.scan.sequences import sequence_of
-
-BANDS = (("dark (below -10)", -256, -10), ("like the brain (-10 to 10)", -10, 10), ("bright (above 10)", 10, 256))
-
-
-def contrast(image: np.ndarray, mask: np.ndarray) -> float:
-    """Mean inside the mask minus the mean of the head's pixels in a ring 2-6 pixels outside it."""
-    near = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    far = cv2.dilate(mask.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
-    ring = far & ~near & (image > 10)  # the head, not the black around it
-    if not ring.any():
-        ring = far & ~near
-    return float(image[mask].mean() - image[ring].mean())
 
 
 def _where(files: np.ndarray, sources: np.ndarray) -> np.ndarray:

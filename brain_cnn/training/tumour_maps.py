@@ -32,6 +32,7 @@ from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
 from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
 from brain_cnn.data.pasting import INVERTED_SHARE, paste_tumour
+from brain_cnn.data.tumour_contrast import BANDS, bands
 from brain_cnn.data.pipeline import SOFT_TUMOUR, augmenter, intensity_remap, scanner_augment, targets
 from brain_cnn.errors import BrainCnnError, DatasetError, UnreadableImageError
 from brain_cnn.files import read_json
@@ -287,11 +288,37 @@ def _weights(pairs: DecodedPairs) -> np.ndarray:
 PASTED = "pasted"  # the file tag of a pasted slice (:func:`pasted_tumours`)
 
 
-def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0, normal_weight: float = 1.0) -> np.ndarray:
+def not_bright_tumours(pairs: DecodedPairs) -> np.ndarray:
+    """Indices of the real (not edited) masked tumours darker than or about as bright as the brain around them
+    (:mod:`brain_cnn.data.tumour_contrast`): the tumours every map network so far misses most."""
+    real = _masked_tumours(pairs)
+    if pairs.twin_of is not None:
+        real = real[pairs.twin_of[real] < 0]
+    return real[bands(pairs.images[real], pairs.masks[real]) != "bright"] if len(real) else real
+
+
+def _not_bright_drawn_more(pairs: DecodedPairs, weights: np.ndarray, factor: float) -> np.ndarray:
+    """``weights`` with each :func:`not_bright_tumours` image (and its twins) ``factor`` times the others of its
+    (data set, class) cell; every cell's total is kept, so the balance between cells does not move."""
+    rows = np.arange(len(pairs.labels))
+    original = rows if pairs.twin_of is None else np.where(pairs.twin_of < 0, rows, pairs.twin_of)
+    times = np.where(np.isin(original, not_bright_tumours(pairs)), factor, 1.0)
+    cells = np.array([f"{pairs.sources[i]}\0{pairs.labels[i]}" for i in original])
+    out = weights * times
+    for cell in np.unique(cells):
+        here = cells == cell
+        out[here] *= weights[here].sum() / out[here].sum()
+    return out
+
+
+def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0, normal_weight: float = 1.0,
+                 not_bright_weight: float = 1.0) -> np.ndarray:
     """How likely each training image is drawn (sums to 1): the cells of :func:`_weights`, and the pasted
     slices (:func:`pasted_tumours`, last in ``pairs``) as ``pasted_share`` of the draws, balanced over their own
     (target source, class) cells. ``normal_weight``: the real tumour-free slices' cells (not the painted-out
-    twins) weigh that many times their share, against outlines drawn on normal anatomy."""
+    twins) weigh that many times their share, against outlines drawn on normal anatomy. ``not_bright_weight``:
+    within its cell, each masked tumour darker than or as bright as the brain around it is drawn that many
+    times as often as the others (:func:`_not_bright_drawn_more`)."""
     pasted = np.array([f.endswith(f"#{PASTED}") for f in pairs.files], bool)
     count = int((~pasted).sum())
     if pasted[:count].any():
@@ -301,6 +328,8 @@ def draw_weights(pairs: DecodedPairs, pasted_share: float = 0.0, normal_weight: 
                         None if pairs.twin_of is None else pairs.twin_of[:count])
     weights = np.zeros(len(pairs.labels), np.float64)
     weights[:count] = _weights(rest)
+    if not_bright_weight != 1.0:
+        weights[:count] = _not_bright_drawn_more(rest, weights[:count], not_bright_weight)
     if normal_weight != 1.0:
         real = rest.twin_of < 0 if rest.twin_of is not None else np.ones(count, bool)
         weights[:count][real & (rest.labels == CLASSES.index("notumor"))] *= normal_weight
@@ -479,7 +508,10 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
     * ``val_painted_out_below_half``: the share of them whose tumour probability is below 0.5;
     * ``val_elsewhere_changed``: the share of the masked validation tumours with a clear place for their shape
       elsewhere in the brain (:func:`painted_elsewhere` at 1.0) whose call (tumour first) changes when it is
-      painted out there.
+      painted out there;
+    * ``val_missed_dark``, ``val_missed_alike``, ``val_missed_bright``: the share of the masked validation
+      tumours in each contrast band (:mod:`brain_cnn.data.tumour_contrast`) whose tumour probability is below
+      0.5, on the intact slices.
 
     NaN where validation has no such slice. Validation's fill is the training's, so these reward knowing it
     too; the removal test's other fill stays the held-out check.
@@ -496,6 +528,8 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
     originals = np.array([validation.files.index(f.rsplit("#", 1)[0]) for f in elsewhere.files[count:]], int)
     intact_data, painted_data = (make_pair_dataset(pairs, 64, False) for pairs in (validation, painted))
     normal, nan = CLASSES.index("notumor"), float("nan")
+    masked = _masked_tumours(validation)
+    band = bands(validation.images[masked], validation.masks[masked]) if len(masked) else np.array([], str)
 
     class RemovalValidation(keras.callbacks.Callback):
         def figures(self, model, logs: dict) -> dict:
@@ -512,6 +546,10 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
                                                        != decide(after, CLASSES, TUMOUR_FIRST)).mean())
             else:
                 logs["val_elsewhere_changed"] = nan
+            tumour = (1 - model.predict(validation.images[masked], batch_size=64, verbose=0)[PROBABILITIES][:, normal]
+                      if len(masked) else np.zeros(0))
+            for name, _, _ in BANDS:
+                logs[f"val_missed_{name}"] = float((tumour[band == name] < 0.5).mean()) if (band == name).any() else nan
             return logs
 
         def score(self, model) -> dict:
@@ -572,7 +610,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       type_from: str | None = None, steps_per_epoch: int | None = None, pasted: float = 0.0,
                       pasted_slices: int = 6000, state: str | Path | None = None,
                       carve: str | Path | None = None, normal_weight: float = 1.0,
-                      exclude: tuple[str, ...] = ()) -> Path:
+                      exclude: tuple[str, ...] = (), not_bright_weight: float = 1.0) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -592,7 +630,9 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     (:data:`~brain_cnn.model.tumour_maps.TYPE_FROM`; None: the first, or ``start_from``'s own).
     ``carve``: the folder of the shared carve (:func:`training_samples`). ``normal_weight``: the tumour-free
     slices' share of the draws, times (:func:`draw_weights`; needs ``steps_per_epoch``). ``exclude``: data sets
-    left out of training and validation (leave-one-source-out, :func:`training_samples`).
+    left out of training and validation (leave-one-source-out, :func:`training_samples`). ``not_bright_weight``:
+    how many times as often a masked tumour not brighter than the brain around it is drawn as the others of its
+    cell (:func:`draw_weights`; needs ``steps_per_epoch``).
 
     ``steps_per_epoch``: an epoch is that many batches drawn by the balance (:func:`epoch_draws`), not a pass
     over the data. ``pasted``: the share of the draws that are tumour-free slices with a tumour pasted in
@@ -604,7 +644,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
 
     from brain_cnn.training import run_state
 
-    if (state or pasted or normal_weight != 1.0) and not steps_per_epoch:
+    if (state or pasted or normal_weight != 1.0 or not_bright_weight != 1.0) and not steps_per_epoch:
         raise ValueError("a run kept in a state file, or with pasted tumours, draws its epochs: give steps_per_epoch")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -634,6 +674,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
               "seed": seed, "classes": CLASSES, "epochs": epochs, "painted_out": painted_out,
               **({"carve": str(carve)} if carve else {}),
               **({"normal_weight": normal_weight} if normal_weight != 1.0 else {}),
+              **({"not_bright_weight": not_bright_weight} if not_bright_weight != 1.0 else {}),
               **({"left_out": sorted(exclude)} if exclude else {}),
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
               "presence_from_call": presence,
@@ -658,8 +699,11 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     first = saved["epoch"] if saved else 0
     if steps_per_epoch:
         steps = min(steps_per_epoch, max_steps) if max_steps else steps_per_epoch
-        draws = epoch_draws(draw_weights(decoded["train"], pasted, normal_weight), steps, batch_size, seed, first,
-                            epochs)
+        if not_bright_weight != 1.0:
+            print(f"train: {len(not_bright_tumours(decoded['train']))} masked tumours not brighter than the brain "
+                  f"around them, drawn {not_bright_weight:g} times as often as the rest of their cell", flush=True)
+        draws = epoch_draws(draw_weights(decoded["train"], pasted, normal_weight, not_bright_weight), steps,
+                            batch_size, seed, first, epochs)
         train_data = make_pair_dataset(decoded["train"], batch_size, True, seed, presence, draws=draws)
     else:
         steps = None
@@ -909,14 +953,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normal-weight", type=float, default=1.0,
                         help="the real tumour-free slices' share of the draws, times (default 1; needs "
                              "--steps-per-epoch)")
+    parser.add_argument("--not-bright-weight", type=float, default=1.0,
+                        help="draw each masked tumour darker than or about as bright as the brain around it this "
+                             "many times as often as the rest of its (data set, class) cell (default 1; needs "
+                             "--steps-per-epoch)")
     parser.add_argument("--exclude", action="append", default=[], choices=EXCLUDABLE, metavar="DATA_SET",
                         help="leave this data set out of training and validation (leave-one-source-out: "
                              f"{' or '.join(EXCLUDABLE)}; repeatable)")
     args = parser.parse_args(argv)
-    if args.normal_weight <= 0:
-        parser.error("--normal-weight must be positive")
-    if (args.state or args.pasted or args.normal_weight != 1.0) and not args.steps_per_epoch:
-        parser.error("--state, --pasted and --normal-weight draw each epoch's batches: give --steps-per-epoch")
+    for name in ("normal_weight", "not_bright_weight"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if (args.state or args.pasted or args.normal_weight != 1.0 or args.not_bright_weight != 1.0) \
+            and not args.steps_per_epoch:
+        parser.error("--state, --pasted, --normal-weight and --not-bright-weight draw each epoch's batches: give "
+                     "--steps-per-epoch")
     try:
         _run(args)
     except BrainCnnError as error:  # a clear line, not a traceback
@@ -935,7 +986,8 @@ def _run(args: argparse.Namespace) -> None:
                       paired=args.paired_twins, bar_from=args.bar_from,
                       type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
                       pasted_slices=args.pasted_slices, state=args.state, carve=args.carve,
-                      normal_weight=args.normal_weight, exclude=tuple(args.exclude))
+                      normal_weight=args.normal_weight, exclude=tuple(args.exclude),
+                      not_bright_weight=args.not_bright_weight)
 
 
 if __name__ == "__main__":

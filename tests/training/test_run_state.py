@@ -102,7 +102,8 @@ def test_a_normal_weight_raises_the_real_normals_share_and_not_the_painted_out_t
 def test_the_recipes_command_line_says_what_is_wrong_in_one_line(tmp_path, capsys):
     from brain_cnn.training.tumour_maps import main
 
-    for argv, said in ((["--normal-weight", "0"], "must be positive"),
+    for argv, said in ((["--normal-weight", "0"], "must be positive"), (["--not-bright-weight", "-1"], "must be positive"),
+                       (["--not-bright-weight", "3"], "give --steps-per-epoch"),
                        (["--normal-weight", "2"], "give --steps-per-epoch")):
         with pytest.raises(SystemExit):
             main(["--out", str(tmp_path / "run"), *argv])
@@ -125,3 +126,31 @@ def test_weights_kept_for_the_last_or_the_rules_epoch_are_stored_once(tmp_path):
         state = load_state(path)
         assert all(np.array_equal(a, b) for a, b in zip(state["lowest"], lowest))
         assert all(np.array_equal(a, b) for a, b in zip(state["candidate"], last if candidate_epoch == 2 else earlier))
+
+
+def test_tumours_not_brighter_than_the_brain_are_drawn_more_within_their_cell_and_their_twins_with_them():
+    from conftest import phantom
+
+    images, masks = [], []
+    for level in (240, 20, 240, 240, 240):  # a bright tumour, a dark one, two more bright ones, a normal
+        image, mask = phantom(64, seed=1), np.zeros((64, 64), np.uint8)
+        if len(images) < 4:
+            mask[26:36, 26:36] = 255
+            image[mask > 0] = level
+        images.append(image[..., None])
+        masks.append(mask[..., None])
+    images.append(images[1])  # the dark tumour's painted-elsewhere twin: its class and mask kept
+    masks.append(masks[1])
+    pairs = DecodedPairs(np.stack(images), np.stack(masks), np.array([0, 0, 1, 1, 2, 0]), np.ones(6, bool),
+                         ["a"] * 5 + ["a (painted out elsewhere)"], ["1", "2", "3", "4", "5", "2#painted-elsewhere"],
+                         [])
+    pairs.twin_of = np.array([-1, -1, -1, -1, -1, 1])
+    from brain_cnn.training.tumour_maps import not_bright_tumours
+
+    assert not_bright_tumours(pairs).tolist() == [1]
+    plain, weighted = draw_weights(pairs), draw_weights(pairs, not_bright_weight=3.0)
+    assert np.isclose(weighted.sum(), 1)
+    for cell in ([0, 1, 5], [2, 3], [4]):  # glioma (with the twin), meningioma, no tumour: each keeps its share
+        assert np.isclose(weighted[cell].sum(), plain[cell].sum())
+    assert np.isclose(weighted[1], 3 * weighted[0]) and np.isclose(weighted[5], weighted[1])
+    assert np.allclose(weighted[2:5], plain[2:5])

@@ -86,6 +86,9 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
     for row in rows:
         assert 0 <= float(row["val_painted_out_below_half"]) <= 1 and float(row["val_painted_out_loss"]) > 0
         assert 0 <= float(row["val_elsewhere_changed"]) <= 1
+        # The phantoms' one masked validation tumour is bright: the other bands have none to score.
+        assert 0 <= float(row["val_missed_bright"]) <= 1 and np.isnan([float(row["val_missed_dark"]),
+                                                                      float(row["val_missed_alike"])]).all()
         assert (out / "epochs" / f"epoch-{int(row['epoch']) + 1:02d}.keras").is_file()  # the rule's epoch numbers
     assert json.loads((out / "shipping.json").read_text()) == {"bar": None, "epoch": None}  # nothing to beat
 
@@ -108,7 +111,8 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
     model = keras.saving.load_model(second / "model.keras", compile=False, safe_mode=True)
     assert "pool" not in {layer.name for layer in model.layers}  # the type head sees the tumour region alone
     bar = json.loads((second / "bar.json").read_text())  # the network it went on from: the figures to beat
-    assert set(bar) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed"}
+    assert set(bar) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed",
+                        "val_missed_dark", "val_missed_alike", "val_missed_bright"}
     shipping = json.loads((second / "shipping.json").read_text())
     assert shipping["bar"] == bar and shipping["epoch"] in (None, 1)
     training = json.loads((second / "card.json").read_text())["training"]
