@@ -354,7 +354,7 @@ def epoch_draws(weights: np.ndarray, steps: int, batch_size: int, seed: int, fir
                            for epoch in range(first, last)]) if last > first else np.zeros((0, batch_size), int)
 
 
-def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0) -> DecodedPairs:
+def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0, alike: bool = True) -> DecodedPairs:
     """``pairs`` plus both twins of ``fraction`` of its tumour images with an expert mask: the tumour painted out
     (no tumour, empty mask) and the same shape painted out elsewhere in the brain (its class and mask kept);
     each twin weighs what its original weighs (:func:`make_pair_dataset`).
@@ -363,10 +363,17 @@ def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0) -> Decoded
     painted-out one and says nothing of the label; a tumour with no clear place for its shape elsewhere gets
     neither twin. (:func:`counterfactuals` and :func:`painted_elsewhere` alone draw their tumours
     independently and make each kind a cell of its own in the balance: recipes 3 and 5.)
+
+    ``alike=False``: no twins for the tumours about as bright as the brain around them
+    (:mod:`brain_cnn.data.tumour_contrast`). Painting such a tumour out leaves nearly the same image (the fill
+    changes the LGG set's alike tumours by 8 grey levels at the median, its bright ones by 29:
+    ``experiments/twin_fill_change.py``), so its painted-out twin is the tumour itself labelled "no tumour".
     """
     masked = _masked_tumours(pairs)
     rng = np.random.default_rng(seed + 2)
     chosen = np.sort(rng.choice(masked, size=int(round(fraction * len(masked))), replace=False))
+    if not alike and len(chosen):  # after the draw, so the twins of the others are those of a run with them
+        chosen = chosen[bands(pairs.images[chosen], pairs.masks[chosen]) != "alike"]
     kept, gone, elsewhere = [], [], []
     for start in range(0, len(chosen), 256):  # the brain masks a batch at a time
         batch = chosen[start:start + 256]
@@ -610,7 +617,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
                       type_from: str | None = None, steps_per_epoch: int | None = None, pasted: float = 0.0,
                       pasted_slices: int = 6000, state: str | Path | None = None,
                       carve: str | Path | None = None, normal_weight: float = 1.0,
-                      exclude: tuple[str, ...] = (), not_bright_weight: float = 1.0) -> Path:
+                      exclude: tuple[str, ...] = (), not_bright_weight: float = 1.0,
+                      alike_twins: bool = True) -> Path:
     """Train the two-output network on the recipe's sources; resumable; returns the folder.
 
     Writes ``model.keras`` (the best epoch by validation loss), ``sources.json``
@@ -632,7 +640,8 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     slices' share of the draws, times (:func:`draw_weights`; needs ``steps_per_epoch``). ``exclude``: data sets
     left out of training and validation (leave-one-source-out, :func:`training_samples`). ``not_bright_weight``:
     how many times as often a masked tumour not brighter than the brain around it is drawn as the others of its
-    cell (:func:`draw_weights`; needs ``steps_per_epoch``).
+    cell (:func:`draw_weights`; needs ``steps_per_epoch``). ``alike_twins=False``: no twins for the tumours about
+    as bright as the brain around them (:func:`paired_twins`).
 
     ``steps_per_epoch``: an epoch is that many batches drawn by the balance (:func:`epoch_draws`), not a pass
     over the data. ``pasted``: the share of the draws that are tumour-free slices with a tumour pasted in
@@ -662,7 +671,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
         edited = counterfactuals(decoded["train"], painted_out, seed)
         decoded["train"] = painted_elsewhere(edited, painted_out_elsewhere, seed) if painted_out_elsewhere else edited
     if paired:
-        decoded["train"] = paired_twins(decoded["train"], paired, seed)
+        decoded["train"] = paired_twins(decoded["train"], paired, seed, alike_twins)
     if painted_out or painted_out_elsewhere or paired:
         print(f"train: {len(decoded['train'].labels)} images with the painted-out counterfactuals", flush=True)
     if pasted:
@@ -677,6 +686,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
               **({"not_bright_weight": not_bright_weight} if not_bright_weight != 1.0 else {}),
               **({"left_out": sorted(exclude)} if exclude else {}),
               "painted_out_elsewhere": painted_out_elsewhere, "paired_twins": paired,
+              **({} if alike_twins else {"alike_twins": False}),
               "presence_from_call": presence,
               "training_images": {s: decoded["train"].sources.count(s) for s in sorted(set(decoded["train"].sources))},
               "started_from": str(start_from) if start_from else None, "type_from": type_from,
@@ -824,7 +834,9 @@ def _twins_sentence(recipe: dict) -> str:
     """What the card says of the counterfactual twins a run trained with (none: nothing)."""
     if recipe.get("paired_twins"):
         return (f"; counterfactual twins (after Kaushik et al., 2020) of {recipe['paired_twins']:.0%} of the masked "
-                "training tumours: the tumour painted out (no tumour, empty mask) and the same shape painted out "
+                "training tumours" + ("" if recipe.get("alike_twins", True) else
+                                      " (none for those about as bright as the brain around them)")
+                + ": the tumour painted out (no tumour, empty mask) and the same shape painted out "
                 "elsewhere (class and mask kept), each weighing what its original weighs")
     parts = [f"{recipe[key]:.0%} of the masked training tumours {what}" for key, what in
              (("painted_out", "painted out as no tumour"),
@@ -957,6 +969,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="draw each masked tumour darker than or about as bright as the brain around it this "
                              "many times as often as the rest of its (data set, class) cell (default 1; needs "
                              "--steps-per-epoch)")
+    parser.add_argument("--no-alike-twins", dest="alike_twins", action="store_false",
+                        help="give no counterfactual twins to the tumours about as bright as the brain around them "
+                             "(painting them out leaves nearly the same image)")
     parser.add_argument("--exclude", action="append", default=[], choices=EXCLUDABLE, metavar="DATA_SET",
                         help="leave this data set out of training and validation (leave-one-source-out: "
                              f"{' or '.join(EXCLUDABLE)}; repeatable)")
@@ -987,7 +1002,7 @@ def _run(args: argparse.Namespace) -> None:
                       type_from=args.type_from, steps_per_epoch=args.steps_per_epoch, pasted=args.pasted,
                       pasted_slices=args.pasted_slices, state=args.state, carve=args.carve,
                       normal_weight=args.normal_weight, exclude=tuple(args.exclude),
-                      not_bright_weight=args.not_bright_weight)
+                      not_bright_weight=args.not_bright_weight, alike_twins=args.alike_twins)
 
 
 if __name__ == "__main__":

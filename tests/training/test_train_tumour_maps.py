@@ -164,6 +164,21 @@ def test_paired_twins_cover_the_same_tumours_and_weigh_what_their_originals_weig
     assert len(paired_twins(lone, 1.0, seed=0).labels) == 8
 
 
+def test_a_tumour_as_bright_as_the_brain_gets_no_twins_when_asked():
+    from brain_cnn.data.tumour_contrast import bands
+    from brain_cnn.training.tumour_maps import paired_twins
+
+    original = pairs(8, lesion=10)
+    inside = original.masks[6, ..., 0] > 127
+    ring = (np.abs(np.argwhere(np.ones_like(inside)) - np.argwhere(inside).mean(axis=0)).max(axis=1) < 12)
+    ring = ring.reshape(inside.shape) & ~inside
+    original.images[6, ..., 0][inside] = int(original.images[6, ..., 0][ring].mean())  # tumour 6: like the brain
+    assert bands(original.images[[2, 6]], original.masks[[2, 6]]).tolist() == ["bright", "alike"]
+    every, some = paired_twins(original, 1.0, seed=0), paired_twins(original, 1.0, seed=0, alike=False)
+    assert some.files[8:] == ["f2#painted-out", "f2#painted-elsewhere"] and some.twin_of.tolist() == [-1] * 8 + [2, 2]
+    assert np.array_equal(some.images[8:], every.images[[8, 10]])  # the bright tumour's twins are the same
+
+
 def test_the_rule_ships_an_epoch_no_worse_intact_and_better_painted_out():
     from brain_cnn.training.tumour_maps import shipping_epoch
 
@@ -201,7 +216,9 @@ def test_the_card_says_which_twins_a_run_trained_with():
     assert _twins_sentence({}) == "" and _twins_sentence({"painted_out": 0.0}) == ""
     assert "50% of the masked training tumours painted out as no tumour" in _twins_sentence({"painted_out": 0.5})
     paired = _twins_sentence({"paired_twins": 1.0, "painted_out": 0.0})
-    assert "elsewhere" in paired and "each weighing what its original weighs" in paired
+    assert "elsewhere" in paired and "each weighing what its original weighs" in paired and "none for" not in paired
+    assert "(none for those about as bright as the brain around them)" in _twins_sentence({"paired_twins": 1.0,
+                                                                                           "alike_twins": False})
 
 
 def test_a_run_kept_in_one_state_file_resumes_in_a_fresh_folder_where_it_stopped(tmp_path, monkeypatch):
