@@ -6,7 +6,7 @@ The images are a map run's decoded validation split (``decoded-validation.npz``,
 ``python -m brain_cnn.training.tumour_maps``: the 4-class validation images carved by copies and the LGG
 validation patients, with their masks at the input's size), so only folders that did not train on them may be
 given. Each tumour slice with a mask is put in a contrast band (:mod:`brain_cnn.data.tumour_contrast`): the mean
-grey level (0-255, the model input) inside the mask minus the mean in a ring 2-6 input pixels around it, within
+grey level (0-255, the model input) inside the mask minus the mean in a ring 3-6 input pixels around it, within
 the head; dark below -10, alike from -10 to 10, bright above. Per band and source (the
 LGG set by sequence): the share of tumours called "no tumour" at the folder's own decision rule and
 temperature, and of those whose map (above 0.5) touches no masked pixel.

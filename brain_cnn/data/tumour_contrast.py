@@ -15,7 +15,8 @@ BANDS = (("dark", -256.0, -10.0), ("alike", -10.0, 10.0), ("bright", 10.0, 256.0
 
 
 def contrast(image: np.ndarray, mask: np.ndarray) -> float:
-    """Mean grey level inside ``mask`` minus the mean of the head's pixels in a ring 2-6 pixels outside it.
+    """Mean grey level inside ``mask`` minus the mean of the head's pixels in a ring 3-6 pixels outside it
+    (NaN where nothing lies around the mask).
 
     ``image`` and ``mask`` are 2-D and of one size; ``mask`` is boolean and not empty.
     """
@@ -25,21 +26,25 @@ def contrast(image: np.ndarray, mask: np.ndarray) -> float:
     if not ring.any():
         ring = far & ~near
     if not ring.any():  # a mask that fills the image: nothing around it to compare with
-        return 0.0
+        return float("nan")
     return float(image[mask].mean() - image[ring].mean())
 
 
 def band_of(level: float) -> str:
-    """The name of the band a contrast falls in (the bands are contiguous, lowest first)."""
+    """The name of the band a contrast falls in (the bands are contiguous, lowest first); ``""`` for NaN."""
+    if np.isnan(level):
+        return ""
     return next((name for name, _, high in BANDS if level < high), BANDS[-1][0])
 
 
 def bands(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """The band of each (image, mask) pair, ``""`` where the mask is empty.
+    """The band of each (image, mask) pair, ``""`` where the mask is empty or fills the image.
 
-    ``images``: (N, H, W[, 1]) grey levels; ``masks``: the same shape, any value above 127 inside the tumour.
+    ``images``: (N, H, W[, 1]) grey levels; ``masks``: the same shape, boolean or any value above 127 inside
+    the tumour.
     """
     images = images.reshape(images.shape[:3])
-    masks = masks.reshape(masks.shape[:3]) > 127
+    masks = masks.reshape(masks.shape[:3])
+    masks = masks if masks.dtype == bool else masks > 127
     return np.array([band_of(contrast(image, mask)) if mask.any() else "" for image, mask in zip(images, masks)],
                     dtype=object).astype(str)

@@ -285,6 +285,7 @@ def _weights(pairs: DecodedPairs) -> np.ndarray:
     return weights
 
 
+HOME = "brain-tumor-mri"  # the 4-class set, the default's own look
 PASTED = "pasted"  # the file tag of a pasted slice (:func:`pasted_tumours`)
 
 
@@ -292,6 +293,7 @@ def not_bright_tumours(pairs: DecodedPairs) -> np.ndarray:
     """Indices of the real (not edited) masked tumours darker than or about as bright as the brain around them
     (:mod:`brain_cnn.data.tumour_contrast`): the tumours every map network so far misses most."""
     real = _masked_tumours(pairs)
+    real = real[["#" not in pairs.files[i] for i in real]] if len(real) else real  # no edited copy of any kind
     if pairs.twin_of is not None:
         real = real[pairs.twin_of[real] < 0]
     return real[bands(pairs.images[real], pairs.masks[real]) != "bright"] if len(real) else real
@@ -372,15 +374,17 @@ def paired_twins(pairs: DecodedPairs, fraction: float, seed: int = 0, alike: boo
     masked = _masked_tumours(pairs)
     rng = np.random.default_rng(seed + 2)
     chosen = np.sort(rng.choice(masked, size=int(round(fraction * len(masked))), replace=False))
-    if not alike and len(chosen):  # after the draw, so the twins of the others are those of a run with them
-        chosen = chosen[bands(pairs.images[chosen], pairs.masks[chosen]) != "alike"]
+    skipped = set() if alike or not len(chosen) else set(
+        chosen[bands(pairs.images[chosen], pairs.masks[chosen]) == "alike"].tolist())
     kept, gone, elsewhere = [], [], []
     for start in range(0, len(chosen), 256):  # the brain masks a batch at a time
         batch = chosen[start:start + 256]
         for i, brain in zip(batch, brain_regions(pairs.images[batch, ..., 0])):
             tumour = pairs.masks[i, ..., 0] > 127
+            # Every chosen tumour draws its place elsewhere, the skipped ones too, so the others' twins are
+            # those they would have in a run with every twin.
             moved = moved_region(tumour, brain, rng, margin=clear_margin(NAVIER_STOKES)) if brain is not None else None
-            if moved is not None:
+            if moved is not None and int(i) not in skipped:
                 kept.append(int(i))
                 gone.append(paint_out(pairs.images[i], tumour, NAVIER_STOKES))
                 elsewhere.append(paint_out(pairs.images[i], moved, NAVIER_STOKES))
@@ -518,7 +522,8 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
       painted out there;
     * ``val_missed_dark``, ``val_missed_alike``, ``val_missed_bright``: the share of the masked validation
       tumours in each contrast band (:mod:`brain_cnn.data.tumour_contrast`) whose tumour probability is below
-      0.5, on the intact slices.
+      0.5, on the intact slices (uncalibrated, one look); ``val_missed_dark_4class`` and so on: the same on the
+      4-class set's alone, the home tumours the combined models miss.
 
     NaN where validation has no such slice. Validation's fill is the training's, so these reward knowing it
     too; the removal test's other fill stays the held-out check.
@@ -537,6 +542,8 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
     normal, nan = CLASSES.index("notumor"), float("nan")
     masked = _masked_tumours(validation)
     band = bands(validation.images[masked], validation.masks[masked]) if len(masked) else np.array([], str)
+    home = np.array([validation.sources[i] == HOME for i in masked], bool)
+    asked = np.union1d(masked, originals).astype(int)  # every slice whose call is scored, predicted once
 
     class RemovalValidation(keras.callbacks.Callback):
         def figures(self, model, logs: dict) -> dict:
@@ -546,17 +553,20 @@ def removal_validation(validation: DecodedPairs, seed: int = 42):
                 logs["val_painted_out_below_half"] = float((1 - gone[:, normal] < 0.5).mean())
             else:
                 logs["val_painted_out_loss"] = logs["val_painted_out_below_half"] = nan
+            calls = (model.predict(validation.images[asked], batch_size=64, verbose=0)[PROBABILITIES]
+                     if len(asked) else np.zeros((0, len(CLASSES))))
             if len(originals):
-                before = model.predict(validation.images[originals], batch_size=64, verbose=0)[PROBABILITIES]
+                before = calls[np.searchsorted(asked, originals)]
                 after = model.predict(elsewhere.images[count:], batch_size=64, verbose=0)[PROBABILITIES]
                 logs["val_elsewhere_changed"] = float((decide(before, CLASSES, TUMOUR_FIRST)
                                                        != decide(after, CLASSES, TUMOUR_FIRST)).mean())
             else:
                 logs["val_elsewhere_changed"] = nan
-            tumour = (1 - model.predict(validation.images[masked], batch_size=64, verbose=0)[PROBABILITIES][:, normal]
-                      if len(masked) else np.zeros(0))
+            tumour = 1 - calls[np.searchsorted(asked, masked), normal] if len(masked) else np.zeros(0)
             for name, _, _ in BANDS:
-                logs[f"val_missed_{name}"] = float((tumour[band == name] < 0.5).mean()) if (band == name).any() else nan
+                for suffix, where in (("", np.ones(len(masked), bool)), ("_4class", home)):
+                    here = where & (band == name)
+                    logs[f"val_missed_{name}{suffix}"] = float((tumour[here] < 0.5).mean()) if here.any() else nan
             return logs
 
         def score(self, model) -> dict:
@@ -710,7 +720,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     if steps_per_epoch:
         steps = min(steps_per_epoch, max_steps) if max_steps else steps_per_epoch
         if not_bright_weight != 1.0:
-            print(f"train: {len(not_bright_tumours(decoded['train']))} masked tumours not brighter than the brain "
+            print(f"train: {len(not_bright_tumours(decoded['train']))} real masked tumours not brighter than the brain "
                   f"around them, drawn {not_bright_weight:g} times as often as the rest of their cell", flush=True)
         draws = epoch_draws(draw_weights(decoded["train"], pasted, normal_weight, not_bright_weight), steps,
                             batch_size, seed, first, epochs)
@@ -970,15 +980,17 @@ def main(argv: list[str] | None = None) -> int:
                              "many times as often as the rest of its (data set, class) cell (default 1; needs "
                              "--steps-per-epoch)")
     parser.add_argument("--no-alike-twins", dest="alike_twins", action="store_false",
-                        help="give no counterfactual twins to the tumours about as bright as the brain around them "
-                             "(painting them out leaves nearly the same image)")
+                        help="give no paired twins (--paired-twins) to the tumours about as bright as the brain "
+                             "around them (painting them out leaves nearly the same image)")
     parser.add_argument("--exclude", action="append", default=[], choices=EXCLUDABLE, metavar="DATA_SET",
                         help="leave this data set out of training and validation (leave-one-source-out: "
                              f"{' or '.join(EXCLUDABLE)}; repeatable)")
     args = parser.parse_args(argv)
     for name in ("normal_weight", "not_bright_weight"):
-        if getattr(args, name) <= 0:
+        if not 0 < getattr(args, name) < float("inf"):  # NaN fails both
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if not args.alike_twins and not args.paired_twins:
+        parser.error("--no-alike-twins changes the paired twins: give --paired-twins")
     if (args.state or args.pasted or args.normal_weight != 1.0 or args.not_bright_weight != 1.0) \
             and not args.steps_per_epoch:
         parser.error("--state, --pasted, --normal-weight and --not-bright-weight draw each epoch's batches: give "

@@ -35,3 +35,6 @@ def test_bands_of_a_batch_leave_empty_masks_unnamed():
     images = np.stack([bright, dark, bright])[..., None]
     masks = (np.stack([m1, m2, np.zeros_like(m1)]) * 255).astype(np.uint8)[..., None]
     assert bands(images, masks).tolist() == ["bright", "dark", ""]
+    assert bands(images, masks > 0).tolist() == ["bright", "dark", ""]  # boolean masks as well
+    whole = np.ones((1, 16, 16), bool)  # nothing around the mask to compare with: no band
+    assert bands(np.full((1, 16, 16), 90, np.uint8), whole).tolist() == [""] and band_of(float("nan")) == ""

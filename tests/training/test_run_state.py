@@ -104,6 +104,7 @@ def test_the_recipes_command_line_says_what_is_wrong_in_one_line(tmp_path, capsy
 
     for argv, said in ((["--normal-weight", "0"], "must be positive"), (["--not-bright-weight", "-1"], "must be positive"),
                        (["--not-bright-weight", "3"], "give --steps-per-epoch"),
+                       (["--not-bright-weight", "nan"], "must be positive"), (["--no-alike-twins"], "--paired-twins"),
                        (["--normal-weight", "2"], "give --steps-per-epoch")):
         with pytest.raises(SystemExit):
             main(["--out", str(tmp_path / "run"), *argv])
@@ -148,6 +149,8 @@ def test_tumours_not_brighter_than_the_brain_are_drawn_more_within_their_cell_an
     from brain_cnn.training.tumour_maps import not_bright_tumours
 
     assert not_bright_tumours(pairs).tolist() == [1]
+    unpaired = DecodedPairs(pairs.images, pairs.masks, pairs.labels, pairs.known, pairs.sources, pairs.files, [])
+    assert not_bright_tumours(unpaired).tolist() == [1]  # an edited copy (recipes 3 and 5) is not a real tumour
     plain, weighted = draw_weights(pairs), draw_weights(pairs, not_bright_weight=3.0)
     assert np.isclose(weighted.sum(), 1)
     for cell in ([0, 1, 5], [2, 3], [4]):  # glioma (with the twin), meningioma, no tumour: each keeps its share

@@ -89,6 +89,7 @@ def test_it_trains_saves_and_reloads(tmp_path, monkeypatch):
         # The phantoms' one masked validation tumour is bright: the other bands have none to score.
         assert 0 <= float(row["val_missed_bright"]) <= 1 and np.isnan([float(row["val_missed_dark"]),
                                                                       float(row["val_missed_alike"])]).all()
+        assert np.isnan(float(row["val_missed_bright_4class"]))  # the phantoms' source is not the 4-class set
         assert (out / "epochs" / f"epoch-{int(row['epoch']) + 1:02d}.keras").is_file()  # the rule's epoch numbers
     assert json.loads((out / "shipping.json").read_text()) == {"bar": None, "epoch": None}  # nothing to beat
 
@@ -112,7 +113,8 @@ def test_a_run_goes_on_from_an_earlier_one(tmp_path, monkeypatch):
     assert "pool" not in {layer.name for layer in model.layers}  # the type head sees the tumour region alone
     bar = json.loads((second / "bar.json").read_text())  # the network it went on from: the figures to beat
     assert set(bar) == {"val_loss", "val_painted_out_loss", "val_painted_out_below_half", "val_elsewhere_changed",
-                        "val_missed_dark", "val_missed_alike", "val_missed_bright"}
+                        "val_missed_dark", "val_missed_alike", "val_missed_bright", "val_missed_dark_4class",
+                        "val_missed_alike_4class", "val_missed_bright_4class"}
     shipping = json.loads((second / "shipping.json").read_text())
     assert shipping["bar"] == bar and shipping["epoch"] in (None, 1)
     training = json.loads((second / "card.json").read_text())["training"]
@@ -169,15 +171,15 @@ def test_a_tumour_as_bright_as_the_brain_gets_no_twins_when_asked():
     from brain_cnn.training.tumour_maps import paired_twins
 
     original = pairs(8, lesion=10)
-    inside = original.masks[6, ..., 0] > 127
+    inside = original.masks[2, ..., 0] > 127
     ring = (np.abs(np.argwhere(np.ones_like(inside)) - np.argwhere(inside).mean(axis=0)).max(axis=1) < 12)
     ring = ring.reshape(inside.shape) & ~inside
-    original.images[6, ..., 0][inside] = int(original.images[6, ..., 0][ring].mean())  # tumour 6: like the brain
-    assert bands(original.images[[2, 6]], original.masks[[2, 6]]).tolist() == ["bright", "alike"]
+    original.images[2, ..., 0][inside] = int(original.images[2, ..., 0][ring].mean())  # tumour 2: like the brain
+    assert bands(original.images[[2, 6]], original.masks[[2, 6]]).tolist() == ["alike", "bright"]
     every, some = paired_twins(original, 1.0, seed=0), paired_twins(original, 1.0, seed=0, alike=False)
-    assert some.files[8:] == ["f2#painted-out", "f2#painted-elsewhere"] and some.twin_of.tolist() == [-1] * 8 + [2, 2]
-    assert np.array_equal(some.images[8:], every.images[[8, 10]])  # the bright tumour's twins are the same
-
+    assert some.files[8:] == ["f6#painted-out", "f6#painted-elsewhere"] and some.twin_of.tolist() == [-1] * 8 + [6, 6]
+    # The alike tumour, drawn first, still draws its place elsewhere: the bright one's twins are the same.
+    assert np.array_equal(some.images[8:], every.images[[9, 11]])
 
 def test_the_rule_ships_an_epoch_no_worse_intact_and_better_painted_out():
     from brain_cnn.training.tumour_maps import shipping_epoch
