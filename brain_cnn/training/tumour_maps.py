@@ -32,8 +32,8 @@ from brain_cnn.data.leakage import grouped_split
 from brain_cnn.data.masks import EMPTY, MASK, mask_folder, mask_status, prepare_pair, read_mask
 from brain_cnn.data.painting import NAVIER_STOKES, brain_regions, clear_margin, moved_region, paint_out
 from brain_cnn.data.pasting import INVERTED_SHARE, paste_tumour
-from brain_cnn.data.tumour_contrast import BANDS, bands
 from brain_cnn.data.pipeline import SOFT_TUMOUR, augmenter, intensity_remap, scanner_augment, targets
+from brain_cnn.data.tumour_contrast import BANDS, bands
 from brain_cnn.errors import BrainCnnError, DatasetError, UnreadableImageError
 from brain_cnn.files import read_json
 from brain_cnn.model.tumour_maps import (CLASSES, PROBABILITIES, TUMOUR_MAP, TYPE_FROM, build_segmenter,
@@ -293,9 +293,8 @@ def not_bright_tumours(pairs: DecodedPairs) -> np.ndarray:
     """Indices of the real (not edited) masked tumours darker than or about as bright as the brain around them
     (:mod:`brain_cnn.data.tumour_contrast`): the tumours every map network so far misses most."""
     real = _masked_tumours(pairs)
-    real = real[["#" not in pairs.files[i] for i in real]] if len(real) else real  # no edited copy of any kind
-    if pairs.twin_of is not None:
-        real = real[pairs.twin_of[real] < 0]
+    # Every edited copy (twin, pasted, recipes 3 and 5's counterfactuals) is tagged "#kind" in its file name.
+    real = real[["#" not in pairs.files[i] for i in real]] if len(real) else real
     return real[bands(pairs.images[real], pairs.masks[real]) != "bright"] if len(real) else real
 
 
