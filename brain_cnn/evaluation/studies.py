@@ -26,7 +26,7 @@ import numpy as np
 from brain_cnn.files import read_json, write_json
 from brain_cnn.model.card import STUDIES_FILE
 
-__all__ = ["lgg_studies", "measure_lgg_studies"]
+__all__ = ["lgg_studies", "measure_lgg_studies", "sources_file"]
 
 FILE = STUDIES_FILE
 _SLICE = re.compile(r"^(?P<case>.+)_(?P<slice>\d+)\.\w+$")
@@ -46,6 +46,21 @@ def lgg_studies(data: Path, test_paths: list[str]) -> dict[tuple[str, str], list
         studies[(found["case"], sequence)].append((int(found["slice"]), data / "brain-tumor-lgg" / relative,
                                                    mask if folder.startswith("glioma") else None))
     return {key: sorted(value) for key, value in sorted(studies.items())}
+
+
+def sources_file(model: Path) -> Path:
+    """The ``sources.json`` that says which LGG patients ``model`` never saw: its own, or for a combined
+    folder (which has none) its tumour-map member's: the classifiers trained on no LGG slice."""
+    from brain_cnn.model.ensemble import MAP_ROLE
+
+    if (model / "sources.json").is_file():
+        return model / "sources.json"
+    members = read_json(model / "card.json", default={}).get("members") or []
+    maps = [entry for entry in members if isinstance(entry, dict) and entry.get("role") == MAP_ROLE]
+    if len(maps) == 1 and (model / str(maps[0].get("folder", "")) / "sources.json").is_file():
+        return model / str(maps[0]["folder"]) / "sources.json"
+    raise FileNotFoundError(f"{model}: no sources.json, in the folder or in a tumour-map member, so the LGG "
+                            "test patients are not known")
 
 
 def _summary(errors: list[float]) -> dict[str, Any]:
@@ -96,7 +111,7 @@ def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") 
     from brain_cnn.scan.read import Scan
 
     model, data = Path(model), Path(data)
-    held = read_json(model / "sources.json")["brain-tumor-lgg"]["test"]
+    held = read_json(sources_file(model))["brain-tumor-lgg"]["test"]
     predictor = Predictor(model)
     rows, agreement = [], []
 
@@ -155,7 +170,7 @@ def measure_lgg_studies(model: str | Path, data: str | Path = "../shared/data") 
             summary[name] = {level: {"studies": len(group), "agree": sum(a["expert"] == a["found"] for a in group),
                                      "expert": sorted({a["expert"] for a in group})}
                              for level in SHRINKS if (group := [a for a in mine if a.get(key) == level])}
-    return {"data": "brain-tumor-lgg test patients (the model's sources.json), one study per patient and sequence",
+    return {"data": "brain-tumor-lgg test patients (the sources.json of the model or its tumour-map member), one study per patient and sequence",
             "units": "pixels of the 192-px slice, 1 slice apart (the set gives no spacing)",
             "shrinks": "a later study made by painting out the tumour's rim (a share of its longest diameter deep) "
                        "or all of it; the category of the product's change by the network against the masks'",
@@ -169,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model")
     parser.add_argument("--data", default="../shared/data")
     args = parser.parse_args(argv)
-    report = measure_lgg_studies(args.model, args.data)
+    try:
+        report = measure_lgg_studies(args.model, args.data)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     write_json(Path(args.model) / FILE, report)
     print("| sequence | studies (with tumour) | volume error, median / worst | longest diameter error, median / "
           "worst | perpendicular, median / worst | tumour missed |")

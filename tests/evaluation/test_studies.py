@@ -33,3 +33,23 @@ def test_a_shrunk_study_paints_out_the_rim_and_knows_what_is_left():
     assert after.product < 0.5 * before.product
     gone, nothing = shrunk(images, truth, 40.0, None)
     assert not nothing.any() and gone[1][disc].mean() < 150
+
+
+def test_a_combined_folder_reads_the_held_out_patients_of_its_tumour_map_member(tmp_path):
+    import json
+
+    import pytest
+
+    from brain_cnn.evaluation.studies import main, sources_file
+
+    maps, combined = tmp_path / "maps", tmp_path / "combined"
+    maps.mkdir(), combined.mkdir()
+    (maps / "sources.json").write_text(json.dumps({"brain-tumor-lgg": {"test": []}}))
+    members = [{"folder": "../classifier"}, {"folder": "../maps", "role": "tumour map"}]
+    (combined / "card.json").write_text(json.dumps({"members": members}))
+    assert sources_file(maps) == maps / "sources.json"
+    assert sources_file(combined).resolve() == (maps / "sources.json").resolve()
+    (combined / "card.json").write_text(json.dumps({"members": members[:1]}))
+    with pytest.raises(FileNotFoundError, match="LGG test patients are not known"):
+        sources_file(combined)
+    assert main([str(combined), "--data", str(tmp_path)]) == 2

@@ -367,3 +367,17 @@ def test_the_rules_cross_validation_keeps_copies_and_patients_in_one_group(tmp_p
     write(tmp_path / "set-b" / "y" / "Q_1.png", phantom(96, seed=30))
     with pytest.raises(DatasetError, match="none of its 1 fitting images"):  # patients listed, none matched
         _fit_groups(["set-b/y/Q_1.png"], str(tmp_path), np.array(["set-b"]))
+
+
+def test_a_combined_folder_measures_a_study_as_one_tumour(combined):
+    from brain_cnn.inference.assessment import assess_stack
+    from brain_cnn.inference.predictor import Predictor
+    from brain_cnn.inference.study import measure_case
+    from brain_cnn.scan.read import Scan
+
+    slices = np.stack([phantom(96, lesion=True, seed=s) for s in range(4)])
+    scan = Scan("study", "image", slices, [str(i) for i in range(4)], pixel_spacing=(0.5, 0.5), slice_spacing=2.0)
+    case = assess_stack(Predictor(combined), scan)
+    assert case.has_map
+    measure = measure_case(case)
+    assert measure.units == "mm" and measure.slices == 4 and measure.volume_ml is not None and measure.volume_ml >= 0
