@@ -29,7 +29,7 @@ import numpy as np
 from brain_cnn.errors import BrainCnnError
 
 __all__ = ["RunState", "data_digest", "load_state", "save_state", "restore", "check_settings", "state_keeper",
-           "write_history", "to_bfloat16", "from_bfloat16"]
+           "history_logger", "write_history", "to_bfloat16", "from_bfloat16"]
 
 FORMAT = 1
 
@@ -196,6 +196,29 @@ def state_keeper(path: str | Path, out: Path, settings: dict, digest: str, bar: 
                        self.candidate_epoch, self.lowest, self.lowest_epoch)
 
     return KeepState()
+
+
+def history_logger(path: Path):
+    """A callback that writes ``path`` (``history.csv``) whole at each epoch's end, with the rows already there.
+
+    Keras's ``CSVLogger(append=True)`` keeps the file's first header: a run resumed on code that logs more
+    columns would write its rows under the old names, shifted. Here every row is kept by its epoch (an epoch
+    run again after a crash replaces its row) and the header is the union of every row's columns."""
+    import csv
+
+    import keras
+
+    class History(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rows = {}
+            if path.is_file():
+                with path.open(newline="") as handle:
+                    rows = {int(row["epoch"]): {k: v for k, v in row.items() if v not in ("", None)}
+                            for row in csv.DictReader(handle)}
+            rows[epoch] = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+            write_history(path, [rows[e] for e in sorted(rows)])
+
+    return History()
 
 
 def write_history(path: Path, history: list[dict]) -> None:

@@ -760,7 +760,7 @@ def train_tumour_maps(data: str | Path, out: str | Path, epochs: int = 30, image
     else:
         callbacks += [
             keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
-            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            run_state.history_logger(out / "history.csv"),
             # Last: an epoch is backed up (and so not run again on resuming) only once it is logged and saved.
             keras.callbacks.BackupAndRestore(str(out / "backup")),
         ]

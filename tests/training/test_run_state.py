@@ -157,3 +157,20 @@ def test_tumours_not_brighter_than_the_brain_are_drawn_more_within_their_cell_an
         assert np.isclose(weighted[cell].sum(), plain[cell].sum())
     assert np.isclose(weighted[1], 3 * weighted[0]) and np.isclose(weighted[5], weighted[1])
     assert np.allclose(weighted[2:5], plain[2:5])
+
+
+def test_the_history_file_keeps_each_epoch_once_under_every_column_logged(tmp_path):
+    import csv
+
+    from brain_cnn.training.run_state import history_logger
+
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n0,2.0,2.5\n1,1.8,2.2\n")  # written by older code, fewer columns
+    logger = history_logger(path)
+    logger.on_epoch_end(1, {"loss": 1.7, "val_loss": 2.1, "val_missed_dark": 0.25})  # epoch 1 run again
+    logger.on_epoch_end(2, {"loss": 1.6, "val_loss": 2.0, "val_missed_dark": 0.2})
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["val_loss"] == "2.5" and rows[0]["val_missed_dark"] == ""
+    assert float(rows[1]["loss"]) == 1.7 and float(rows[2]["val_missed_dark"]) == 0.2
