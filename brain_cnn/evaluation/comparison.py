@@ -42,7 +42,7 @@ from brain_cnn.data.leakage import files_with_copies, hash_images
 from brain_cnn.data.masks import MASK, mask_folder
 from brain_cnn.data.pipeline import SOFT_TUMOUR, decode_samples
 from brain_cnn.errors import BrainCnnError
-from brain_cnn.evaluation.screening import sensitivity_at_specificity
+from brain_cnn.evaluation.screening import group_screening, sensitivity_at_specificity
 from brain_cnn.files import read_json, write_json
 from brain_cnn.inference.calibration import apply_temperature
 from brain_cnn.inference.decision import decide
@@ -98,17 +98,10 @@ def _seen_paths(folder: Path) -> set[str]:
 
 
 def _figures(kinds: np.ndarray, called: np.ndarray, score: np.ndarray, refused: np.ndarray | None) -> dict[str, Any]:
-    from sklearn.metrics import roc_auc_score
-
-    tumour, normal = kinds == TUMOUR, kinds == NO_TUMOUR
-    both = tumour | normal
-    out = {"tumours": int(tumour.sum()), "normals": int(normal.sum()),
-           "sensitivity": round(float(called[tumour].mean()), 4) if tumour.any() else None,
-           "specificity": round(float((~called[normal]).mean()), 4) if normal.any() else None,
-           "roc_auc": round(float(roc_auc_score(tumour[both], score[both])), 4) if tumour.any() and normal.any()
-           else None}
-    at = sensitivity_at_specificity(tumour[both], score[both])
-    out["sensitivity_at_90_specificity"] = None if at is None else round(at, 4)
+    """The screening figures a comparison reports (:func:`~brain_cnn.evaluation.screening.group_screening`'s)."""
+    found = group_screening(kinds, called, score)
+    out = {"tumours": found["tumour"], "normals": found["no_tumour"],
+           **{key: found[key] for key in ("sensitivity", "specificity", "roc_auc", "sensitivity_at_90_specificity")}}
     if refused is not None:
         out["refused_by_gate"] = round(float(refused.mean()), 4)
     return out
